@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a machine with Python 3.11+ and make:
+#   make demo   creates .venv/, installs everything, runs the demo pipeline
+#   make test   creates or updates .venv/, runs lint and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PKGS := core plugins/sevdesk plugins/billy plugins/bilendo plugins/billbee_source plugins/cobot_source
+PYPROJECTS := requirements-dev.txt $(foreach p,$(PKGS),$(p)/pyproject.toml)
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): $(PYPROJECTS) Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check \
+		$(foreach p,$(PKGS),-e ./$(p)) -e "./core[postgres]" -r requirements-dev.txt
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ledgerlink demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check core plugins tests bench
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,109 @@
+"""ledgerlink: connect the systems where sales happen to the systems where money is booked.
+
+The public API for plugin authors and host applications. Everything a plugin may
+import is exported here (and in ``ledgerlink.testing`` for tests); other modules
+are the implementation.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .connectors import (  # noqa: E402
+    BrokenDocument,
+    ConnectorContext,
+    MappedStatus,
+    Matcher,
+    MatchResult,
+    Plan,
+    PlannedLine,
+    Settings,
+    Source,
+    Status,
+    StatusMapper,
+    Target,
+)
+from .errors import (  # noqa: E402
+    ConfigError,
+    ConnectionError_,
+    DocumentError,
+    LedgerlinkError,
+    NotSupported,
+    OutcomeUnknown,
+    QuarantineError,
+    TransientError,
+    VendorRejected,
+)
+from .http import HttpClient, RateLimit, key_id, redact  # noqa: E402
+from .plugins import hookimpl  # noqa: E402
+from .records import (  # noqa: E402
+    Address,
+    Contact,
+    Customer,
+    Document,
+    DocumentKind,
+    Line,
+    LineKind,
+    Payment,
+    TargetRef,
+    TaxRegion,
+    TaxTreatment,
+    money,
+    parse_decimal,
+)
+
+
+def __getattr__(name: str) -> object:
+    # The sandbox kit pulls in starlette; load it only when asked (fast start-up).
+    if name in ("Faults", "OpenAPIValidator", "Sandbox", "SandboxServer"):
+        from . import sandbox
+
+        return getattr(sandbox, name)
+    raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
+
+__all__ = [
+    "Address",
+    "BrokenDocument",
+    "ConfigError",
+    "ConnectionError_",
+    "ConnectorContext",
+    "Contact",
+    "Customer",
+    "Document",
+    "DocumentError",
+    "DocumentKind",
+    "Faults",
+    "HttpClient",
+    "LedgerlinkError",
+    "Line",
+    "LineKind",
+    "MappedStatus",
+    "MatchResult",
+    "Matcher",
+    "NotSupported",
+    "OpenAPIValidator",
+    "OutcomeUnknown",
+    "Payment",
+    "Plan",
+    "PlannedLine",
+    "QuarantineError",
+    "RateLimit",
+    "Sandbox",
+    "SandboxServer",
+    "Settings",
+    "Source",
+    "Status",
+    "StatusMapper",
+    "Target",
+    "TargetRef",
+    "TaxRegion",
+    "TaxTreatment",
+    "TransientError",
+    "VendorRejected",
+    "__version__",
+    "hookimpl",
+    "key_id",
+    "money",
+    "parse_decimal",
+    "redact",
+]

@@ -1,0 +1,374 @@
+"""What a connector is: the base classes plugins subclass.
+
+A **source** is where sales happen (Billbee, Cobot, a CRM); a **target** is where
+money is booked or collected (sevDesk, Billy, Bilendo). Plugins register their
+classes by name through ``ledgerlink_register_sources`` / ``_targets``; the
+engine builds one instance per configured connection, with the plugin's
+validated ``Settings`` and a :class:`ConnectorContext`.
+
+Connectors are synchronous and talk HTTP only through ``context.http(...)``,
+which gives them timeouts, retries, the per-key rate limiter, redaction of
+secrets and the answer-to-action table (see ``ledgerlink.http``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import NotSupported
+from .records import Contact, Customer, Document, Line, TargetRef
+
+if TYPE_CHECKING:
+    from .http import HttpClient
+
+
+class Settings(BaseModel):
+    """Base for a plugin's settings. Unknown keys are errors.
+
+    Declare secrets as ``pydantic.SecretStr``: the config loader then accepts only
+    ``"${ENV}"`` or ``{ file = "..." }`` for them and redacts them everywhere.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ConnectorContext:
+    """What the engine hands a connector."""
+
+    connection: str
+    """The connection's name in the config (``[connections.NAME]``)."""
+    http_factory: Callable[..., HttpClient]
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ledgerlink"))
+    transport: Any = None
+    """An httpx transport to use instead of the network (tests, in-process sandboxes)."""
+
+    def http(self, **kwargs: Any) -> HttpClient:
+        """A configured HTTP client; see :func:`ledgerlink.http.HttpClient` for arguments."""
+        kwargs.setdefault("transport", self.transport)
+        kwargs.setdefault("connection", self.connection)
+        return self.http_factory(**kwargs)
+
+
+class Source:
+    """A system where sales happen. Subclass it and set ``Settings``."""
+
+    Settings: ClassVar[type[Settings]] = Settings
+    description: ClassVar[str] = ""
+    supports_write_customer_number: ClassVar[bool] = False
+    supports_write_status: ClassVar[bool] = False
+    status_mapper: ClassVar[str | None] = None
+    """Name of the status mapper that speaks this source's wording, if any."""
+
+    def __init__(self, settings: Any, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def check(self) -> str:
+        """Make one cheap authenticated call; return a one-line description
+        (e.g. "shop 'Demo GmbH', 2 shops"). Raise ``ConnectionError_`` with a clear
+        line when the credentials or permissions are wrong."""
+        raise NotImplementedError
+
+    def documents(self, since: str | None) -> Iterator[Document]:
+        """Documents changed since the cursor ``since`` (None: from the start date).
+
+        Each yielded document may carry ``extra["cursor"]``: the cursor value that is
+        safe to store once this document and every one before it are settled.
+        Yielding the same document twice is allowed; the engine deduplicates by
+        ``source_ref``. A record the source cannot map raises nothing here: yield
+        :class:`BrokenDocument` so the engine records it as failed and goes on.
+        """
+        raise NotImplementedError
+
+    def document(self, source_ref: str) -> Document | None:
+        """One document by its reference (backfill by id, webhooks). Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot fetch a single document")
+
+    def documents_between(self, start: date, end: date) -> Iterator[Document]:
+        """Documents dated in [start, end] regardless of the cursor (backfill). Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot fetch documents by date")
+
+    def customers(self) -> Iterator[Customer]:
+        """Every customer, for the matching pass."""
+        raise NotSupported(f"{type(self).__name__} cannot list customers")
+
+    def write_customer_number(self, customer: Customer, number: str) -> None:
+        """Store the target's customer number on the source customer. Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot store customer numbers")
+
+    def write_status(self, source_ref: str, status: Status, wording: str) -> None:
+        """Show the target's status on the source document. Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot store statuses")
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass
+class BrokenDocument:
+    """A source record that could not be mapped; recorded as failed/quarantined."""
+
+    source_ref: str
+    reason: str
+    quarantine: bool = False
+    number: str | None = None
+    cursor: str | None = None
+
+
+@dataclass
+class PlannedLine:
+    """A document line with where it is booked."""
+
+    line: Line
+    account: str | None = None
+    tax_rule: str | None = None
+    treatment: str | None = None
+    cost_centre: str | None = None
+
+    @property
+    def net(self) -> Decimal:
+        return self.line.net
+
+    @property
+    def tax(self) -> Decimal:
+        return self.line.tax
+
+    @property
+    def gross(self) -> Decimal:
+        return self.line.gross
+
+
+@dataclass
+class Plan:
+    """Everything the target needs to write one document, decided by the engine."""
+
+    pipeline: str
+    contact: Contact | None
+    lines: list[PlannedLine]
+    document_date: date
+    due_date: date | None
+    tags: list[str] = field(default_factory=list)
+    cost_centre: str | None = None
+    mark_paid: bool = False
+    """Book the document's payments in the target (payment_reconciliation = "source")."""
+    mismatch: bool = False
+    """No contact could be matched or created; the mismatch tag is in ``tags``."""
+    contact_decision: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly picture of the plan (for --dry-run)."""
+        return {
+            "pipeline": self.pipeline,
+            "contact": None
+            if self.contact is None
+            else {
+                "id": self.contact.target_id,
+                "number": self.contact.customer_number,
+                "name": self.contact.display_name,
+            },
+            "contact_decision": self.contact_decision,
+            "document_date": self.document_date.isoformat(),
+            "due_date": self.due_date.isoformat() if self.due_date else None,
+            "tags": list(self.tags),
+            "cost_centre": self.cost_centre,
+            "mark_paid": self.mark_paid,
+            "lines": [
+                {
+                    "description": pl.line.description,
+                    "kind": str(pl.line.kind),
+                    "account": pl.account,
+                    "tax_rule": pl.tax_rule,
+                    "treatment": pl.treatment,
+                    "tax_rate": str(pl.line.tax_rate),
+                    "net": str(pl.net),
+                    "tax": str(pl.tax),
+                    "gross": str(pl.gross),
+                }
+                for pl in self.lines
+            ],
+        }
+
+
+class Target:
+    """A system where documents are booked or collected. Subclass it and set ``Settings``."""
+
+    Settings: ClassVar[type[Settings]] = Settings
+    description: ClassVar[str] = ""
+    status_mapper: ClassVar[str | None] = None
+    """Name of the status mapper for this target's raw statuses."""
+
+    def __init__(self, settings: Any, context: ConnectorContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def check(self) -> str:
+        """Verify the credentials; return a one-line description of the account."""
+        raise NotImplementedError
+
+    def prepare(self, pipeline_options: dict[str, Any]) -> None:
+        """Called once per run before the first push (load accounts, tax rules, tags)."""
+
+    def contacts(self) -> Iterator[Contact]:
+        """Every contact, with paging."""
+        raise NotImplementedError
+
+    def find_contact(self, key: str) -> Contact | None:
+        """The contact created with ``create_contact(..., key=key)``, if it exists.
+
+        Used to settle a contact creation whose outcome is unknown (crash, timeout)."""
+        raise NotImplementedError
+
+    def create_contact(self, customer: Customer, key: str) -> Contact:
+        """Create a contact. ``key`` (stable per source customer) must be stored where
+        ``find_contact(key)`` finds it again."""
+        raise NotImplementedError
+
+    def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
+        """The document pushed for ``source_ref``, if it is in the target (idempotency)."""
+        raise NotImplementedError
+
+    def validate(self, document: Document, plan: Plan) -> None:
+        """Refuse a plan the vendor would refuse, before anything is sent.
+
+        Raise ``QuarantineError`` naming what is wrong (account, tax rule, rate)."""
+
+    def push(self, document: Document, plan: Plan) -> TargetRef:
+        """Write the document. Must store ``document.source_ref`` where
+        ``find_document`` searches. Raises ``QuarantineError`` / ``VendorRejected``
+        for this document, ``OutcomeUnknown`` when the answer was lost."""
+        raise NotImplementedError
+
+    def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """Book the document's payments on an already pushed document. Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot book payments")
+
+    def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
+        """Raw statuses of pushed documents, for status sync. Optional."""
+        raise NotSupported(f"{type(self).__name__} cannot report statuses")
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class Status(StrEnum):
+    """Canonical document statuses after transfer."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    SENT = "sent"
+    DUE = "due"
+    OVERDUE = "overdue"
+    REMINDER = "reminder"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    COLLECTION = "collection"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class MappedStatus:
+    """A canonical status with its detail (reminder level) and the raw value."""
+
+    status: Status
+    raw: str
+    level: int | None = None
+
+    def label(self) -> str:
+        if self.status == Status.REMINDER and self.level:
+            return f"reminder {self.level}"
+        if self.status == Status.UNKNOWN:
+            return f"unknown ({self.raw})"
+        return str(self.status)
+
+
+class StatusMapper:
+    """Maps one system's raw status strings to canonical statuses and back."""
+
+    name: ClassVar[str] = ""
+
+    def to_canonical(self, raw: str) -> MappedStatus:
+        """Unknown raw values must come back as ``Status.UNKNOWN`` with ``raw`` kept."""
+        raise NotImplementedError
+
+    def from_canonical(self, status: MappedStatus) -> str:
+        """The system's own wording for a canonical status (e.g. "Reminder 1 sent")."""
+        raise NotImplementedError
+
+
+@dataclass
+class MatchResult:
+    """What a matcher found for one customer."""
+
+    matcher: str
+    candidates: list[Contact]
+
+    @property
+    def unique(self) -> Contact | None:
+        return self.candidates[0] if len(self.candidates) == 1 else None
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.candidates) > 1
+
+
+class Matcher:
+    """Finds target contacts for a source customer by one key.
+
+    Matchers index the contacts once (``index``) and then look up each customer in
+    constant time, so matching 20,000 against 20,000 is not quadratic.
+    """
+
+    name: ClassVar[str] = ""
+
+    def keys_for_contact(self, contact: Contact) -> Iterable[str]:
+        """The normalised keys under which a contact is found."""
+        raise NotImplementedError
+
+    def keys_for_customer(self, customer: Customer) -> Iterable[str]:
+        """The normalised keys to look a customer up by."""
+        raise NotImplementedError
+
+
+@dataclass
+class Registration:
+    """One registered factory, with the plugin that registered it."""
+
+    kind: str
+    name: str
+    factory: Any
+    distribution: str
+    version: str
+
+
+def now_utc() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "BrokenDocument",
+    "ConnectorContext",
+    "MappedStatus",
+    "MatchResult",
+    "Matcher",
+    "Plan",
+    "PlannedLine",
+    "Registration",
+    "Settings",
+    "Source",
+    "Status",
+    "StatusMapper",
+    "Target",
+]

@@ -1,0 +1,431 @@
+"""HTTP for plugins: one client with timeouts, retries, rate limits and redaction.
+
+Every answer maps to one action (the table below); plugins never write their own
+retry loops.
+
+    ==========================  =============================================
+    answer                      action
+    ==========================  =============================================
+    2xx                         return the response
+    401, 403                    ConnectionError_: stops the pipeline, with the
+                                plugin's ``auth_hint`` ("copy the token again")
+    408, 429, 503               retry after ``Retry-After`` or backoff; the
+                                server did not act, so writes are retried too
+    500, 502, 504               reads: retry with backoff; writes: OutcomeUnknown
+    timeout / dropped answer    reads: retry; writes once sent: OutcomeUnknown
+    connect error               retry (nothing was sent)
+    other 4xx                   VendorRejected with the vendor's message
+    retries used up             TransientError (the document fails; next run retries)
+    ==========================  =============================================
+
+A write whose outcome is unknown is never re-sent here: the engine asks the
+target (``find_document``) first.
+
+Rate limits are per API key, shared by every client and thread that uses the same
+key (a process-wide registry), and kept *below* the limit by spacing requests, so
+a well-configured pipeline never sees a 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+
+log = logging.getLogger("ledgerlink.http")
+
+USER_AGENT = f"ledgerlink/{__version__} (+https://github.com/ledgerlink/ledgerlink)"
+REDACTED = "***"
+
+
+# -- redaction ---------------------------------------------------------------
+class Redactor:
+    """Replaces every registered secret (and its base64 forms) with ``***``."""
+
+    _global: set[str] = set()
+    _lock = threading.Lock()
+
+    @classmethod
+    def register(cls, *secrets: str | None) -> None:
+        with cls._lock:
+            for secret in secrets:
+                if secret and len(secret) >= 4:
+                    cls._global.update(_forms(secret))
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        if not text:
+            return text
+        for form in sorted(cls._global, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, REDACTED)
+        return text
+
+
+def _forms(secret: str) -> set[str]:
+    raw = secret.encode()
+    forms = {secret, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    forms.update(f.rstrip("=") for f in list(forms) if len(f.rstrip("=")) >= 4)
+    return {f for f in forms if f}
+
+
+def register_basic_auth(username: str, password: str) -> None:
+    """Register the Basic-auth header value of a user/password pair as a secret."""
+    Redactor.register(password, f"{username}:{password}")
+
+
+def redact(text: str) -> str:
+    return Redactor.redact(text)
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that redacts every registered secret from records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+# -- rate limiting -----------------------------------------------------------
+class RateLimiter:
+    """Spaces requests so that at most ``rate`` start in any second.
+
+    Requests are spaced by ``1 / (rate * margin)``; the margin keeps clock jitter
+    between client and server from ever tipping a window over the limit.
+    """
+
+    def __init__(self, rate: float, *, margin: float = 0.95) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.interval = 1.0 / (rate * margin)
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def acquire(self) -> float:
+        """Wait for the next slot; return the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+            self.waited += wait
+        return wait
+
+
+_limiters: dict[str, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def rate_limiter(key: str, rate: float) -> RateLimiter:
+    """The process-wide limiter for ``key`` (e.g. "billbee:<hash of api key>")."""
+    with _limiters_lock:
+        limiter = _limiters.get(key)
+        if limiter is None or limiter.rate != rate:
+            limiter = _limiters[key] = RateLimiter(rate)
+        return limiter
+
+
+def key_id(*parts: str | None) -> str:
+    """A non-reversible id for an API key, for limiter keys and logs."""
+    import hashlib
+
+    return hashlib.sha256("\x00".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    key: str
+    rate: float
+
+
+# -- the client --------------------------------------------------------------
+RETRY_ALWAYS = {408, 429, 503}
+RETRY_READS = {500, 502, 504}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def default_error_message(response: httpx.Response) -> str:
+    """The vendor's own words from an error answer, shortened to one line."""
+    text = response.text.strip()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "message", "Message", "ErrorMessage", "errors", "detail"):
+            if body.get(key):
+                value = body[key]
+                if isinstance(value, dict):
+                    value = value.get("message") or value.get("Message") or json.dumps(value)
+                elif isinstance(value, list):
+                    value = "; ".join(
+                        str(v.get("detail") or v.get("message") or v) if isinstance(v, dict) else str(v)
+                        for v in value
+                    )
+                return _one_line(str(value))
+    if text.startswith("<"):
+        return "an HTML page instead of an API answer"
+    return _one_line(text) or "an empty answer"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HttpClient:
+    """A configured httpx client for one connection.
+
+    :param vendor: the vendor's name as people know it ("sevDesk"), used in messages.
+    :param base_url: the API's base URL.
+    :param headers: headers for every request (auth headers included).
+    :param secrets: values to redact from every log line and error.
+    :param rate_limits: limits applied to every request, shared per key.
+    :param auth_hint: what to tell the user when the vendor answers 401/403.
+    :param error_message: turns an error answer into the vendor's message.
+    :param retries: attempts after the first for retryable answers.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        rate_limits: Iterable[RateLimit] = (),
+        auth_hint: str = "check the credentials",
+        error_message: Callable[[httpx.Response], str] = default_error_message,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_wait: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+        connection: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.connection = connection or vendor
+        Redactor.register(*secrets)
+        if isinstance(auth, tuple):
+            register_basic_auth(*auth)
+        self.rate_limits = [rate_limiter(rl.key, rl.rate) for rl in rate_limits]
+        self.auth_hint = auth_hint
+        self.error_message = error_message
+        self.retries = retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.on_wait = on_wait
+        self.stats = {"requests": 0, "retries": 0, "rate_limited": 0, "waited": 0.0}
+        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        all_headers.update(headers or {})
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers=all_headers,
+            auth=auth,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the request loop ----------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        write: bool | None = None,
+        extra_limits: Iterable[RateLimit] = (),
+        ok: Iterable[int] = (),
+    ) -> httpx.Response:
+        """Send a request and map the answer (see the module table).
+
+        ``write`` defaults to True for every method but GET/HEAD/OPTIONS. ``ok``
+        lists non-2xx statuses the caller handles itself (e.g. 404, 409).
+        """
+        method = method.upper()
+        is_write = method not in ("GET", "HEAD", "OPTIONS") if write is None else write
+        limiters = self.rate_limits + [rate_limiter(rl.key, rl.rate) for rl in extra_limits]
+        ok_codes = set(ok)
+        attempt = 0
+        what = f"{self.vendor} {method} {redact(str(self._client.base_url.join(url).copy_with(query=None)))}"
+        while True:
+            attempt += 1
+            for limiter in limiters:
+                waited = limiter.acquire()
+                self.stats["waited"] += waited
+            self.stats["requests"] += 1
+            try:
+                response = self._client.request(
+                    method, url, params=params, json=json, data=data, files=files,
+                    content=content, headers=headers,
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                reason = f"could not connect ({type(exc).__name__})"
+                self._retry_or_raise(attempt, what, reason, None, TransientError)
+                continue
+            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError,
+                    httpx.WriteError, httpx.DecodingError) as exc:
+                reason = f"the answer was lost ({type(exc).__name__})"
+                if is_write:
+                    raise OutcomeUnknown(f"{what}: {reason} after the request was sent") from None
+                self._retry_or_raise(attempt, what, reason, None, TransientError)
+                continue
+            except httpx.HTTPError as exc:
+                raise TransientError(f"{what}: {redact(str(exc)) or type(exc).__name__}") from None
+
+            status = response.status_code
+            if 200 <= status < 300 or status in ok_codes:
+                log.debug("%s -> %s", what, status)
+                return response
+            if status in (401, 403):
+                detail = self.error_message(response)
+                raise ConnectionError_(
+                    redact(f"{self.vendor} rejected the credentials (HTTP {status}: {detail}); {self.auth_hint}"),
+                    connection=self.connection,
+                )
+            if status in RETRY_ALWAYS or status in RETRY_READS:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if status == 429:
+                    self.stats["rate_limited"] += 1
+                if status in RETRY_READS and is_write:
+                    raise OutcomeUnknown(
+                        f"{what}: HTTP {status} after the request was sent ({redact(self.error_message(response))})"
+                    )
+                self._retry_or_raise(
+                    attempt, what, f"HTTP {status}", retry_after, TransientError,
+                )
+                continue
+            raise VendorRejected(
+                redact(f"{self.vendor} refused {method} {url.split('?')[0]} (HTTP {status}): {self.error_message(response)}"),
+                status_code=status,
+            )
+
+    def _retry_or_raise(
+        self, attempt: int, what: str, reason: str, retry_after: float | None, error: type[TransientError]
+    ) -> None:
+        if attempt > self.retries:
+            raise error(f"{what}: {reason}, gave up after {attempt} attempts", retry_after=retry_after)
+        if retry_after is not None:
+            wait = min(retry_after, self.max_wait)
+            why = "Retry-After"
+        else:
+            wait = min(self.backoff * (2 ** (attempt - 1)), 30.0) * (0.75 + random.random() / 2)
+            why = "backoff"
+        self.stats["retries"] += 1
+        self.stats["waited"] += wait
+        message = f"{what}: {reason}; waiting {wait:.1f} s ({why}), attempt {attempt + 1} of {self.retries + 1}"
+        log.warning(message)
+        if self.on_wait:
+            self.on_wait(message)
+        time.sleep(wait)
+
+    # -- conveniences ----------------------------------------------------------
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def json(self, response: httpx.Response, *, write: bool | None = None) -> Any:
+        """Parse a JSON answer, or raise a clear error naming what came instead.
+
+        A cut-short or non-JSON answer is treated like a lost answer: for a write
+        (default: any method but GET) that is ``OutcomeUnknown``, for a read a
+        ``TransientError`` that the engine's next attempt retries."""
+        if write is None:
+            write = response.request.method not in ("GET", "HEAD", "OPTIONS")
+        error = OutcomeUnknown if write else TransientError
+        text = response.text
+        if not text.strip():
+            raise error(f"{self.vendor} sent an empty answer (HTTP {response.status_code})")
+        try:
+            return response.json()
+        except ValueError:
+            kind = "an HTML page" if text.lstrip().startswith("<") else "an answer that is not valid JSON"
+            raise error(
+                f"{self.vendor} sent {kind} instead of JSON (HTTP {response.status_code}): {_one_line(redact(text), 120)}"
+            ) from None
+
+
+def make_http_client(**kwargs: Any) -> HttpClient:
+    """The default factory behind ``ConnectorContext.http``."""
+    return HttpClient(**kwargs)
+
+
+__all__ = [
+    "HttpClient",
+    "RateLimit",
+    "RateLimiter",
+    "RedactingFilter",
+    "Redactor",
+    "USER_AGENT",
+    "default_error_message",
+    "key_id",
+    "make_http_client",
+    "parse_retry_after",
+    "rate_limiter",
+    "redact",
+    "register_basic_auth",
+]

@@ -1,0 +1,1 @@
+"""Bilendo target for ledgerlink: debtors, invoices, dunning status."""

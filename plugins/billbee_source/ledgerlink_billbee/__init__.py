@@ -1,0 +1,1 @@
+"""Billbee source for ledgerlink: webshop orders and customers."""

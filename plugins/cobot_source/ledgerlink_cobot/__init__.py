@@ -1,0 +1,1 @@
+"""Cobot source for ledgerlink: coworking members and invoices."""

@@ -1,0 +1,1 @@
+"""sevDesk target for ledgerlink: vouchers, invoices, contacts, payments."""
