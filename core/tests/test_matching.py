@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterable
 
 import pytest
-
 from ledgerlink.matching import (
     ContactIndex,
     CustomerNumberMatcher,
