@@ -1,4 +1,8 @@
-"""Entry point: registers the connector with ledgerlink (filled in by its issue)."""
+"""Entry point: registers the Billy target and its status mapper with ledgerlink.
+
+Kept light: the connector module imports no starlette (the sandbox is named
+lazily in ``BillyTarget.sandbox``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,14 @@ from collections.abc import Callable
 
 from ledgerlink import hookimpl
 
+from .connector import BillyStatusMapper, BillyTarget
+
 
 @hookimpl
 def ledgerlink_register_targets(register: Callable[..., None]) -> None:
-    pass
+    register("billy", BillyTarget)
+
+
+@hookimpl
+def ledgerlink_register_status_mappers(register: Callable[..., None]) -> None:
+    register("billy", BillyStatusMapper)
