@@ -111,8 +111,14 @@ class PluginManager:
             autoload = not _truthy("LEDGERLINK_DISABLE_PLUGIN_AUTOLOAD")
         if autoload:
             self._load_entry_points()
-        for index, plugin in enumerate(extra_plugins or []):
-            name = getattr(plugin, "__name__", None) or f"extra-{index}"
+        extra_plugins = list(extra_plugins or [])
+        if _truthy("LEDGERLINK_FAKE_PLUGINS"):
+            from .testing import fake_plugin
+
+            if fake_plugin not in extra_plugins:
+                extra_plugins.append(fake_plugin)
+        for index, plugin in enumerate(extra_plugins):
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__ or f"extra-{index}"
             self._add(plugin, name, PluginInfo(name, getattr(plugin, "distribution", "(in process)"), "0"))
         self._check_pending()
         self._collect()
@@ -161,6 +167,8 @@ class PluginManager:
         ):
             for impl in hook.get_hookimpls():
                 info = self._info[self.pm.get_name(impl.plugin) or ""]
+                if _truthy("LEDGERLINK_TRACE_PLUGINS"):
+                    print(f"[ledgerlink trace] {hook.name}(register) -> {info.name}", file=sys.stderr)
 
                 def register(name: str, factory: Any, _kind: str = kind, _info: PluginInfo = info) -> None:
                     self.registry.add(_kind, name, factory, _info)

@@ -1,0 +1,662 @@
+"""The ``ledgerlink`` command line.
+
+Exit codes: 0 all done; 1 some documents failed or were quarantined (or a
+connection could not be reached); 2 usage or configuration error (including a
+rejected token). Errors are one line; a traceback only with ``-vv``.
+Heavy modules are imported inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class State:
+    def __init__(self, config: str | None, verbose: int) -> None:
+        self.config_path = config
+        self.verbose = verbose
+        self._config: Any = None
+
+    def config(self) -> Any:
+        if self._config is None:
+            from .config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def runtime(self, reporter: Any = None) -> Any:
+        from .engine import Runtime
+
+        return Runtime(self.config(), reporter=reporter)
+
+    def pipelines(self, name: str | None) -> list[Any]:
+        config = self.config()
+        if name:
+            return [config.pipeline(name)]
+        return [p for p in config.pipelines if p.enabled]
+
+
+def _setup_logging(verbose: int, log_file: str | None) -> None:
+    from .http import RedactingFilter
+
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger("ledgerlink")
+    root.setLevel(level)
+    root.handlers.clear()
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    if log_file:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler.addFilter(RedactingFilter())
+        root.addHandler(file_handler)
+    root.propagate = False
+
+
+def _fail(message: str, code: int) -> None:
+    from .http import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+class LedgerlinkGroup(click.Group):
+    """Turns ledgerlink's errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .errors import ConfigError, ConnectionError_, LedgerlinkError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except ConnectionError_ as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except LedgerlinkError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except BrokenPipeError:
+            sys.stderr.close()
+            sys.exit(EXIT_OK)
+        except Exception as exc:
+            verbose = (ctx.obj.verbose if isinstance(ctx.obj, State) else 0)
+            if verbose >= 2:
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", EXIT_FAILED)
+
+
+@click.group(cls=LedgerlinkGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", envvar="LEDGERLINK_CONFIG", type=click.Path(dir_okay=False),
+              help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG).")
+@click.option("-v", "--verbose", count=True, help="More output: -v progress and waits, -vv debug.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write the log to this file.")
+@click.version_option(package_name="ledgerlink")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int, log_file: str | None) -> None:
+    """Move invoices and orders from where sales happen to where money is booked.
+
+    Start with `ledgerlink demo`, then write a ledgerlink.toml (see README),
+    `ledgerlink config validate`, `ledgerlink check` and `ledgerlink run --dry-run`.
+    """
+    _setup_logging(verbose, log_file)
+    ctx.obj = State(config_path, verbose)
+
+
+# -- plugins -------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins: name, distribution, version, kinds and hooks."""
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    items = []
+    for info in pm.registry.plugins:
+        provided = {kind: sorted(name for name, reg in pm.registry.items[kind].items()
+                                 if reg.distribution == info.distribution)
+                    for kind in info.kinds}
+        items.append({
+            "name": info.name, "distribution": info.distribution, "version": info.version,
+            "kinds": sorted(info.kinds), "hooks": info.hooks, "provides": provided,
+            **({"error": info.error} if info.error else {}),
+        })
+    if as_json:
+        click.echo(json.dumps({"plugins": items, "problems": pm.registry.problems,
+                               "sources": pm.registry.names("source"), "targets": pm.registry.names("target"),
+                               "matchers": pm.registry.names("matcher"),
+                               "status_mappers": pm.registry.names("status_mapper")}, indent=2))
+        return
+    rows = [[i["name"], i["distribution"], i["version"], ",".join(i["kinds"]) or "-",
+             "; ".join(f"{k}: {', '.join(v)}" for k, v in i["provides"].items())] for i in items]
+    _table(["plugin", "distribution", "version", "kinds", "provides"], rows)
+    for problem in pm.registry.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+# -- config ------------------------------------------------------------------------------
+@main.group()
+def config() -> None:
+    """Validate, show (secrets redacted) or describe the config file."""
+
+
+@config.command("validate")
+@click.pass_obj
+def config_validate(state: State) -> None:
+    """Check the config file; one line per problem, exit 2 if any."""
+    cfg = state.config()
+    click.echo(f"{cfg.path}: ok ({len(cfg.connections)} connections, {len(cfg.pipelines)} pipelines)")
+
+
+@config.command("show")
+@click.pass_obj
+def config_show(state: State) -> None:
+    """Print the config as ledgerlink reads it, with secrets redacted (JSON)."""
+    click.echo(json.dumps(state.config().redacted(), indent=2, default=str))
+
+
+@config.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (core and installed plugins)."""
+    from .config import json_schema
+    from .plugins import get_plugin_manager
+
+    click.echo(json.dumps(json_schema(get_plugin_manager().registry), indent=2, default=str))
+
+
+# -- check ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def check(state: State, as_json: bool) -> None:
+    """Test every connection with one cheap call; one line each."""
+    from .errors import ConnectionError_, LedgerlinkError
+
+    runtime = state.runtime()
+    results = []
+    worst = EXIT_OK
+    for name, conn in runtime.config.connections.items():
+        try:
+            connector = runtime.connector(name)
+            try:
+                detail = connector.check()
+            finally:
+                connector.close()
+            results.append({"connection": name, "plugin": conn.plugin, "ok": True, "detail": detail})
+        except ConnectionError_ as exc:
+            results.append({"connection": name, "plugin": conn.plugin, "ok": False, "detail": str(exc)})
+            worst = EXIT_USAGE
+        except LedgerlinkError as exc:
+            results.append({"connection": name, "plugin": conn.plugin, "ok": False, "detail": str(exc)})
+            worst = max(worst, EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            click.echo(f"{'ok  ' if r['ok'] else 'FAIL'} {r['connection']} ({r['plugin']}): {r['detail']}")
+    sys.exit(worst)
+
+
+# -- run ------------------------------------------------------------------------------------
+class CliReporter:
+    def __init__(self, *, as_json: bool, verbose: int, dry_run: bool) -> None:
+        self.as_json = as_json
+        self.verbose = verbose
+        self.dry_run = dry_run
+        self.count = 0
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def document(self, outcome: Any) -> None:
+        self.count += 1
+        if self.as_json:
+            return
+        if self.dry_run:
+            click.echo(_describe_plan(outcome))
+            return
+        if outcome.state in ("failed", "quarantined", "changed") or self.verbose:
+            where = f" -> {outcome.target_ref}" if outcome.target_ref else ""
+            reason = f": {outcome.reason}" if outcome.reason else ""
+            click.echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
+        elif self.tty and self.count % 25 == 0:
+            rate = self.count / max(time.monotonic() - self.started, 1e-6)
+            click.echo(f"\r{self.count} documents ({rate:.1f}/s)", nl=False, err=True)
+
+    def message(self, text: str) -> None:
+        if not self.as_json or self.verbose:
+            click.echo(text, err=True)
+
+    def wait(self, text: str) -> None:
+        click.echo(f"wait: {text}", err=True)
+
+
+def _describe_plan(outcome: Any) -> str:
+    head = f"{outcome.pipeline} {outcome.number or outcome.source_ref}: {outcome.state}"
+    if outcome.state != "planned" or not outcome.plan:
+        return head + (f" ({outcome.reason})" if outcome.reason else "")
+    plan = outcome.plan
+    lines = [head + f" {outcome.gross} {outcome.currency}",
+             f"    contact: {outcome.reason or '-'}",
+             f"    date {plan['document_date']}, due {plan['due_date']}, tags {', '.join(plan['tags']) or '-'},"
+             f" cost centre {plan['cost_centre'] or '-'}, {'paid' if plan['mark_paid'] else 'open'}"]
+    for line in plan["lines"]:
+        lines.append(f"    {line['kind']:<8} account {line['account'] or '(target default)'} "
+                     f"tax {line['tax_rate']}% {line['treatment']}{' rule ' + line['tax_rule'] if line['tax_rule'] else ''}"
+                     f" net {line['net']} tax {line['tax']} gross {line['gross']}  {line['description'][:40]}")
+    return "\n".join(lines)
+
+
+def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None = None) -> int:
+    if reporter is not None and reporter.tty and reporter.count >= 25 and not as_json:
+        click.echo("", err=True)
+    code = EXIT_OK
+    out = []
+    for result in results:
+        counts = result.counts()
+        if result.error:
+            code = max(code, EXIT_USAGE if "rejected" in result.error or "credentials" in result.error else EXIT_FAILED)
+        elif counts.get("failed") or counts.get("quarantined"):
+            code = max(code, EXIT_FAILED)
+        out.append({"pipeline": result.pipeline, "counts": counts, "error": result.error,
+                    "contacts_created": result.contacts_created,
+                    "documents": [o.as_dict() for o in result.outcomes]})
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+    else:
+        for item in out:
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(item["counts"].items())) or "nothing new"
+            line = f"{item['pipeline']}: {counts}"
+            if item["error"]:
+                line += f"; stopped: {item['error']}"
+            click.echo(line)
+    return code
+
+
+@main.command()
+@click.option("-p", "--pipeline", help="Run only this pipeline (default: all enabled).")
+@click.option("--dry-run", is_flag=True, help="Print the plan for each document; write nothing.")
+@click.option("-j", "--jobs", default=4, show_default=True, help="Pipelines with different targets run side by side.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: bool) -> None:
+    """Transfer new and changed documents (incremental, from each pipeline's cursor)."""
+    from .engine import run_pipelines
+
+    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
+    runtime = state.runtime(reporter)
+    results = run_pipelines(runtime, state.pipelines(pipeline), jobs=jobs,
+                            run=lambda runner: runner.run(dry_run=dry_run))
+    sys.exit(_summarise(results, as_json, reporter))
+
+
+@main.command()
+@click.option("-p", "--pipeline", required=True)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First date (inclusive).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive; default today).")
+@click.option("--id", "ids", multiple=True, help="A source document id (repeatable).")
+@click.option("--dry-run", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str, ...], dry_run: bool,
+             as_json: bool) -> None:
+    """Transfer older documents by date range or id; the cursor is not moved."""
+    from datetime import date
+
+    from .engine import PipelineRunner, iter_documents_by_ids
+
+    if not since and not ids:
+        raise click.UsageError("give --since (and optionally --until) or one or more --id")
+    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
+    runtime = state.runtime(reporter)
+    runner = PipelineRunner(runtime, state.config().pipeline(pipeline))
+    try:
+        if ids:
+            docs = iter_documents_by_ids(runner.source, list(ids))
+        else:
+            docs = runner.source.documents_between(since.date(), (until.date() if until else date.today()))
+        result = runner.run(dry_run=dry_run, command="backfill", documents=docs, use_cursor=False, retry_failed=False)
+    finally:
+        runner.close()
+    sys.exit(_summarise([result], as_json, reporter))
+
+
+@main.command()
+@click.option("-p", "--pipeline")
+@click.option("--quarantined/--no-quarantined", default=True, show_default=True,
+              help="Also retry quarantined documents (after you fixed rules or data).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) -> None:
+    """Try failed (and quarantined) documents again."""
+    from .engine import run_pipelines
+
+    reporter = CliReporter(as_json=as_json, verbose=max(state.verbose, 1), dry_run=False)
+    runtime = state.runtime(reporter)
+    results = run_pipelines(runtime, state.pipelines(pipeline),
+                            run=lambda runner: runner.run(command="retry", documents=[], retry_quarantined=quarantined))
+    sys.exit(_summarise(results, as_json, reporter))
+
+
+# -- customers ----------------------------------------------------------------------------------
+@main.command("match-customers")
+@click.option("-p", "--pipeline")
+@click.option("--dry-run", is_flag=True, help="Show what would be linked; store nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_json: bool) -> None:
+    """Link source customers to existing target contacts (no duplicates later)."""
+    from .operations import match_customers
+
+    runtime = state.runtime()
+    report = {}
+    for p in state.pipelines(pipeline):
+        rows = match_customers(runtime, p, dry_run=dry_run)
+        report[p.name] = rows
+    if as_json:
+        click.echo(json.dumps({name: [r.as_dict() for r in rows] for name, rows in report.items()}, indent=2))
+        return
+    for name, rows in report.items():
+        summary: dict[str, int] = {}
+        for r in rows:
+            summary[r.outcome] = summary.get(r.outcome, 0) + 1
+        click.echo(f"{name}: " + ", ".join(f"{summary.get(k, 0)} {k.replace('_', ' ')}"
+                                           for k in ("linked", "already_linked", "ambiguous", "no_match")))
+        _table(["customer", "name", "outcome", "matcher", "contact / candidates"],
+               [[r.source_id, r.name[:30], r.outcome.replace("_", " "), r.matcher or "-",
+                 r.contact or "; ".join(r.candidates) or "-"] for r in rows if r.outcome != "already_linked"])
+
+
+@main.command("link-customer")
+@click.option("-p", "--pipeline", required=True)
+@click.argument("source_id")
+@click.argument("target_id")
+@click.pass_obj
+def link_customer_cmd(state: State, pipeline: str, source_id: str, target_id: str) -> None:
+    """Link a source customer to a target contact by hand (never overwritten)."""
+    from .operations import link_customer
+
+    link = link_customer(state.runtime(), state.config().pipeline(pipeline), source_id, target_id)
+    click.echo(f"linked {source_id} -> {link.target_customer_number or link.target_contact_id} (manual)")
+
+
+@main.command("unlink-customer")
+@click.option("-p", "--pipeline", required=True)
+@click.argument("source_id")
+@click.pass_obj
+def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
+    """Remove a customer link (the next push matches again)."""
+    from .operations import unlink_customer
+
+    if unlink_customer(state.runtime(), state.config().pipeline(pipeline), source_id):
+        click.echo(f"unlinked {source_id}")
+    else:
+        click.echo(f"{source_id} was not linked")
+
+
+# -- status ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("-p", "--pipeline")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["pending", "pushed", "skipped", "failed", "quarantined", "changed"]))
+@click.option("--history", is_flag=True, help="Show each document's status history.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(state: State, pipeline: str | None, states: tuple[str, ...], history: bool, as_json: bool) -> None:
+    """Every document with its state and reason (and its status in the target)."""
+    from .ledger import Ledger
+
+    config = state.config()
+    if pipeline:
+        config.pipeline(pipeline)
+    ledger = Ledger(config.ledger_url)
+    want = [s for s in states if s != "changed"]
+    rows = ledger.documents(pipeline, want or None)
+    if "changed" in states:
+        rows = [r for r in rows if r.changed or r.state in want]
+    histories: dict[tuple[str, str], list[Any]] = {}
+    for h in ledger.status_history(pipeline):
+        histories.setdefault((h.pipeline, h.source_ref), []).append(h)
+    items = []
+    for r in rows:
+        item = {"pipeline": r.pipeline, "source_ref": r.source_ref, "number": r.number, "state": r.state,
+                "reason": r.reason, "target_id": r.target_id, "target_number": r.target_number,
+                "attempts": r.attempts, "status": r.status, "status_raw": r.status_raw,
+                "changed": r.changed, "updated_at": r.updated_at.isoformat()}
+        item["history"] = [{"at": h.at.isoformat(), "old": h.old, "new": h.new, "raw": h.raw,
+                            "written_back": h.written_back} for h in histories.get((r.pipeline, r.source_ref), [])]
+        items.append(item)
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=str))
+        return
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    _table(["pipeline", "document", "state", "target", "status", "reason / changes"],
+           [[i["pipeline"], i["number"] or i["source_ref"], i["state"], i["target_number"] or i["target_id"] or "-",
+             i["status"] or "-", (i["changed"] or i["reason"] or "")[:90]] for i in items])
+    if history:
+        for i in items:
+            for h in i["history"]:
+                click.echo(f"  {i['number'] or i['source_ref']}: {h['at']} {h['old'] or '-'} -> {h['new']} "
+                           f"(raw {h['raw']!r}){' written back: ' + h['written_back'] if h['written_back'] else ''}")
+    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no documents yet")
+
+
+@main.command("sync-status")
+@click.option("-p", "--pipeline")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
+    """Fetch the status of pushed documents from the target; record changes; write back."""
+    from .operations import sync_status
+
+    runtime = state.runtime(CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False))
+    changes = []
+    for p in state.pipelines(pipeline):
+        changes.extend(sync_status(runtime, p))
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in changes], indent=2))
+        return
+    for c in changes:
+        back = f" (written back: {c.written_back})" if c.written_back else ""
+        click.echo(f"{c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}{back}")
+    click.echo(f"{len(changes)} status changes")
+
+
+@main.command()
+@click.option("-p", "--pipeline")
+@click.option("--interval", default=300, show_default=True, help="Seconds between rounds.")
+@click.option("--rounds", default=0, help="Stop after this many rounds (0: run until interrupted).")
+@click.option("--no-status", is_flag=True, help="Only transfer documents; do not sync statuses.")
+@click.pass_obj
+def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_status: bool) -> None:
+    """Run and sync statuses in a loop."""
+    from .engine import run_pipelines
+    from .operations import sync_status
+
+    reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
+    done = 0
+    while True:
+        runtime = state.runtime(reporter)
+        results = run_pipelines(runtime, state.pipelines(pipeline))
+        _summarise(results, False, reporter)
+        if not no_status:
+            for p in state.pipelines(pipeline):
+                for c in sync_status(runtime, p):
+                    click.echo(f"{c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}")
+        runtime.ledger.close()
+        done += 1
+        if rounds and done >= rounds:
+            return
+        time.sleep(interval)
+
+
+@main.command()
+@click.option("-p", "--pipeline")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here (default: stdout).")
+@click.pass_obj
+def audit(state: State, pipeline: str | None, output: str | None) -> None:
+    """Export the audit log of every write to a target as CSV."""
+    from .ledger import Ledger
+
+    text = Ledger(state.config().ledger_url).audit_csv(pipeline)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+# -- sandboxes and the demo ------------------------------------------------------------------------
+@main.group()
+def sandbox() -> None:
+    """Vendor emulators for tests and demos."""
+
+
+def _sandbox_class(name: str) -> Any:
+    from .errors import ConfigError
+    from .plugins import get_plugin_manager, import_string
+
+    registry = get_plugin_manager().registry
+    for kind in ("source", "target"):
+        reg = registry.items[kind].get(name)
+        if reg is not None and getattr(reg.factory, "sandbox", None):
+            return import_string(reg.factory.sandbox)
+    known = sorted(n for k in ("source", "target") for n, r in registry.items[k].items() if getattr(r.factory, "sandbox", None))
+    raise ConfigError(f"no sandbox named {name!r} (available: {', '.join(known) or 'none'})")
+
+
+@sandbox.command("list")
+def sandbox_list() -> None:
+    """List the available sandboxes."""
+    from .plugins import get_plugin_manager
+
+    registry = get_plugin_manager().registry
+    for kind in ("source", "target"):
+        for name, reg in sorted(registry.items[kind].items()):
+            if getattr(reg.factory, "sandbox", None):
+                click.echo(f"{name} ({kind}, {reg.distribution})")
+
+
+@sandbox.command("serve")
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, type=int, help="Port (0: any free one; printed on start).")
+@click.option("--seed", "seed_file", type=click.Path(exists=True, dir_okay=False), help="Seed data in the vendor's JSON format.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), help="Keep the state in this file across restarts.")
+@click.option("--faults", "faults_json", help='Fault injection as JSON, e.g. \'{"rate_429": 0.1}\'.')
+def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_file: str | None,
+                  faults_json: str | None) -> None:
+    """Serve a vendor sandbox on loopback (until Ctrl-C)."""
+    from .sandbox import Faults, serve
+
+    cls = _sandbox_class(name)
+    seed = None
+    if seed_file:
+        try:
+            seed = json.loads(Path(seed_file).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise click.UsageError(f"{seed_file}: not valid JSON ({exc})") from None
+    faults = Faults(**json.loads(faults_json)) if faults_json else None
+    instance = cls(seed=seed, state_path=state_file, faults=faults)
+
+    def ready(bound: int) -> None:
+        click.echo(f"{name} sandbox listening on http://{host}:{bound}{cls.base_path}", err=True)
+        sys.stderr.flush()
+
+    serve(instance, host=host, port=port, ready=ready)
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default="demo-run", show_default=True,
+              help="Where the demo keeps its config, ledger and sandbox state.")
+@click.option("--fresh", is_flag=True, help="Start from empty sandboxes and ledger.")
+def demo(workdir: str, fresh: bool) -> None:
+    """Run the demo: Billbee orders into sevDesk, through bundled sandboxes on loopback."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(Path(workdir), fresh=fresh, echo=click.echo))
+
+
+@main.command()
+@click.option("-p", "--pipeline", required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--secret-file", type=click.Path(dir_okay=False), default=".ledgerlink-webhook-secret",
+              show_default=True, help="The random secret in the callback path (created if missing).")
+@click.pass_obj
+def serve(state: State, pipeline: str, host: str, port: int, secret_file: str) -> None:
+    """Receive the source's webhooks and transfer at once (e.g. Cobot)."""
+    from .webhooks import serve_webhooks
+
+    serve_webhooks(state, state.config().pipeline(pipeline), host=host, port=port, secret_file=Path(secret_file))
+
+
+@main.group()
+def webhooks() -> None:
+    """Manage the source's webhook subscriptions (e.g. Cobot)."""
+
+
+def _webhook_source(state: State, pipeline: str) -> Any:
+    from .errors import ConfigError
+
+    runtime = state.runtime()
+    p = state.config().pipeline(pipeline)
+    source = runtime.source(p.source)
+    if not hasattr(source, "subscribe"):
+        raise ConfigError(f"the source {p.source!r} offers no webhooks")
+    return source
+
+
+@webhooks.command("subscribe")
+@click.option("-p", "--pipeline", required=True)
+@click.option("--callback-url", required=True, help="The public URL of `ledgerlink serve` (with its secret path).")
+@click.pass_obj
+def webhooks_subscribe(state: State, pipeline: str, callback_url: str) -> None:
+    """Subscribe the source's events to the callback URL (an existing one is fine)."""
+    source = _webhook_source(state, pipeline)
+    for line in source.subscribe(callback_url):
+        click.echo(line)
+
+
+@webhooks.command("unsubscribe")
+@click.option("-p", "--pipeline", required=True)
+@click.option("--callback-url", required=True)
+@click.pass_obj
+def webhooks_unsubscribe(state: State, pipeline: str, callback_url: str) -> None:
+    """Remove the subscriptions for the callback URL."""
+    source = _webhook_source(state, pipeline)
+    for line in source.unsubscribe(callback_url):
+        click.echo(line)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    if not rows:
+        return
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    click.echo("  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for r in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def entry() -> Callable[..., Any]:
+    return main
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    main()

@@ -1,0 +1,159 @@
+"""Operations beside the document run: the matching pass, manual links, status sync.
+
+These sit after the engine in the pipeline: matching runs before the first
+invoice goes over; status sync runs after, and carries what happens in the
+target (paid, reminder n) back into the ledger and, where the source can show it,
+into the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import PipelineConfig
+from .connectors import MappedStatus, Status
+from .engine import PipelineRunner, Runtime
+from .errors import ConfigError, LedgerlinkError, NotSupported
+from .http import redact
+from .ledger import AuditRow, CustomerLink
+from .records import TargetRef
+
+
+@dataclass
+class MatchRow:
+    source_id: str
+    name: str
+    outcome: str  # linked, already_linked, ambiguous, no_match
+    matcher: str | None = None
+    contact: str | None = None
+    candidates: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool = False) -> list[MatchRow]:
+    """Compare every source customer with every target contact; store unique matches."""
+    runner = PipelineRunner(runtime, pipeline)
+    try:
+        index = runtime.contact_index(pipeline.target, pipeline.matchers, runner.target)
+        rows: list[MatchRow] = []
+        for customer in runner.source.customers():
+            link = runtime.ledger.link(pipeline.target, pipeline.source, customer.source_id)
+            if link is not None and link.state == "linked":
+                rows.append(MatchRow(customer.source_id, customer.display_name, "already_linked",
+                                     link.matched_by, link.target_customer_number or link.target_contact_id))
+                continue
+            match = index.match(customer)
+            if match is None:
+                rows.append(MatchRow(customer.source_id, customer.display_name, "no_match"))
+                continue
+            if match.ambiguous:
+                rows.append(MatchRow(customer.source_id, customer.display_name, "ambiguous", match.matcher,
+                                     candidates=[f"{c.customer_number or c.target_id} {c.display_name}"
+                                                 for c in match.candidates]))
+                continue
+            contact = match.candidates[0]
+            rows.append(MatchRow(customer.source_id, customer.display_name, "linked", match.matcher,
+                                 contact.customer_number or contact.target_id))
+            if not dry_run:
+                new = link or CustomerLink(target_connection=pipeline.target, source_connection=pipeline.source,
+                                           source_customer_id=customer.source_id)
+                new.state, new.target_contact_id = "linked", contact.target_id
+                new.target_customer_number, new.matched_by = contact.customer_number, match.matcher
+                new = runtime.ledger.save_link(new)
+                runner._write_back(new, customer)
+        return rows
+    finally:
+        runner.close()
+
+
+def link_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str, target_id: str) -> CustomerLink:
+    """A person's decision: link a source customer to a target contact (never overwritten)."""
+    runner = PipelineRunner(runtime, pipeline)
+    try:
+        contact = next((c for c in runner.target.contacts() if c.target_id == target_id or c.customer_number == target_id), None)
+    finally:
+        runner.close()
+    if contact is None:
+        raise ConfigError(f"the target {pipeline.target!r} has no contact with id or customer number {target_id!r}")
+    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id) or CustomerLink(
+        target_connection=pipeline.target, source_connection=pipeline.source, source_customer_id=source_id)
+    link.state, link.target_contact_id, link.target_customer_number = "linked", contact.target_id, contact.customer_number
+    link.matched_by, link.manual = "manual", True
+    return runtime.ledger.save_link(link)
+
+
+def unlink_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str) -> bool:
+    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id)
+    if link is None:
+        return False
+    runtime.ledger.delete_link(link)
+    return True
+
+
+@dataclass
+class StatusChange:
+    pipeline: str
+    source_ref: str
+    old: str | None
+    new: str
+    raw: str
+    written_back: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange]:
+    """Ask the target for the status of every pushed document; record and report changes."""
+    runner = PipelineRunner(runtime, pipeline)
+    try:
+        target_mapper_name = getattr(runner.target, "status_mapper", None) or "identity"
+        mapper = runtime.plugins.registry.get("status_mapper", target_mapper_name).factory()
+        source_mapper = None
+        source_mapper_name = getattr(runner.source, "status_mapper", None)
+        if source_mapper_name:
+            source_mapper = runtime.plugins.registry.get("status_mapper", source_mapper_name).factory()
+        rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, ["pushed"]) if row.target_id}
+        refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
+        changes: list[StatusChange] = []
+        if not refs:
+            return changes
+        try:
+            answers = list(runner.target.statuses(refs))
+        except NotSupported:
+            runtime.reporter.message(f"{pipeline.name}: the target {pipeline.target!r} reports no statuses")
+            return changes
+        for ref, raw in answers:
+            row = rows.get(ref.target_id)
+            if row is None:
+                continue
+            mapped: MappedStatus = mapper.to_canonical(raw)
+            label = mapped.label()
+            if mapped.status == Status.UNKNOWN:
+                runtime.reporter.message(
+                    f"{pipeline.name}: {row.source_ref}: unknown status {raw!r} from {pipeline.target}; kept as is")
+            if row.status == label and row.status_raw == raw:
+                continue
+            old = row.status
+            history = runtime.ledger.record_status(row, label, raw)
+            change = StatusChange(pipeline.name, row.source_ref, old, label, raw)
+            runtime.fire("ledgerlink_status_changed", pipeline=pipeline.name, source_ref=row.source_ref,
+                         old=old, new=label, raw=raw)
+            if getattr(runner.source, "supports_write_status", False):
+                wording = source_mapper.from_canonical(mapped) if source_mapper else label
+                try:
+                    runner.source.write_status(row.source_ref, mapped, wording)
+                    change.written_back = wording
+                    runtime.ledger.mark_written_back(history, f"ok: {wording}")
+                except (LedgerlinkError, NotSupported) as exc:
+                    runtime.ledger.mark_written_back(history, f"error: {redact(str(exc))}")
+                    runtime.ledger.add_audit(AuditRow(pipeline=pipeline.name, target_connection=pipeline.source,
+                                                      source_ref=row.source_ref, action="write_status",
+                                                      outcome=f"error: {redact(str(exc))}"))
+            changes.append(change)
+        return changes
+    finally:
+        runner.close()
