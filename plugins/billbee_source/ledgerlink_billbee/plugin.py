@@ -1,4 +1,4 @@
-"""Entry point: registers the connector with ledgerlink (filled in by its issue)."""
+"""Entry point: registers the Billbee source with ledgerlink."""
 
 from __future__ import annotations
 
@@ -9,4 +9,6 @@ from ledgerlink import hookimpl
 
 @hookimpl
 def ledgerlink_register_sources(register: Callable[..., None]) -> None:
-    pass
+    from .source import BillbeeSource
+
+    register("billbee", BillbeeSource)

@@ -1,0 +1,440 @@
+"""Billbee order -> canonical Document, to the cent.
+
+Billbee prices gross: an item's ``TotalPrice`` is the gross line total after its
+discount and ``TaxAmount`` the VAT inside it; both are kept as Billbee states
+them and the net is derived (see ``ledgerlink.records.Line``). ``TotalCost`` is
+kept as the document's stated total, so an order whose parts do not add up is
+reported by ``Document.consistency_problems()`` instead of being "fixed".
+
+Anything that cannot be read (missing field, wrong type, unknown tax index)
+raises :class:`MappingError` with one line naming the order and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any, Literal
+
+from ledgerlink import (
+    Address,
+    Customer,
+    Document,
+    Line,
+    LineKind,
+    Payment,
+    TaxTreatment,
+    money,
+    parse_decimal,
+)
+from pydantic import ValidationError
+
+from .states import payment_type_name, state_name
+
+ShippingTax = Literal["highest", "regular", "reduced", "proportional"]
+
+
+class MappingError(ValueError):
+    """An order that cannot be mapped; the message is one line for the operator."""
+
+    def __init__(self, message: str, *, quarantine: bool = False) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    tz: tzinfo
+    seller_country: str = "DE"
+    shipping_tax: ShippingTax = "highest"
+    customer_numbers: bool = False
+
+
+# VatMode (C# SDK VatModeEnum) -> the treatment Billbee states.
+VAT_MODES: dict[int, TaxTreatment | None] = {
+    0: TaxTreatment.STANDARD,  # DisplayVat: VAT charged at the order's rates
+    1: TaxTreatment.SMALL_BUSINESS,  # NoVatKleinunternehmer
+    2: TaxTreatment.INTRA_EU_SUPPLY,  # NoVatInnergemeinschaftlicheLieferung
+    3: TaxTreatment.EXPORT,  # NoVatAusfuhrDrittland
+    4: None,  # NoVatDifferenzbesteuerung: margin scheme, needs an operator's rule
+}
+ZERO_RATE_MODES = {1, 2, 3}
+
+
+# -- small readers -------------------------------------------------------------
+def parse_datetime(value: Any, tz: tzinfo, what: str) -> datetime | None:
+    """A Billbee date-time, as an aware datetime in ``tz``.
+
+    Billbee sends naive strings (read in ``tz``) with 0 to 7 fraction digits; the
+    SDK fixtures carry ``+00:00`` or ``Z`` (converted to ``tz``).
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MappingError(f"{what} {value!r} is not a date")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        fraction, tail = rest[:digits], rest[digits:]
+        # Python reads at most 6 fraction digits; .NET writes up to 7.
+        text = f"{head}.{(fraction[:6] or '0').ljust(6, '0')}{tail}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise MappingError(f"{what} {value!r} is not a date") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=tz)
+    return parsed.astimezone(tz)
+
+
+def _date(value: Any, tz: tzinfo, what: str) -> date | None:
+    parsed = parse_datetime(value, tz, what)
+    return parsed.date() if parsed else None
+
+
+def _amount(value: Any, what: str) -> Decimal:
+    if isinstance(value, str):
+        raise MappingError(f"{what} {value!r} is a string, not a number")
+    try:
+        return parse_decimal(value, what)
+    except ValueError as exc:
+        raise MappingError(str(exc)) from None
+
+
+def _optional_amount(value: Any, what: str) -> Decimal | None:
+    return None if value is None else _amount(value, what)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _dict(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MappingError(f"{what} is not an object")
+    return value
+
+
+def order_id(order: Any) -> str:
+    """``BillBeeOrderId`` as text, or MappingError."""
+    if not isinstance(order, dict):
+        raise MappingError("the order is not a JSON object")
+    value = order.get("BillBeeOrderId")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MappingError(f"BillBeeOrderId {value!r} is missing or not a whole number")
+    return str(value)
+
+
+def invoice_number(order: dict[str, Any]) -> str | None:
+    """Prefix + number + postfix, as printed on the invoice; None without an invoice."""
+    number = order.get("InvoiceNumber")
+    if number is None or number == 0 or number == "":
+        return None
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise MappingError(f"InvoiceNumber {number!r} is not a whole number")
+    prefix = order.get("InvoiceNumberPrefix") or ""
+    postfix = order.get("InvoiceNumberPostfix") or ""
+    return f"{prefix}{number}{postfix}"
+
+
+def shop_ids(order: dict[str, Any]) -> set[int]:
+    """The ids by which Billbee names the order's shop connection."""
+    seller = order.get("Seller") if isinstance(order.get("Seller"), dict) else {}
+    ids = {order.get("ApiAccountId"), (seller or {}).get("BillbeeShopId")}
+    return {i for i in ids if isinstance(i, int) and not isinstance(i, bool)}
+
+
+def shop_name(order: dict[str, Any]) -> str | None:
+    seller = order.get("Seller") if isinstance(order.get("Seller"), dict) else {}
+    return _text((seller or {}).get("BillbeeShopName")) or _text(order.get("ApiAccountName"))
+
+
+# -- the customer --------------------------------------------------------------
+def _street(address: dict[str, Any]) -> str | None:
+    parts = [_text(address.get("Street")), _text(address.get("HouseNumber"))]
+    return " ".join(p for p in parts if p) or None
+
+
+def _country(address: dict[str, Any]) -> str | None:
+    for key in ("CountryISO2", "Country"):
+        value = _text(address.get(key))
+        if value and len(value) == 2 and value.isalpha():
+            return value.upper()
+    value = _text(address.get("CountryISO2")) or _text(address.get("Country"))
+    if value:
+        raise MappingError(f"invoice address country {value!r} is not an ISO 3166 two-letter code")
+    return None
+
+
+def order_customer(order: dict[str, Any], options: MappingOptions) -> Customer:
+    ref = order_id(order)
+    address = _dict(order.get("InvoiceAddress"), "InvoiceAddress")
+    customer = _dict(order.get("Customer"), "Customer")
+    buyer = _dict(order.get("Buyer"), "Buyer")
+    email = _text(address.get("Email")) or _text(customer.get("Email")) or _text(buyer.get("Email"))
+    customer_id = customer.get("Id")
+    if isinstance(customer_id, int) and not isinstance(customer_id, bool):
+        source_id = str(customer_id)
+    elif email:
+        source_id = f"email:{email.lower()}"
+    else:
+        source_id = f"order:{ref}"
+    first = _text(address.get("FirstName"))
+    last = _text(address.get("LastName"))
+    company = _text(address.get("Company"))
+    if not (first or last or company):
+        name = _text(customer.get("Name"))
+        last = name
+    person = " ".join(p for p in (first, last) if p)
+    number = customer.get("Number")
+    extra: dict[str, Any] = {}
+    if isinstance(number, int) and not isinstance(number, bool):
+        extra["billbee_customer_number"] = number
+    return Customer(
+        source_id=source_id,
+        customer_number=str(number)
+        if options.customer_numbers and isinstance(number, int) and number
+        else None,
+        first_name=first,
+        last_name=last,
+        company=company,
+        email=email,
+        phone=_text(address.get("Phone")) or _text(customer.get("Tel1")),
+        vat_id=_text(order.get("CustomerVatId"))
+        or _text(order.get("VatId"))
+        or _text(customer.get("VatId")),
+        address=Address(
+            name=company or person or None,
+            street=_street(address),
+            street2=_text(address.get("Line2")) or _text(address.get("NameAddition")),
+            zip=_text(address.get("Zip")),
+            city=_text(address.get("City")),
+            country=_country(address),
+        )
+        if address
+        else None,
+        language=_text(order.get("LanguageCode")),
+        extra=extra,
+    )
+
+
+def api_customer(data: dict[str, Any], options: MappingOptions) -> Customer:
+    """A ``CustomerApiModel`` (``GET /customers``) as a canonical customer.
+
+    Billbee keeps one ``Name`` per customer (no first/last split, no address in
+    this model); it goes into ``last_name`` so name matching sees "first last".
+    """
+    customer_id = data.get("Id")
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int):
+        raise MappingError(f"customer Id {customer_id!r} is missing or not a whole number")
+    mail = data.get("DefaultMailAddress") if isinstance(data.get("DefaultMailAddress"), dict) else {}
+    number = data.get("Number")
+    return Customer(
+        source_id=str(customer_id),
+        customer_number=str(number)
+        if options.customer_numbers and isinstance(number, int) and number
+        else None,
+        last_name=_text(data.get("Name")),
+        email=_text(data.get("Email")) or _text((mail or {}).get("Value")),
+        phone=_text(data.get("Tel1")),
+        vat_id=_text(data.get("VatId")),
+        extra={"billbee_customer_number": number} if isinstance(number, int) else {},
+    )
+
+
+# -- lines ---------------------------------------------------------------------
+def _rate(order: dict[str, Any], index: Any, vat_mode: int, what: str) -> Decimal:
+    if vat_mode in ZERO_RATE_MODES:
+        return Decimal(0)
+    if index is None or index == 0:
+        return Decimal(0)
+    if index in (1, 2) and not isinstance(index, bool):
+        key = f"TaxRate{index}"
+        value = order.get(key)
+        if value is None:
+            raise MappingError(f"{what} has TaxIndex {index} but the order has no {key}")
+        return _amount(value, key)
+    raise MappingError(f"{what} has an unknown TaxIndex {index!r} (expected 0, 1 or 2)")
+
+
+def _item_line(order: dict[str, Any], item: Any, position: int, vat_mode: int) -> Line:
+    what = f"item {position}"
+    if not isinstance(item, dict):
+        raise MappingError(f"{what} is not an object")
+    product = _dict(item.get("Product"), f"{what} Product")
+    title = _text(product.get("Title")) or _text(item.get("InvoiceSKU")) or f"Item {position}"
+    attributes = [
+        f"{_text(a.get('Name'))}: {_text(a.get('Value'))}"
+        for a in item.get("Attributes") or []
+        if isinstance(a, dict) and _text(a.get("Name")) and _text(a.get("Value"))
+    ]
+    if attributes:
+        title = f"{title} ({', '.join(attributes)})"
+    discount = _optional_amount(item.get("Discount"), f"{what} Discount")
+    if discount:
+        title = f"{title}, {discount.normalize():f} % discount"
+    total = _amount(item.get("TotalPrice"), f"{what} TotalPrice")
+    is_coupon = item.get("IsCoupon") is True
+    if is_coupon:
+        title = f"Coupon: {title}"
+    quantity = _amount(item.get("Quantity"), f"{what} Quantity")
+    if quantity == 0:
+        raise MappingError(f"{what} ({title[:40]!r}) has quantity 0")
+    return Line(
+        description=title,
+        quantity=quantity,
+        total=total,
+        tax_rate=_rate(order, item.get("TaxIndex"), vat_mode, what),
+        price_basis="gross",
+        tax_amount=_optional_amount(item.get("TaxAmount"), f"{what} TaxAmount"),
+        kind=LineKind.DISCOUNT if is_coupon or total < 0 else LineKind.GOODS,
+        sku=_text(item.get("InvoiceSKU")) or _text(product.get("SKU")),
+    )
+
+
+def _extra_rates(
+    order: dict[str, Any], items: list[Line], vat_mode: int, options: MappingOptions
+) -> list[tuple[Decimal, Decimal]]:
+    """How shipping and adjustment are taxed: (rate, share of the amount) pairs."""
+    if vat_mode in ZERO_RATE_MODES:
+        return [(Decimal(0), Decimal(1))]
+    goods = [line for line in items if line.kind == LineKind.GOODS and line.total > 0]
+    if options.shipping_tax == "regular" or (not goods and options.shipping_tax != "reduced"):
+        return [(_rate(order, 1, vat_mode, "shipping"), Decimal(1))]
+    if options.shipping_tax == "reduced":
+        return [(_rate(order, 2, vat_mode, "shipping"), Decimal(1))]
+    if options.shipping_tax == "highest":
+        return [(max(line.tax_rate for line in goods), Decimal(1))]
+    by_rate: dict[Decimal, Decimal] = {}
+    for line in goods:
+        by_rate[line.tax_rate] = by_rate.get(line.tax_rate, Decimal(0)) + line.total
+    whole = sum(by_rate.values(), Decimal(0))
+    return [(rate, part / whole) for rate, part in sorted(by_rate.items(), reverse=True)]
+
+
+def _split_lines(
+    amount: Decimal, description: str, kind: LineKind, rates: list[tuple[Decimal, Decimal]]
+) -> list[Line]:
+    """One line per rate; the parts add up to ``amount`` to the cent."""
+    lines: list[Line] = []
+    rest = money(amount)
+    for index, (rate, share) in enumerate(rates):
+        part = rest if index == len(rates) - 1 else money(amount * share)
+        rest -= part
+        label = description if len(rates) == 1 else f"{description} ({rate.normalize():f} %)"
+        if part != 0:
+            lines.append(Line(description=label, total=part, tax_rate=rate, kind=kind))
+    return lines
+
+
+# -- the order -----------------------------------------------------------------
+def map_order(order: Any, options: MappingOptions) -> Document:
+    """Map one Billbee order; MappingError names what could not be read."""
+    ref = order_id(order)
+    try:
+        return _map(order, ref, options)
+    except MappingError as exc:
+        raise MappingError(f"order {ref}: {exc}", quarantine=exc.quarantine) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise MappingError(f"order {ref}: {where or 'value'}: {first.get('msg')}") from None
+
+
+def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
+    tz = options.tz
+    vat_mode = order.get("VatMode", 0)
+    if vat_mode is None:
+        vat_mode = 0
+    if isinstance(vat_mode, bool) or vat_mode not in VAT_MODES:
+        raise MappingError(f"VatMode {vat_mode!r} is unknown (expected 0 to 4)")
+    if vat_mode == 4:
+        raise MappingError(
+            "VatMode 4 (margin scheme, Differenzbesteuerung) needs a booking rule from the operator",
+            quarantine=True,
+        )
+    created = parse_datetime(order.get("CreatedAt"), tz, "CreatedAt")
+    if created is None:
+        raise MappingError("CreatedAt is missing")
+    items = order.get("OrderItems")
+    if not isinstance(items, list):
+        raise MappingError("OrderItems is missing or not a list")
+    lines = [_item_line(order, item, i, vat_mode) for i, item in enumerate(items, start=1)]
+    rates: list[tuple[Decimal, Decimal]] | None = None
+    shipping = _optional_amount(order.get("ShippingCost"), "ShippingCost") or Decimal(0)
+    if money(shipping) != 0:
+        rates = _extra_rates(order, lines, vat_mode, options)
+        lines += _split_lines(shipping, "Shipping", LineKind.SHIPPING, rates)
+    adjustment = _optional_amount(order.get("AdjustmentCost"), "AdjustmentCost") or Decimal(0)
+    if money(adjustment) != 0:
+        rates = rates or _extra_rates(order, lines, vat_mode, options)
+        reason = _text(order.get("AdjustmentReason")) or "Adjustment"
+        kind = LineKind.FEE if adjustment > 0 else LineKind.DISCOUNT
+        lines += _split_lines(adjustment, reason, kind, rates)
+    if not lines:
+        raise MappingError("the order has no items")
+    total = _amount(order.get("TotalCost"), "TotalCost")
+    currency = _text(order.get("Currency"))
+    if not currency:
+        raise MappingError("Currency is missing")
+    paid_at = parse_datetime(order.get("PayedAt"), tz, "PayedAt")
+    payments: list[Payment] = []
+    for i, payment in enumerate(order.get("Payments") or [], start=1):
+        payment = _dict(payment, f"payment {i}")
+        payments.append(
+            Payment(
+                amount=_amount(payment.get("PayValue"), f"payment {i} PayValue"),
+                date=_date(payment.get("PayDate"), tz, f"payment {i} PayDate"),
+                method=payment_type_name(payment.get("PaymentType")),
+                reference=_text(payment.get("TransactionId")) or _text(payment.get("Purpose")),
+            )
+        )
+    if not payments and paid_at is not None:
+        # Billbee marks an order paid by its pay date (PaidAmount is often 0):
+        # the whole order counts as paid on that day.
+        payments.append(
+            Payment(
+                amount=total,
+                date=paid_at.date(),
+                method=payment_type_name(order.get("PaymentMethod")),
+                reference=_text(order.get("PaymentReference")),
+            )
+        )
+    modified = parse_datetime(order.get("LastModifiedAt"), tz, "LastModifiedAt")
+    state = order.get("State")
+    return Document(
+        source_ref=ref,
+        number=invoice_number(order),
+        currency=currency,
+        order_date=created.date(),
+        invoice_date=_date(order.get("InvoiceDate"), tz, "InvoiceDate"),
+        payment_date=paid_at.date() if paid_at else None,
+        customer=order_customer(order, options),
+        lines=lines,
+        payments=payments,
+        stated_total=total,
+        seller_country=options.seller_country,
+        shop=shop_name(order),
+        raw_status=state_name(state),
+        treatment_hint=VAT_MODES[vat_mode],
+        extra={
+            "billbee_order_id": int(ref),
+            "order_number": _text(order.get("OrderNumber")),
+            "external_id": _text(order.get("Id")),
+            "shop_ids": sorted(shop_ids(order)),
+            "state_id": state,
+            "vat_mode": vat_mode,
+            "last_modified": modified.isoformat() if modified else None,
+        },
+    )
