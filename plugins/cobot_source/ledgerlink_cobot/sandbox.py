@@ -68,6 +68,17 @@ class CobotSandbox(Sandbox):
             seed = json.loads(resources.files("ledgerlink_cobot").joinpath("data/demo_seed.json").read_text())
         super().__init__(seed=seed, **kwargs)
 
+    @property
+    def app(self) -> Any:
+        # The kit's app is a bound method, which uvicorn takes for an ASGI 2 app;
+        # a plain coroutine function is recognised as ASGI 3 (loopback servers).
+        inner = super().app
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            await inner(scope, receive, send)
+
+        return asgi
+
     # -- state -----------------------------------------------------------------
     def initial_state(self) -> dict[str, Any]:
         return {

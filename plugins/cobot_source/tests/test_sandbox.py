@@ -1,0 +1,166 @@
+"""End to end through the Cobot sandbox: in-process, the source contract, and loopback."""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from ledgerlink import ConnectionError_, Document, SandboxServer
+from ledgerlink.testing import SourceContract
+from ledgerlink_cobot.sandbox import DEMO_TOKEN, CobotSandbox
+
+MEMBER = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+NEW_MEMBER = "d1b2c3d4e5f60718293a4b5c6d7e8f93"
+
+
+def connected(sandbox: CobotSandbox, cobot: Any, base: str = "http://cobot.sandbox", **overrides: Any) -> Any:
+    settings, env = sandbox.demo_connection(base)
+    settings = {**settings, "access_token": env["COBOT_ACCESS_TOKEN"], **overrides}
+    return cobot(sandbox.transport() if base == "http://cobot.sandbox" else None, **settings)
+
+
+class TestCobotSourceContract(SourceContract):
+    plugin = "cobot"
+
+    def make_sandbox(self) -> CobotSandbox:
+        return CobotSandbox(demo=True)
+
+    def connection_settings(self, sandbox: CobotSandbox) -> tuple[dict[str, Any], dict[str, str]]:
+        settings, env = sandbox.demo_connection("http://cobot.sandbox")
+        return {**settings, "requests_per_minute": 60000, "memberships_requests_per_minute": 60000}, env
+
+    def expected_refs(self, sandbox: CobotSandbox) -> set[str]:
+        return set(sandbox.state["invoices"])
+
+
+def test_demo_flow_in_process(cobot):
+    sandbox = CobotSandbox(demo=True)
+    source = connected(sandbox, cobot)
+    assert "co.up" in source.check()
+    docs = [d for d in source.documents(None)]
+    assert [d.number for d in docs] == ["CU-2024-100", "CU-2024-101", "CU-2024-102", "CU-2024-103"]
+    assert all(isinstance(d, Document) and d.consistency_problems() == [] for d in docs)
+    assert str(docs[3].total_gross) == "300.25"     # 250.00 + 47.50 + 33 x 0.07 = 2.31 + 0.44
+    assert "skip_reason" in docs[1].extra
+    # requests validated against Cobot's OpenAPI: no problems logged
+    assert not [r for r in sandbox.requests if r.get("validation_errors")]
+    assert any(r["path"] == "/v2/user" for r in sandbox.requests)
+
+
+def test_write_back_changes_membership_not_issued_invoices(cobot):
+    sandbox = CobotSandbox(demo=True)
+    source = connected(sandbox, cobot)
+    customer = source.customer(MEMBER)
+    assert customer is not None and customer.customer_number == "1001"
+    source.write_customer_number(customer, "K-10001")
+    assert sandbox.state["memberships"][MEMBER]["customer_number"] == "K-10001"
+    assert source.customer(MEMBER).customer_number == "K-10001"
+    assert source.document("f0000000000000000000000000000001").customer.customer_number == "1001"
+    put = [r for r in sandbox.requests if r["method"] == "PUT"]
+    assert put[0]["path"] == f"/api/memberships/{MEMBER}" and put[0]["json"] == {"customer_number": "K-10001"}
+    assert source.customer("ffffffff") is None
+
+
+def test_sandbox_scopes_and_admin(cobot):
+    sandbox = CobotSandbox(demo=True)
+    sandbox.state["tokens"]["limited"] = {"email": "x@y", "scopes": ["read_user", "read_spaces"], "admin": True}
+    sandbox.state["tokens"]["member"] = {"email": "m@y", "scopes": ["read_user", "read_spaces", "read_invoices"],
+                                         "admin": False}
+    with pytest.raises(ConnectionError_, match="lacks the scope 'read_invoices'"):
+        connected(sandbox, cobot, access_token="limited").check()
+    with pytest.raises(ConnectionError_, match="m@y is not an admin of the space 'co-up'"):
+        connected(sandbox, cobot, access_token="member").check()
+    with pytest.raises(ConnectionError_, match="HTTP 401"):
+        connected(sandbox, cobot, access_token="wrong-token").check()
+
+
+def test_seed_invoices_are_checked_against_the_openapi_schema(seed):
+    bad = copy.deepcopy(seed["invoices"][0])
+    bad["attributes"]["items"][0]["totalAmount"]["net"] = 250.0  # a number, Cobot sends strings
+    with pytest.raises(ValueError, match="items/0/totalAmount/net"):
+        CobotSandbox(seed={"invoices": [bad]})
+    assert CobotSandbox(seed={"invoices": seed["invoices"]}).invoice_problems(seed["invoices"][0]) == []
+
+
+def test_paging_in_sandbox(cobot, seed):
+    invoices = []
+    for i in range(7):
+        inv = copy.deepcopy(seed["invoices"][0])
+        inv["id"] = f"e{i:031d}"
+        inv["attributes"]["number"] = f"P-{i}"
+        invoices.append(inv)
+    sandbox = CobotSandbox(seed={"invoices": invoices})
+    source = connected(sandbox, cobot, page_size=3, window_days=366)
+    assert [d.number for d in source.documents(None)] == [f"P-{i}" for i in range(7)]
+    pages = [r["query"] for r in sandbox.requests
+             if r["path"].endswith("/invoices") and "filter%5Bfrom%5D=2024-01-01" in r["query"]]
+    assert len(pages) == 3 and "page%5Bnumber%5D=3" in pages[-1]
+
+
+def test_subscriptions_and_webhook_delivery_in_process(cobot):
+    sandbox = CobotSandbox(demo=True)
+    received: list[dict[str, Any]] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        received.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    sandbox.webhook_transport = httpx.MockTransport(receiver)
+    source = connected(sandbox, cobot)
+    sub = source.subscribe("https://ledgerlink.example/hooks/cobot", "confirmed_membership")
+    assert sub["active"] and source.subscribe("https://ledgerlink.example/hooks/cobot", "confirmed_membership")["id"] == sub["id"]
+    assert len(source.subscriptions()) == 1
+    client = httpx.Client(transport=sandbox.transport(), base_url="http://cobot.sandbox")
+    answer = client.post("/__sandbox__/webhook", json={"event": "confirmed_membership", "membership_id": NEW_MEMBER})
+    assert answer.json()["delivered"][0]["status"] == 200
+    assert received == [{"url": f"http://cobot.sandbox/api/memberships/{NEW_MEMBER}"}]
+    kind, ident = source.webhook_resource(received[0])
+    assert (kind, ident) == ("membership", NEW_MEMBER)
+    customer = source.customer(ident)
+    assert customer is not None and customer.extra["confirmed_at"]   # confirmed by the event
+    assert source.unsubscribe("https://ledgerlink.example/hooks/cobot") == [sub["id"]]
+    assert source.subscriptions() == []
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[Any] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("content-length", 0))
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_over_a_real_loopback_server(cobot):
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        callback = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/cobot"
+        with SandboxServer(CobotSandbox(demo=True)) as server:
+            settings, env = server.sandbox.demo_connection(server.url)
+            source = cobot(None, **{**settings, "access_token": env["COBOT_ACCESS_TOKEN"]})
+            assert env["COBOT_ACCESS_TOKEN"] == DEMO_TOKEN
+            assert "co.up" in source.check()
+            assert len([d for d in source.documents(None) if isinstance(d, Document)]) == 4
+            source.subscribe(callback, "confirmed_membership")
+            httpx.post(f"{server.url}/__sandbox__/webhook",
+                       json={"event": "confirmed_membership", "membership_id": NEW_MEMBER}).raise_for_status()
+            assert _Receiver.received[-1] == {"url": f"{server.url}/api/memberships/{NEW_MEMBER}"}
+            kind, ident = source.webhook_resource(_Receiver.received[-1])
+            customer = source.customer(ident)
+            source.write_customer_number(customer, "K-2001")
+            assert server.sandbox.state["memberships"][NEW_MEMBER]["customer_number"] == "K-2001"
+            assert [c.source_id for c in source.customers()][-1] == NEW_MEMBER
+            source.close()
+    finally:
+        receiver.shutdown()
