@@ -65,7 +65,7 @@ class CobotSandbox(Sandbox):
 
     def __init__(self, *, seed: Any = None, demo: bool = False, **kwargs: Any) -> None:
         if seed is None and demo:
-            seed = json.loads(resources.files("ledgerlink_cobot").joinpath("data/demo_seed.json").read_text())
+            seed = self.demo_seed()
         super().__init__(seed=seed, **kwargs)
 
     @property
@@ -376,8 +376,17 @@ class CobotSandbox(Sandbox):
         return JSONResponse({"delivered": results})
 
     # -- demo ------------------------------------------------------------------
+    @classmethod
+    def demo_seed(cls) -> dict[str, Any]:
+        """The bundled demo data (``data/demo_seed.json``): 4 memberships, 4 invoices."""
+        return json.loads(resources.files("ledgerlink_cobot").joinpath("data/demo_seed.json").read_text())
+
     def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """Settings for a sandbox served at ``base_url`` (the server root, or the root
+        plus ``base_path`` as ``ledgerlink sandbox serve`` prints it)."""
         base = base_url.rstrip("/")
+        if base.endswith(self.base_path):
+            base = base[: -len(self.base_path)]
         return (
             {
                 "access_token": "${COBOT_ACCESS_TOKEN}",

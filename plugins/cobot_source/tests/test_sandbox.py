@@ -147,7 +147,8 @@ def test_over_a_real_loopback_server(cobot):
     try:
         callback = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/cobot"
         with SandboxServer(CobotSandbox(demo=True)) as server:
-            settings, env = server.sandbox.demo_connection(server.url)
+            settings, env = server.sandbox.demo_connection(server.url + CobotSandbox.base_path)
+            assert settings["base_url_v1"] == f"{server.url}/api"
             source = cobot(None, **{**settings, "access_token": env["COBOT_ACCESS_TOKEN"]})
             assert env["COBOT_ACCESS_TOKEN"] == DEMO_TOKEN
             assert "co.up" in source.check()
