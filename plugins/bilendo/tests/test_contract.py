@@ -1,0 +1,23 @@
+"""ledgerlink's target contract against the Bilendo sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledgerlink.testing import TargetContract
+from ledgerlink_bilendo.sandbox import BilendoSandbox
+
+
+class TestBilendoContract(TargetContract):
+    plugin = "bilendo"
+    rules: list[dict[str, Any]] = [{"when": {}, "account": "8400"}]
+
+    def make_sandbox(self) -> BilendoSandbox:
+        return BilendoSandbox()
+
+    def connection_settings(self, sandbox: BilendoSandbox) -> tuple[dict[str, Any], dict[str, str]]:
+        settings, env = sandbox.demo_connection("http://127.0.0.1:9")
+        return settings, env
+
+    def stored_refs(self, sandbox: BilendoSandbox) -> list[str]:
+        return [invoice["external_id"] for invoice in sandbox.state["invoices"].values()]
