@@ -1,0 +1,737 @@
+"""The sevDesk target: contacts, vouchers (or invoices), tags and payments.
+
+Where it sits: the engine plans a document (accounts, tax rules, dates, tags) and
+calls ``validate`` and ``push`` here; this module turns the plan into sevDesk's
+factory calls (``Voucher/Factory/saveVoucher`` or ``Invoice/Factory/saveInvoice``),
+tags the result, and books the payment when the pipeline reconciles payments in
+the source. Everything goes through ``context.http`` (retries, rate limit,
+redaction); sevDesk's quirks are noted where they are handled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+from ledgerlink import (
+    ConnectionError_,
+    Contact,
+    Customer,
+    Document,
+    DocumentKind,
+    OutcomeUnknown,
+    Payment,
+    Plan,
+    QuarantineError,
+    RateLimit,
+    Settings,
+    Target,
+    TargetRef,
+    VendorRejected,
+    key_id,
+    money,
+)
+from pydantic import Field, SecretStr, model_validator
+
+from . import wire
+from .taxes import (
+    NOT_ON_VOUCHERS,
+    OSS_RULES,
+    TAX_RULES_2_0,
+    TAX_TYPES_1_0,
+    TREATMENT_TO_TAX_TYPE,
+    ReceiptGuidance,
+    rate_name,
+    rule_for,
+    tax_text,
+)
+
+log = logging.getLogger("ledgerlink.sevdesk")
+
+DEFAULT_BASE_URL = "https://my.sevdesk.de/api/v1"
+AUTH_HINT = "copy the API token again from sevDesk under Extensions > API (Erweiterungen > API)"
+KEY_MARK = "ledgerlink-key: "
+
+
+class SevdeskSettings(Settings):
+    """Settings of a sevDesk connection (see the plugin README for each one)."""
+
+    api_token: SecretStr = Field(description="the 32-character API token of a sevDesk administrator")
+    base_url: str = DEFAULT_BASE_URL
+    document_type: Literal["voucher", "invoice"] = "voucher"
+    check_account: int | None = Field(
+        None, description="CheckAccount id where payments are booked (an offline or cash account)"
+    )
+    payment_accounts: dict[str, int] = Field(
+        default_factory=dict, description="payment method (as the source names it) -> CheckAccount id"
+    )
+    book_unassigned_payments: bool = False
+    cost_centre: int | None = Field(None, description="CostCentre id put on every document")
+    description_template: str = Field(
+        "{number}",
+        description="voucher description / invoice reference; {number} and {source_ref} are filled in",
+    )
+    contact_category: int = 3
+    address_category: int = 47
+    email_key: int = 2
+    country_ids: dict[str, int] = Field(default_factory=lambda: {"DE": 1})
+    contact_person: int | None = Field(None, description="SevUser id; required for invoices")
+    finalize_invoices: bool = True
+    invoice_send_type: Literal["VPDF", "VPR", "VP", "VM"] = "VPDF"
+    accounting_types: dict[str, int] = Field(
+        default_factory=dict, description="bookkeeping 1.0 only: account -> AccountingType id"
+    )
+    requests_per_second: float = Field(10.0, gt=0)
+    page_size: int = Field(100, ge=1, le=1000)
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(5, ge=0)
+    backoff: float = Field(0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _invoice_needs_user(self) -> SevdeskSettings:
+        if self.document_type == "invoice" and self.contact_person is None:
+            raise ValueError(
+                "document_type = \"invoice\" needs contact_person (the id of the sevDesk user "
+                "who issues the invoices)"
+            )
+        if "{number}" not in self.description_template and "{source_ref}" not in self.description_template:
+            raise ValueError("description_template must contain {number} or {source_ref}")
+        return self
+
+
+class SevdeskTarget(Target):
+    """Books documents in sevDesk as revenue vouchers (default) or invoices."""
+
+    Settings = SevdeskSettings
+    description = "sevDesk: revenue vouchers or invoices, contacts, tags, payments"
+    status_mapper = "sevdesk"
+    sandbox = "ledgerlink_sevdesk.sandbox:SevdeskSandbox"
+
+    settings: SevdeskSettings
+
+    def __init__(self, settings: Any, context: Any) -> None:
+        super().__init__(settings, context)
+        token = settings.api_token.get_secret_value().strip()
+        self.http = context.http(
+            vendor="sevDesk",
+            base_url=settings.base_url.rstrip("/") + "/",
+            # sevDesk takes the raw token, without "Bearer" (the query parameter was removed in 2025).
+            headers={"Authorization": token, "Content-Type": "application/json"},
+            secrets=[token],
+            rate_limits=[RateLimit(f"sevdesk:{key_id(token)}", settings.requests_per_second)],
+            auth_hint=AUTH_HINT,
+            error_message=wire.error_message,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            backoff=settings.backoff,
+        )
+        self.version: str | None = None
+        self.guidance: ReceiptGuidance | None = None
+        self.check_accounts: dict[int, dict[str, Any]] | None = None
+        self.tag_ids: dict[str, str] = {}
+
+    # -- HTTP helpers ----------------------------------------------------------
+    def _call(self, method: str, path: str, *, params: Any = None, body: Any = None,
+              ok: Iterable[int] = ()) -> tuple[int, Any]:
+        response = self.http.request(
+            method, path.lstrip("/"), params=params,
+            content=None if body is None else wire.dumps(body), ok=ok,
+        )
+        if response.status_code >= 400:  # one the caller asked for in ``ok``
+            return response.status_code, None
+        return response.status_code, self._objects(response)
+
+    def _objects(self, response: httpx.Response) -> Any:
+        write = response.request.method not in ("GET", "HEAD")
+        self.http.json(response, write=write)  # clear errors for HTML, empty or cut answers
+        data = wire.loads(response.content)
+        # sevDesk can answer an error inside HTTP 200 (e.g. code 390): check every body.
+        if isinstance(data, dict) and data.get("error"):
+            message = wire.error_message(response)
+            raise VendorRejected(
+                f"sevDesk refused {response.request.method} {response.request.url.path}"
+                f" (HTTP {response.status_code}): {message}",
+                status_code=response.status_code,
+            )
+        if not isinstance(data, dict) or "objects" not in data:
+            raise (OutcomeUnknown if write else VendorRejected)(
+                f"sevDesk sent an answer without 'objects' for {response.request.method}"
+                f" {response.request.url.path}"
+            )
+        return data["objects"]
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params or None)[1]
+
+    def _one(self, path: str) -> dict[str, Any] | None:
+        """GET by id: sevDesk wraps the object in a one-element array; 404 is None."""
+        status, objects = self._call("GET", path, ok=(404,))
+        if status == 404:
+            return None
+        if isinstance(objects, list):
+            return objects[0] if objects else None
+        return objects if isinstance(objects, dict) else None
+
+    def _pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        limit = self.settings.page_size
+        offset = 0
+        while True:
+            objects = self.get(path, **params, limit=limit, offset=offset)
+            if isinstance(objects, dict):  # some endpoints answer one object instead of a list
+                objects = [objects]
+            yield from objects or []
+            if not objects or len(objects) < limit:
+                return
+            offset += limit
+
+    # -- account -------------------------------------------------------------------
+    def check(self) -> str:
+        try:
+            version = self._bookkeeping_version()
+        except ConnectionError_ as exc:
+            raise ConnectionError_(
+                f"sevDesk rejected the API token; {AUTH_HINT}", connection=exc.connection
+            ) from None
+        accounts = self._load_check_accounts()
+        described = f"sevDesk, bookkeeping system {version}"
+        if self.settings.check_account is not None:
+            account = self._usable_check_account(self.settings.check_account, "check_account")
+            described += f", payments on '{account.get('name')}' ({account.get('type')})"
+        for method, account_id in self.settings.payment_accounts.items():
+            self._usable_check_account(account_id, f"payment_accounts[{method!r}]")
+        return described + f", {len(accounts)} check accounts"
+
+    def _bookkeeping_version(self) -> str:
+        if self.version is None:
+            objects = self.get("Tools/bookkeepingSystemVersion")
+            version = str((objects or {}).get("version") or "")
+            if version not in ("1.0", "2.0"):
+                raise ConnectionError_(
+                    f"sevDesk reports bookkeeping system version {version!r}; this plugin knows 1.0 and 2.0",
+                    connection=self.context.connection,
+                )
+            self.version = version
+        return self.version
+
+    def _load_check_accounts(self) -> dict[int, dict[str, Any]]:
+        if self.check_accounts is None:
+            self.check_accounts = {int(a["id"]): a for a in self._pages("CheckAccount")}
+        return self.check_accounts
+
+    def _usable_check_account(self, account_id: int, setting: str) -> dict[str, Any]:
+        accounts = self._load_check_accounts()
+        account = accounts.get(int(account_id))
+        if account is None:
+            known = ", ".join(f"{key} {value.get('name')!r}" for key, value in accounts.items())
+            raise ConnectionError_(
+                f"sevDesk has no check account with id {account_id} (setting {setting}); known: {known}",
+                connection=self.context.connection,
+            )
+        if str(account.get("status")) == "0":
+            raise ConnectionError_(
+                f"sevDesk check account {account_id} ({account.get('name')!r}, setting {setting}) is archived",
+                connection=self.context.connection,
+            )
+        if account.get("type") == "online":
+            # bookAmount on an online account needs an existing bank transaction.
+            raise ConnectionError_(
+                f"sevDesk check account {account_id} ({account.get('name')!r}, setting {setting}) is an online "
+                "account; payments can only be booked on it against a bank transaction. Use a clearing "
+                "(offline) or cash account",
+                connection=self.context.connection,
+            )
+        return account
+
+    def prepare(self, pipeline_options: dict[str, Any]) -> None:
+        version = self._bookkeeping_version()
+        if version == "2.0" and self.settings.document_type == "voucher" and self.guidance is None:
+            self.guidance = ReceiptGuidance(list(self._pages("ReceiptGuidance/forRevenue")))
+        if self.settings.check_account is not None:
+            self._usable_check_account(self.settings.check_account, "check_account")
+        for method, account_id in self.settings.payment_accounts.items():
+            self._usable_check_account(account_id, f"payment_accounts[{method!r}]")
+        for name in pipeline_options.get("tags") or []:
+            self._known_tag(str(name))
+
+    # -- contacts ------------------------------------------------------------------
+    def contacts(self) -> Iterator[Contact]:
+        emails: dict[str, str] = {}
+        for way in self._pages("CommunicationWay", type="EMAIL"):
+            contact_id = str((way.get("contact") or {}).get("id") or "")
+            if contact_id and (contact_id not in emails or str(way.get("main")) in ("1", "true", "True")):
+                emails[contact_id] = str(way.get("value") or "")
+        # depth=1: without it sevDesk lists organisations only.
+        for raw in self._pages("Contact", depth=1):
+            category = str((raw.get("category") or {}).get("id") or "")
+            if category != str(self.settings.contact_category):
+                continue
+            yield self._contact(raw, emails.get(str(raw["id"])))
+
+    @staticmethod
+    def _contact(raw: dict[str, Any], email: str | None = None) -> Contact:
+        return Contact(
+            target_id=str(raw["id"]),
+            customer_number=raw.get("customerNumber") or None,
+            first_name=raw.get("surename") or None,  # sic: sevDesk's field for the first name
+            last_name=raw.get("familyname") or None,
+            company=raw.get("name") or None,
+            email=email or None,
+            extra={"category": str((raw.get("category") or {}).get("id") or "")},
+        )
+
+    def find_contact_by_number(self, customer_number: str) -> Contact | None:
+        """The contact with exactly this customer number (sevDesk's filter is exact)."""
+        for raw in self._pages("Contact", customerNumber=customer_number, depth=1):
+            if str(raw.get("customerNumber") or "") == customer_number:
+                return self._contact(raw)
+        return None
+
+    def find_contact(self, key: str) -> Contact | None:
+        # The key is written into the contact's description when it is created
+        # (sevDesk has no filter on it, so this scans; it runs only to settle a
+        # creation whose answer was lost).
+        marker = KEY_MARK + key
+        for raw in self._pages("Contact", depth=1):
+            lines = str(raw.get("description") or "").splitlines()
+            if marker in (line.strip() for line in lines):
+                return self._contact(raw)
+        return None
+
+    def create_contact(self, customer: Customer, key: str) -> Contact:
+        number = self.get("Contact/Factory/getNextCustomerNumber")
+        if not isinstance(number, str | int) or str(number).strip() == "":
+            raise VendorRejected("sevDesk sent no next customer number")
+        number = str(number)
+        body: dict[str, Any] = {
+            "category": wire.ref(self.settings.contact_category, "Category"),
+            "status": 1000,
+            "customerNumber": number,
+            "description": KEY_MARK + key,
+        }
+        if customer.is_company:
+            body["name"] = customer.company
+        else:
+            body["surename"] = customer.first_name or None
+            body["familyname"] = customer.last_name or (
+                None if customer.first_name else customer.email or customer.source_id
+            )
+            body = {k: v for k, v in body.items() if v is not None}
+        if customer.vat_id:
+            body["vatNumber"] = customer.vat_id
+        _, created = self._call("POST", "Contact", body=body)
+        contact = self._contact(created)
+        contact_id = contact.target_id
+        try:
+            self._create_address(contact_id, customer)
+            if customer.email:
+                self._call("POST", "CommunicationWay", body={
+                    "contact": wire.ref(contact_id, "Contact"),
+                    "type": "EMAIL",
+                    "value": customer.email,
+                    "key": wire.ref(self.settings.email_key, "CommunicationWayKey"),
+                    "main": True,
+                })
+                contact.email = customer.email
+        except (VendorRejected, OutcomeUnknown) as exc:
+            log.warning("sevDesk contact %s created, but its address or e-mail failed: %s", contact_id, exc)
+        return contact
+
+    def _create_address(self, contact_id: str, customer: Customer) -> None:
+        address = customer.address
+        if address is None or not any((address.street, address.zip, address.city)):
+            return
+        country = address.country or "DE"
+        country_id = self.settings.country_ids.get(country)
+        if country_id is None:
+            log.warning(
+                "no sevDesk StaticCountry id for %s in country_ids; contact %s gets no address",
+                country, contact_id,
+            )
+            return
+        street = " ".join(p for p in (address.street, address.street2) if p) or None
+        body = {
+            "contact": wire.ref(contact_id, "Contact"),
+            "street": street,
+            "zip": address.zip,
+            "city": address.city,
+            "country": wire.ref(country_id, "StaticCountry"),
+            "category": wire.ref(self.settings.address_category, "Category"),
+        }
+        self._call("POST", "ContactAddress", body={k: v for k, v in body.items() if v is not None})
+
+    # -- documents -------------------------------------------------------------------
+    def description_for(self, source_ref: str, number: str | None) -> str:
+        return self.settings.description_template.format(number=number or source_ref, source_ref=source_ref)
+
+    def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
+        wanted = self.description_for(source_ref, number)
+        if self.settings.document_type == "invoice":
+            # The filter is undocumented; filters fail silently, so compare every row.
+            for raw in self._pages("Invoice", customerInternalNote=wanted):
+                if str(raw.get("customerInternalNote") or "") == wanted:
+                    return TargetRef(target_id=str(raw["id"]), number=raw.get("invoiceNumber") or wanted,
+                                     kind="invoice")
+            return None
+        found = [raw for raw in self._pages("Voucher", descriptionLike=wanted)
+                 if str(raw.get("description") or "") == wanted]  # descriptionLike is a substring match
+        if not found:
+            return None
+        if len(found) > 1:
+            log.warning("sevDesk has %d vouchers described %r; taking the oldest", len(found), wanted)
+        first = min(found, key=lambda raw: int(raw["id"]))
+        return TargetRef(target_id=str(first["id"]), number=wanted, kind="voucher")
+
+    def _resolved_lines(self, document: Document, plan: Plan) -> list[tuple[Any, str]]:
+        """(planned line, tax rule or tax type) per line, or QuarantineError."""
+        version = self._bookkeeping_version()
+        out = []
+        for index, planned in enumerate(plan.lines, start=1):
+            what = f"line {index} ({planned.line.description[:40]!r})"
+            if version == "2.0":
+                rule = planned.tax_rule
+                if rule is None:
+                    try:
+                        rule = rule_for(planned.treatment, planned.line.kind)
+                    except ValueError as exc:
+                        raise QuarantineError(f"{what}: {exc}") from None
+                if rule is None:
+                    raise QuarantineError(f"{what} has neither a tax rule nor a tax treatment")
+                rule = str(rule).strip()
+                if rule not in TAX_RULES_2_0:
+                    raise QuarantineError(f"{what}: {rule!r} is not a sevDesk 2.0 revenue tax rule")
+            else:
+                rule = planned.tax_rule or TREATMENT_TO_TAX_TYPE.get(str(planned.treatment or ""))
+                if rule is None:
+                    raise QuarantineError(
+                        f"{what}: tax treatment {planned.treatment!r} has no sevDesk 1.0 tax type"
+                        " (custom tax sets are not supported)"
+                    )
+                if rule not in TAX_TYPES_1_0:
+                    raise QuarantineError(f"{what}: {rule!r} is not a sevDesk 1.0 tax type")
+            out.append((planned, rule))
+        return out
+
+    def validate(self, document: Document, plan: Plan) -> None:
+        if document.kind == DocumentKind.CREDIT_NOTE:
+            raise QuarantineError("credit notes are not supported by the sevDesk target yet; book it by hand")
+        lines = self._resolved_lines(document, plan)
+        rules = sorted({rule for _, rule in lines})
+        if len(rules) > 1:
+            raise QuarantineError(
+                f"sevDesk books one tax rule per document, but the lines need {', '.join(rules)}"
+            )
+        rule = rules[0]
+        self._cost_centre(plan)
+        if self.settings.document_type == "voucher":
+            if rule in NOT_ON_VOUCHERS:
+                reason = "One-Stop-Shop (OSS)" if rule in OSS_RULES else f"tax rule {rule}"
+                raise QuarantineError(
+                    f"{reason} is not allowed on sevDesk vouchers (tax rule {rule}); "
+                    "use document_type = \"invoice\" for this pipeline or book it by hand"
+                )
+            for index, (planned, _) in enumerate(lines, start=1):
+                account = (planned.account or "").strip()
+                if not account:
+                    raise QuarantineError(f"line {index} ({planned.line.description[:40]!r}) has no booking account")
+                rate = planned.line.tax_rate
+                if rate_name(rate) is None:
+                    raise QuarantineError(
+                        f"line {index}: sevDesk vouchers take tax rates 0, 7 or 19 %, not {rate.normalize():f} %"
+                    )
+                if self.version == "2.0":
+                    if self.guidance is None:
+                        self.guidance = ReceiptGuidance(list(self._pages("ReceiptGuidance/forRevenue")))
+                    problem = self.guidance.problem(account, rule, rate)
+                    if problem:
+                        raise QuarantineError(f"sevDesk would refuse line {index}: {problem}")
+                elif account not in self.settings.accounting_types:
+                    raise QuarantineError(
+                        f"line {index}: account {account} has no AccountingType id in accounting_types"
+                        " (needed for sevDesk bookkeeping 1.0)"
+                    )
+        else:
+            if plan.contact is None:
+                raise QuarantineError("a sevDesk invoice needs a contact, and none was matched or created")
+            self._country_id(document)
+
+    def _cost_centre(self, plan: Plan) -> int | None:
+        chosen: Any = plan.cost_centre if plan.cost_centre is not None else self.settings.cost_centre
+        per_line = {pl.cost_centre for pl in plan.lines if pl.cost_centre is not None}
+        if per_line:
+            if len(per_line) > 1 or (chosen is not None and str(chosen) not in {str(c) for c in per_line}):
+                raise QuarantineError(
+                    f"sevDesk takes one cost centre per document; the plan names {sorted(map(str, per_line | ({chosen} if chosen else set())))}"
+                )
+            chosen = next(iter(per_line))
+        if chosen is None:
+            return None
+        if not str(chosen).strip().isdigit():
+            raise QuarantineError(f"cost centre {chosen!r} is not a sevDesk CostCentre id (a number)")
+        return int(str(chosen).strip())
+
+    def _country_id(self, document: Document) -> int:
+        country = document.customer.country or document.seller_country
+        country_id = self.settings.country_ids.get(country)
+        if country_id is None:
+            raise QuarantineError(
+                f"no sevDesk StaticCountry id for country {country}; add it to country_ids"
+            )
+        return country_id
+
+    def push(self, document: Document, plan: Plan) -> TargetRef:
+        self.validate(document, plan)
+        if self.settings.document_type == "invoice":
+            ref = self._push_invoice(document, plan)
+        else:
+            ref = self._push_voucher(document, plan)
+        try:
+            self._tag(ref, plan.tags)
+            if plan.mark_paid:
+                self._book(ref, document, document.payments)
+        except (VendorRejected, OutcomeUnknown) as exc:
+            # The document exists; find_document adopts it and book_payment completes it.
+            raise OutcomeUnknown(
+                f"sevDesk {ref.kind} {ref.target_id} was created, but tagging or booking its payment "
+                f"failed: {exc}"
+            ) from None
+        return ref
+
+    def _push_voucher(self, document: Document, plan: Plan) -> TargetRef:
+        lines = self._resolved_lines(document, plan)
+        rule = lines[0][1]
+        description = self.description_for(document.source_ref, document.number)
+        voucher: dict[str, Any] = {
+            "objectName": "Voucher",
+            "mapAll": True,
+            "voucherDate": wire.de_date(plan.document_date),
+            "deliveryDate": wire.de_date(plan.document_date),
+            "description": description,
+            "status": 100,
+            "creditDebit": "D",  # D = debit = revenue
+            "voucherType": "VOU",
+            "currency": document.currency,
+        }
+        if plan.due_date is not None:
+            voucher["paymentDeadline"] = wire.de_date(plan.due_date)
+        if plan.contact is not None:
+            voucher["supplier"] = wire.ref(plan.contact.target_id, "Contact")
+        else:
+            voucher["supplierName"] = document.customer.display_name[:255]
+        if self.version == "2.0":
+            voucher["taxRule"] = {"id": rule, "objectName": "TaxRule"}
+        else:
+            voucher["taxType"] = rule
+        cost_centre = self._cost_centre(plan)
+        if cost_centre is not None:
+            voucher["costCentre"] = wire.ref(cost_centre, "CostCentre")
+        positions = []
+        for planned, _ in lines:
+            line = planned.line
+            account = (planned.account or "").strip()
+            position: dict[str, Any] = {
+                "objectName": "VoucherPos",
+                "mapAll": True,
+                "taxRate": line.tax_rate,
+                # The source's own figure counts: gross for shops, net for B2B.
+                "net": line.price_basis == "net",
+                "sumNet": line.net,
+                "sumGross": line.gross,
+                "comment": line.description[:255],
+            }
+            if self.version == "2.0":
+                assert self.guidance is not None
+                position["accountDatev"] = wire.ref(
+                    self.guidance.by_number[account].account_datev_id, "AccountDatev"
+                )
+            else:
+                position["accountingType"] = wire.ref(self.settings.accounting_types[account], "AccountingType")
+            positions.append(position)
+        # voucherPosDelete and filename go last, in that order (sevDesk's instruction).
+        body = {"voucher": voucher, "voucherPosSave": positions, "voucherPosDelete": None}
+        try:
+            _, objects = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
+        except VendorRejected as exc:
+            if exc.status_code in (400, 422):
+                tried = "; ".join(
+                    f"account {pl.account}, tax rule {rule}, rate {pl.line.tax_rate.normalize():f}%"
+                    for pl, _ in lines
+                )
+                raise QuarantineError(f"{exc.message} (tried {tried})") from None
+            raise
+        saved = objects.get("voucher") or {}
+        self._check_sums(saved, document, "voucher")
+        return TargetRef(target_id=str(saved["id"]), number=description, kind="voucher")
+
+    @staticmethod
+    def _check_sums(saved: dict[str, Any], document: Document, kind: str) -> None:
+        gross = wire.number(saved.get("sumGross"))
+        if money(gross) != document.total_gross:
+            log.warning(
+                "sevDesk %s %s totals %s gross, the source document %s",
+                kind, saved.get("id"), money(gross), document.total_gross,
+            )
+
+    def _push_invoice(self, document: Document, plan: Plan) -> TargetRef:
+        lines = self._resolved_lines(document, plan)
+        rule = lines[0][1]
+        assert plan.contact is not None
+        reference = self.description_for(document.source_ref, document.number)
+        net_prices = document.lines[0].price_basis == "net"
+        rates = {pl.line.tax_rate for pl, _ in lines}
+        invoice: dict[str, Any] = {
+            "objectName": "Invoice",
+            "mapAll": True,
+            "invoiceDate": wire.de_date(plan.document_date),
+            "deliveryDate": wire.de_date(plan.document_date),
+            "header": f"Rechnung {document.number or document.source_ref}",
+            "contact": wire.ref(plan.contact.target_id, "Contact"),
+            "contactPerson": wire.ref(self.settings.contact_person or 0, "SevUser"),
+            "discount": 0,
+            "status": "100",  # 2.0: invoices are created as drafts only
+            "addressCountry": wire.ref(self._country_id(document), "StaticCountry"),
+            "taxRate": 0,
+            "taxText": tax_text(rule, max(rates)) if self.version == "2.0" else "Umsatzsteuer",
+            "invoiceType": "RE",
+            "currency": document.currency,
+            "showNet": net_prices,
+            "customerInternalNote": reference,
+        }
+        if plan.due_date is not None:
+            invoice["timeToPay"] = max(0, (plan.due_date - plan.document_date).days)
+        if self.version == "2.0":
+            invoice["taxRule"] = {"id": rule, "objectName": "TaxRule"}
+        else:
+            invoice["taxType"] = rule
+        cost_centre = self._cost_centre(plan)
+        if cost_centre is not None:
+            invoice["costCentre"] = wire.ref(cost_centre, "CostCentre")
+        positions = []
+        for planned, _ in lines:
+            line = planned.line
+            total = line.net if net_prices else line.gross
+            quantity, price, name = line.quantity, money(total / line.quantity), line.description
+            if money(price * quantity) != total:
+                # A unit price that does not multiply back to the cent: book the line total.
+                quantity, price, name = Decimal(1), total, f"{line.quantity.normalize():f} x {line.description}"
+            positions.append({
+                "objectName": "InvoicePos",
+                "mapAll": True,
+                "quantity": quantity,
+                "price": price,
+                "name": name[:255],
+                "unity": wire.ref(1, "Unity"),
+                "taxRate": line.tax_rate,
+            })
+        body = {"invoice": invoice, "invoicePosSave": positions, "invoicePosDelete": None}
+        try:
+            _, objects = self._call("POST", "Invoice/Factory/saveInvoice", body=body)
+        except VendorRejected as exc:
+            if exc.status_code in (400, 422):
+                raise QuarantineError(
+                    f"{exc.message} (tried tax rule {rule}, rates "
+                    f"{', '.join(f'{r.normalize():f}%' for r in sorted(rates))})"
+                ) from None
+            raise
+        saved = objects.get("invoice") or {}
+        self._check_sums(saved, document, "invoice")
+        ref = TargetRef(target_id=str(saved["id"]), number=saved.get("invoiceNumber") or reference, kind="invoice")
+        if self.settings.finalize_invoices:
+            _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
+                                 body={"sendType": self.settings.invoice_send_type, "sendDraft": False})
+            if isinstance(sent, dict) and sent.get("invoiceNumber"):
+                ref.number = str(sent["invoiceNumber"])
+        return ref
+
+    # -- tags ----------------------------------------------------------------------
+    def _known_tag(self, name: str) -> str | None:
+        if name not in self.tag_ids:
+            self.tag_ids[name] = ""  # not in sevDesk yet; Tag/Factory/create makes it
+            for raw in self._pages("Tag", name=name):
+                if str(raw.get("name")) == name:
+                    self.tag_ids[name] = str(raw["id"])
+                    break
+        return self.tag_ids[name] or None
+
+    def _tag(self, ref: TargetRef, tags: Iterable[str]) -> None:
+        object_name = "Invoice" if ref.kind == "invoice" else "Voucher"
+        for name in dict.fromkeys(tags):
+            known = self._known_tag(name)
+            _, relation = self._call("POST", "Tag/Factory/create", body={
+                "name": name, "object": wire.ref(ref.target_id, object_name),
+            })
+            tag_id = str(((relation or {}).get("tag") or {}).get("id") or "")
+            if known and tag_id and tag_id != known:
+                log.warning("sevDesk made a second tag %r (id %s, first %s)", name, tag_id, known)
+            elif tag_id:
+                self.tag_ids[name] = tag_id
+
+    # -- payments ------------------------------------------------------------------
+    def _account_for(self, payment: Payment) -> int | None:
+        method = (payment.method or "").strip()
+        if method and method in self.settings.payment_accounts:
+            return self.settings.payment_accounts[method]
+        if self.settings.book_unassigned_payments:
+            return self.settings.check_account
+        return None
+
+    def _book(self, ref: TargetRef, document: Document, payments: list[Payment]) -> None:
+        path = "Invoice" if ref.kind == "invoice" else "Voucher"
+        current = self._one(f"{path}/{ref.target_id}")
+        if current is None:
+            raise VendorRejected(f"sevDesk has no {ref.kind} {ref.target_id} to book a payment on")
+        total = money(wire.number(current.get("sumGross")))
+        paid = money(wire.number(current.get("paidAmount")))
+        if str(current.get("status")) == "1000" or paid >= total:
+            return  # already paid (a re-run): never book twice
+        # Payments already booked in sevDesk are skipped in order, so a re-run books only the rest.
+        already = paid
+        for payment in sorted(payments, key=lambda p: p.date or date.min):
+            amount = money(payment.amount)
+            if amount <= 0:
+                continue
+            if already >= amount:
+                already -= amount
+                continue
+            amount -= already
+            already = Decimal("0.00")
+            account = self._account_for(payment)
+            if account is None:
+                log.warning(
+                    "payment of %s %s (method %r) on %s %s has no check account; the document stays open",
+                    amount, document.currency, payment.method, ref.kind, ref.target_id,
+                )
+                continue
+            day = payment.date or document.payment_date or document.invoice_date
+            if day is None:
+                raise QuarantineError("a payment without a date cannot be booked in sevDesk")
+            amount = min(amount, total - paid)
+            if amount <= 0:
+                break
+            paid += amount
+            body = {
+                "amount": amount,
+                "date": wire.timestamp(day) if ref.kind == "invoice" else wire.rfc3339(day),
+                "type": "FULL_PAYMENT" if paid >= total else "N",
+                "checkAccount": wire.ref(account, "CheckAccount"),
+            }
+            self._call("PUT", f"{path}/{ref.target_id}/bookAmount", body=body)
+
+    def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        self._book(ref, document, document.payments)
+
+    # -- status sync -----------------------------------------------------------------
+    def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
+        for ref in refs:
+            kind = "invoice" if ref.kind == "invoice" else "voucher"
+            raw = self._one(f"{kind.capitalize()}/{ref.target_id}")
+            if raw is None:
+                yield ref, f"{kind}:deleted"
+            else:
+                yield ref, f"{kind}:{raw.get('status')}"
+
+    def close(self) -> None:
+        self.http.close()
