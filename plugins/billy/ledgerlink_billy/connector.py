@@ -102,9 +102,6 @@ class BillySettings(Settings):
     shipping_non_eu: Template | None = None
     page_size: int = Field(1000, ge=1, le=1000)
     rate_limit: float = Field(5.0, gt=0, le=100, description="requests per second")
-    timeout: float = Field(30.0, gt=0)
-    retries: int = Field(5, ge=0, le=20)
-    backoff: float = Field(0.5, ge=0)
 
     @field_validator("base_url")
     @classmethod
@@ -173,9 +170,6 @@ class BillyTarget(Target):
             rate_limits=[RateLimit(f"billy:{key_id(token)}", settings.rate_limit)],
             auth_hint=AUTH_HINT,
             error_message=billy_error_message,
-            timeout=settings.timeout,
-            retries=settings.retries,
-            backoff=settings.backoff,
         )
         self._organization: dict[str, Any] | None = None
         self._accounts: list[dict[str, Any]] | None = None
