@@ -37,6 +37,7 @@ def demo_settings(base_url: str = "http://sandbox") -> dict[str, Any]:
 
 def make_target(transport: Any = None, base_url: str = "http://sandbox", **overrides: Any) -> BillyTarget:
     values = demo_settings(base_url)
+    values["rate_limit"] = 100  # keep tests fast; the default spaces requests at 5 per second
     values.update(overrides)
     values = {k: v for k, v in values.items() if v is not None}
     context = ConnectorContext(connection="billy-test", http_factory=FAST_HTTP, transport=transport)
