@@ -27,6 +27,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -76,7 +77,23 @@ class Faults:
 
 
 class _Drop(Exception):
-    pass
+    """Raised by the app to abort an answer half-way (faults "drop" and "truncate")."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps the server's "Exception in ASGI application" traceback for an
+    injected drop out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _Drop)
+
+
+_QUIET_DROPS = _QuietDrops()
+
+
+def _quiet_server_log() -> None:
+    logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)
 
 
 class OpenAPIValidator:
@@ -91,6 +108,7 @@ class OpenAPIValidator:
         self.base_path = base_path.rstrip("/")
         self.swagger2 = str(self.spec.get("swagger", "")).startswith("2")
         self._fix_nullable(self.spec)
+        self._drop_read_only_required(self.spec)
         self.operations: list[tuple[re.Pattern[str], str, dict[str, Any], list[dict[str, Any]]]] = []
         for path, item in (self.spec.get("paths") or {}).items():
             pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
@@ -103,15 +121,42 @@ class OpenAPIValidator:
     @classmethod
     def _fix_nullable(cls, node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("nullable") is True and isinstance(node.get("type"), str):
-                node["type"] = [node["type"], "null"]
-            if node.get("x-nullable") is True and isinstance(node.get("type"), str):
-                node["type"] = [node["type"], "null"]
+            if node.get("nullable") is True or node.get("x-nullable") is True:
+                if isinstance(node.get("type"), str):
+                    node["type"] = [node["type"], "null"]
+                if isinstance(node.get("enum"), list) and None not in node["enum"]:
+                    node["enum"] = [*node["enum"], None]
             for value in node.values():
                 cls._fix_nullable(value)
         elif isinstance(node, list):
             for value in node:
                 cls._fix_nullable(value)
+
+    def _drop_read_only_required(self, node: Any, seen: set[int] | None = None) -> None:
+        """A required ``readOnly`` property (an id, a creation date) is required in
+        answers only; requests are checked, so it is not required here."""
+        seen = set() if seen is None else seen
+        if isinstance(node, list):
+            for value in node:
+                self._drop_read_only_required(value, seen)
+            return
+        if not isinstance(node, dict) or id(node) in seen:
+            return
+        seen.add(id(node))
+        props = node.get("properties")
+        if isinstance(node.get("required"), list) and isinstance(props, dict):
+            def read_only(name: str) -> bool:
+                try:
+                    prop = self._resolve(props.get(name))
+                except (KeyError, TypeError):
+                    return False
+                return isinstance(prop, dict) and prop.get("readOnly") is True
+
+            node["required"] = [name for name in node["required"] if not read_only(name)]
+            if not node["required"]:
+                del node["required"]
+        for value in node.values():
+            self._drop_read_only_required(value, seen)
 
     def find(self, method: str, path: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         if self.base_path and path.startswith(self.base_path):
@@ -210,8 +255,9 @@ class Sandbox:
         elif seed is not None:
             self.load_seed(seed)
             self.save()
-        self._lock = threading.Lock()
         self._app: Starlette | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
 
     # -- to override ---------------------------------------------------------
     def initial_state(self) -> dict[str, Any]:
@@ -364,14 +410,16 @@ class Sandbox:
         elif fault in ("drop", "truncate"):
             self.stats["faults"] += 1
             entry["fault"] = fault
-            # Announce the full length, send less: the client sees a connection
-            # closed mid-answer (drop: nothing of the body; truncate: half of it).
-            headers = [(k, v) for k, v in captured["headers"] if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body) + 10).encode()))
+            # Announce the full length, send less, then abort: the client sees a
+            # connection closed mid-answer (drop: nothing of the body; truncate:
+            # half of it). Raising _Drop makes the server close the connection
+            # (its log line is filtered out); SyncASGITransport turns it into
+            # httpx.RemoteProtocolError.
             part = b"" if fault == "drop" else body[: len(body) // 2]
-            await send({"type": "http.response.start", "status": captured["status"], "headers": headers})
-            await send({"type": "http.response.body", "body": part, "more_body": False})
-            return
+            await send({"type": "http.response.start", "status": captured["status"],
+                        "headers": captured["headers"]})
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            raise _Drop(fault)
         await send({"type": "http.response.start", "status": captured["status"], "headers": captured["headers"]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -401,10 +449,27 @@ class Sandbox:
 
     async def _set_faults(self, request: Request) -> Response:
         if request.method == "POST":
-            data = await request.json()
+            try:
+                data = json.loads(await request.body())
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return JSONResponse({"error": "send a JSON object of fault settings"}, status_code=400)
             unknown = set(data) - set(asdict(Faults()))
             if unknown:
                 return JSONResponse({"error": f"unknown fault settings: {sorted(unknown)}"}, status_code=400)
+            wrong = sorted(
+                key for key, value in data.items()
+                if not (
+                    (value is None and key == "seed")
+                    or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+                        and (key != "seed" or isinstance(value, int)))
+                )
+            )
+            if wrong:
+                return JSONResponse(
+                    {"error": f"fault settings must be non-negative numbers: {wrong}"}, status_code=400
+                )
             self.faults = Faults(**{**asdict(self.faults), **data})
             self._rng = random.Random(self.faults.seed)
         return JSONResponse({**asdict(self.faults), "stats": self.stats})
@@ -412,6 +477,7 @@ class Sandbox:
     async def _reset(self, request: Request) -> Response:
         self.state = self.initial_state()
         self.requests.clear()
+        self._windows.clear()
         self.save()
         return JSONResponse({"ok": True})
 
@@ -422,8 +488,14 @@ class Sandbox:
 
     # -- in-process use ------------------------------------------------------
     def transport(self) -> httpx.BaseTransport:
-        """A sync httpx transport that calls this app in-process."""
-        return SyncASGITransport(self.app)
+        """A sync httpx transport that calls this app in-process.
+
+        Every transport of one sandbox runs the app on the same event loop thread,
+        so handlers stay atomic however many clients (and threads) call it."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = _start_loop()
+        return SyncASGITransport(self.app, loop=self._loop)
 
     def snapshot(self) -> dict[str, Any]:
         return copy.deepcopy(self.state)
@@ -434,6 +506,12 @@ class _InvalidJSON:
         self.raw = raw
 
 
+def _start_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True, name="sandbox-loop").start()
+    return loop
+
+
 class SyncASGITransport(httpx.BaseTransport):
     """Runs an ASGI app on a private event loop thread, for sync httpx clients.
 
@@ -442,11 +520,9 @@ class SyncASGITransport(httpx.BaseTransport):
     real connection would.
     """
 
-    def __init__(self, app: Callable[..., Any]) -> None:
+    def __init__(self, app: Callable[..., Any], *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sandbox-loop")
-        self._thread.start()
+        self._loop = loop or _start_loop()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         content = request.read()
@@ -466,6 +542,10 @@ class SyncASGITransport(httpx.BaseTransport):
             status, headers, body = future.result(timeout=timeout)
         except TimeoutError:
             raise httpx.ReadTimeout("sandbox answer took too long", request=request) from None
+        except _Drop:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body", request=request
+            ) from None
         length = headers.get("content-length")
         if length is not None and int(length) != len(body):
             raise httpx.RemoteProtocolError(
@@ -482,8 +562,11 @@ def serve(sandbox: Sandbox, *, host: str = "127.0.0.1", port: int = 0,
     """Serve a sandbox on loopback until interrupted (uvicorn)."""
     import uvicorn
 
-    config = uvicorn.Config(sandbox.app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        sandbox.app, host=host, port=port, log_level="warning", access_log=False, interface="asgi3",
+    )
     server = uvicorn.Server(config)
+    _quiet_server_log()
     if ready is not None:
         original = server.startup
 
@@ -504,8 +587,14 @@ class SandboxServer:
 
         self.sandbox = sandbox
         self.host = host
-        self._config = uvicorn.Config(sandbox.app, host=host, port=0, log_level="warning", access_log=False)
+        # interface="asgi3": the app is a bound coroutine method, which uvicorn's
+        # auto-detection takes for an ASGI2 app (every request would fail with 500).
+        self._config = uvicorn.Config(
+            sandbox.app, host=host, port=0, log_level="warning", access_log=False,
+            interface="asgi3", timeout_graceful_shutdown=1,
+        )
         self._server = uvicorn.Server(self._config)
+        _quiet_server_log()
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.port = 0
 
@@ -513,7 +602,10 @@ class SandboxServer:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the {self.sandbox.name or 'sandbox'} server could not start on {self.host}")
             if time.monotonic() > deadline:
+                self._server.should_exit = True
                 raise RuntimeError("sandbox server did not start")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]

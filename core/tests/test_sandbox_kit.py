@@ -239,7 +239,7 @@ def test_fault_shares_are_reproducible_with_a_seed(shop_cls: type[ShopSandbox]) 
 @pytest.mark.parametrize("fault", ["drop", "truncate"])
 def test_drop_and_truncate_in_process(sandbox: ShopSandbox, fault: str) -> None:
     with client_for(sandbox) as client:
-        set_faults(client, **{f"rate_{fault}": 1})
+        assert set_faults(client, **{f"rate_{fault}": 1}).status_code == 200
         with pytest.raises(httpx.RemoteProtocolError):
             client.post("/api/items", json=ITEM)
     [item] = sandbox.state["items"].values()
@@ -250,7 +250,7 @@ def test_drop_and_truncate_in_process(sandbox: ShopSandbox, fault: str) -> None:
 @pytest.mark.parametrize("fault", ["drop", "truncate"])
 def test_drop_and_truncate_over_loopback(sandbox: ShopSandbox, fault: str) -> None:
     with SandboxServer(sandbox) as server, httpx.Client(base_url=server.url, timeout=5) as client:
-        set_faults(client, **{f"rate_{fault}": 1})
+        assert set_faults(client, **{f"rate_{fault}": 1}).status_code == 200
         with pytest.raises(httpx.RemoteProtocolError):
             client.post("/api/items", json=ITEM)
         state = client.get("/__sandbox__/state").json()
