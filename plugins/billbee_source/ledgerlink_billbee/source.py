@@ -410,11 +410,12 @@ class BillbeeSource(Source):
 
 
 def _plain(value: Any) -> Any:
-    """Decimals back to JSON numbers for a request body."""
+    """Decimals back to JSON numbers for a request body; nulls left out (the same
+    as null for Billbee's model binding, and valid against its description)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
