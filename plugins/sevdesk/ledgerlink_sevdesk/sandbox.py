@@ -55,10 +55,11 @@ TAX_TYPE_MAP = {"default": "1", "eu": "3", "ss": "11", "noteu": "17"}
 
 
 # -- the spec and its errata ---------------------------------------------------------
-def _set_required(schema: str, old: str, new: str | None) -> Callable[[dict[str, Any]], None]:
+def _set_required(schema: str, old: str | tuple[str, ...], new: str | None) -> Callable[[dict[str, Any]], None]:
     def fix(spec: dict[str, Any]) -> None:
         required = spec["components"]["schemas"][schema]["required"]
-        required.remove(old)
+        for name in (old,) if isinstance(old, str) else old:
+            required.remove(name)
         if new:
             required.append(new)
 
@@ -75,15 +76,16 @@ SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
      "the spec's own saveVoucher properties; NOTES §6", _set_required("saveVoucher", "voucherPos", "voucherPosSave")),
     ("saveInvoice requires 'invoicePos'; the positions are 'invoicePosSave'",
      "the spec's own saveInvoice properties; NOTES §7", _set_required("saveInvoice", "invoicePos", "invoicePosSave")),
+    # The next three: the sandbox's own version rule then requires the one that fits.
     ("Model_Voucher requires both taxType (1.0) and taxRule (2.0); each account version takes one",
      "spec chapter 'sevdesk-Update 2.0'; recorded voucher has taxType null",
-     _set_required("Model_Voucher", "taxType", None)),
+     _set_required("Model_Voucher", ("taxType", "taxRule"), None)),
     ("Model_Invoice requires both taxType (1.0) and taxRule (2.0)",
      "spec chapter 'sevdesk-Update 2.0'; recorded invoice has taxType null",
-     _set_required("Model_Invoice", "taxType", None)),
+     _set_required("Model_Invoice", ("taxType", "taxRule"), None)),
     ("Model_VoucherPos requires both accountingType (1.0) and accountDatev (2.0)",
      "spec chapter 'sevdesk-Update 2.0'; recorded positions carry accountDatev only",
-     _set_required("Model_VoucherPos", "accountingType", None)),
+     _set_required("Model_VoucherPos", ("accountingType", "accountDatev"), None)),
     ("Model_Voucher.taxRule.id lists only 1,2,3,4,5,11; the 2.0 chapter lists 17, 22 and the expense rules too",
      "spec chapter 'sevdesk-Update 2.0'; recorded voucher with taxRule 14", _voucher_tax_rules),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ def sandbox() -> SevdeskSandbox:
 def make_target(sandbox: SevdeskSandbox | None = None, base_url: str = "http://sevdesk.test/api/v1",
                 **settings: Any) -> SevdeskTarget:
     values: dict[str, Any] = {"api_token": DEMO_TOKEN, "base_url": base_url, "backoff": 0.01,
+                              "requests_per_second": 10_000,
                               "check_account": 6305996}
     values.update(settings)
     context = ConnectorContext(
@@ -89,3 +91,10 @@ def plan_for(document: Document, *, contact: Any = None, treatment: str | None =
 def no_validation_errors(sandbox: SevdeskSandbox) -> None:
     bad = [(e["method"], e["path"], e["validation_errors"]) for e in sandbox.requests if e.get("validation_errors")]
     assert bad == []
+
+
+@pytest.fixture
+def sev() -> SimpleNamespace:
+    """The helpers above, for test modules (importlib mode cannot import conftest)."""
+    return SimpleNamespace(make_target=make_target, shop_order=shop_order, plan_for=plan_for,
+                           no_validation_errors=no_validation_errors, ACCOUNTS=ACCOUNTS)
