@@ -32,3 +32,12 @@ def target_for(sandbox: BilendoSandbox) -> Iterator[Callable[..., BilendoTarget]
     for target in made:
         target.close()
 
+
+
+@pytest.fixture(autouse=True)
+def fast_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client-side limit (5 requests/s, an assumption) would make the suite slow;
+    test_http.py::test_client_side_rate_limit checks the real value."""
+    from ledgerlink_bilendo import undocumented
+
+    monkeypatch.setattr(undocumented, "REQUESTS_PER_SECOND", 1000.0)

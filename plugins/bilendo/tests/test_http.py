@@ -288,3 +288,16 @@ def test_settings():
         with pytest.raises(ValueError):
             BilendoSettings(api_token="x", **bad)
     assert "x" not in repr(BilendoSettings(api_token="x" * 8))
+
+
+@respx.mock
+def test_client_side_rate_limit_spaces_requests(monkeypatch):
+    from ledgerlink_bilendo import undocumented
+
+    monkeypatch.setattr(undocumented, "REQUESTS_PER_SECOND", 5.0)
+    target = make_target(api_token="tok-rate-limit-test")
+    respx.get(f"{API}/customers/find/k1").respond(404)
+    started = time.monotonic()
+    for _ in range(4):
+        target.find_contact("k1")
+    assert time.monotonic() - started >= 3 * 0.2
