@@ -221,8 +221,7 @@ class BilendoTarget(Target):
             response = self.http.get(f"/customers/find/{probe}", ok=[U.FIND_MISS_STATUS])
         except ConnectionError_:
             raise ConnectionError_(
-                f"Bilendo rejected the API token of connection {self.context.connection!r} "
-                f"at {self.settings.base_url}; {self._token_hint()}",
+                f"Bilendo rejected the API token at {self.settings.base_url}; {self._token_hint()}",
                 connection=self.context.connection,
             ) from None
         if response.status_code != U.FIND_MISS_STATUS:
@@ -430,6 +429,9 @@ class BilendoTarget(Target):
         )
         try:
             response = client.get(url)
+        except (ConnectionError_, VendorRejected) as exc:
+            # A dead or expired link concerns this document, not the Bilendo connection.
+            raise QuarantineError(f"the invoice PDF at {redact(shown)} could not be fetched: {exc}") from None
         finally:
             client.close()
         content = response.content

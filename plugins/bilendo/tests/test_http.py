@@ -55,7 +55,8 @@ def test_check_with_wrong_token_gives_one_clear_line_without_the_token(target):
     with pytest.raises(ConnectionError_) as info:
         target.check()
     message = str(info.value)
-    assert message.startswith("Bilendo rejected the API token of connection 'bilendo-test'")
+    assert message.startswith(
+        "Bilendo rejected the API token at https://apisandbox.bilendo.de; check api_token of connection 'bilendo-test'")
     assert "account settings > API" in message and "\n" not in message
     assert TOKEN not in message
     assert route.calls[0].request.headers["Authorization"] == f"Token token={TOKEN}"
@@ -301,3 +302,14 @@ def test_client_side_rate_limit_spaces_requests(monkeypatch):
     for _ in range(4):
         target.find_contact("k1")
     assert time.monotonic() - started >= 3 * 0.2
+
+
+@respx.mock
+def test_a_pdf_link_that_is_refused_quarantines_only_this_document(target):
+    respx.get("https://shop.example/pdf/2").respond(403, text="expired")
+    create = respx.post(f"{API}/invoices")
+    doc = invoice(pdf_url="https://shop.example/pdf/2?sig=s3cr3t")
+    with pytest.raises(QuarantineError, match="could not be fetched") as info:
+        target.push(doc, plan_for(doc, Contact(target_id="cus-1")))
+    assert "https://shop.example/pdf/2" in str(info.value)
+    assert not create.called
