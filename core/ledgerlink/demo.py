@@ -8,7 +8,6 @@ core never imports a plugin.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from decimal import Decimal
@@ -24,6 +23,7 @@ DEMO_RULES: list[dict[str, Any]] = [
     {"when": {"treatment": "intra_eu_supply"}, "account": "8125"},
     {"when": {"treatment": "export"}, "account": "8120"},
     {"when": {"tax_rate": 7}, "account": "8300"},
+    {"when": {"tax_rate": 0}, "account": "8200"},  # tax-free lines, e.g. redeemed multi-purpose vouchers
     {"when": {}, "account": "8400"},
 ]
 
@@ -73,6 +73,19 @@ def write_config(path: Path, source_settings: dict[str, Any], target_settings: d
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Path) -> dict[str, Any]:
+    """Keep the demo's (fake) credentials in files beside the config, so `status` and
+    friends work without exporting anything."""
+    out = dict(settings)
+    for key, value in settings.items():
+        if isinstance(value, str) and value.startswith("${") and value.endswith("}") and value[2:-1] in env:
+            path = folder / value[2:-1].lower()
+            path.write_text(env[value[2:-1]], encoding="utf-8")
+            path.chmod(0o600)
+            out[key] = {"file": f"secrets/{path.name}"}
+    return out
+
+
 def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
     from .config import load_config
     from .engine import Reporter, Runtime, run_pipelines
@@ -96,10 +109,12 @@ def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] 
     target_sandbox = target_sandbox_cls(state_path=workdir / "sevdesk-state.json")
 
     with SandboxServer(source_sandbox) as source_server, SandboxServer(target_sandbox) as target_server:
-        source_settings, source_env = source_sandbox.demo_connection(source_server.url + source_sandbox_cls.base_path)
-        target_settings, target_env = target_sandbox.demo_connection(target_server.url + target_sandbox_cls.base_path)
-        os.environ.update(source_env)
-        os.environ.update(target_env)
+        source_settings, source_env = source_sandbox.demo_connection(source_server.url)
+        target_settings, target_env = target_sandbox.demo_connection(target_server.url)
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(exist_ok=True)
+        source_settings = _secrets_to_files(source_settings, source_env, secrets_dir)
+        target_settings = _secrets_to_files(target_settings, target_env, secrets_dir)
         config_file = workdir / "ledgerlink.toml"
         write_config(config_file, source_settings, target_settings)
         echo(f"Billbee sandbox on {source_server.url}, sevDesk sandbox on {target_server.url}")

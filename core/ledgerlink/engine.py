@@ -237,9 +237,11 @@ def choose_document_date(pipeline: PipelineConfig, document: Document) -> date:
     raise QuarantineError("the document has no invoice, order or payment date")
 
 
-def plan_lines(pipeline: PipelineConfig, document: Document) -> list[PlannedLine]:
+def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False) -> list[PlannedLine]:
     planned: list[PlannedLine] = []
-    require = pipeline.require_rules if pipeline.require_rules is not None else bool(pipeline.rules)
+    require = pipeline.require_rules
+    if require is None:
+        require = bool(pipeline.rules) and not target_books_lines
     unmapped: list[str] = []
     for index, line in enumerate(document.lines):
         treatment = str(document.tax_treatment(line, oss=pipeline.oss, small_business=pipeline.small_business))
@@ -423,6 +425,9 @@ class PipelineRunner:
             state = "quarantined" if item.quarantine else "failed"
             return self._record(row, item.source_ref, item.number, state, item.reason, None, cursor, dry_run)
         document = item
+        if document.seller_country != self.pipeline.seller_country:
+            # The pipeline knows who sells; sources do not.
+            document = document.model_copy(update={"seller_country": self.pipeline.seller_country})
         if row is not None and row.state == "pending":
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
@@ -433,6 +438,10 @@ class PipelineRunner:
 
         # filter
         reason = self._skip_reason(document)
+        if reason and row is not None and row.state == "skipped" and row.reason == reason:
+            if cursor is not None and not dry_run:
+                self.ledger.set_cursor(*cursor)
+            return None  # still skipped for the same reason: nothing new to say
         if reason:
             return self._record(row, document.source_ref, document.number, "skipped", reason, document, cursor, dry_run)
         try:
@@ -492,7 +501,7 @@ class PipelineRunner:
         row.content_hash = payload_hash(fingerprint(document))
         row.customer_source_id = document.customer.source_id
         row.attempts += 1
-        row.payment_state = "booked" if plan.mark_paid else None
+        row.payment_state = None
         row = self.ledger.save_document(row)
         self.rt.checkpoint("after_pending")
         ref: TargetRef | None = None
@@ -533,6 +542,7 @@ class PipelineRunner:
                            gross=document.total_gross, currency=document.currency)
         self.rt.checkpoint("after_push")
         note = plan.contact_decision
+        row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending else None
         self._mark_pushed(row, ref, note=None, cursor=cursor, payload=data)
         self.rt.checkpoint("after_pushed")
         self.rt.fire("ledgerlink_document_pushed", pipeline=self.pipeline.name, source_ref=document.source_ref,
@@ -600,7 +610,13 @@ class PipelineRunner:
             row.payment_state = None
             self.ledger.save_document(row)
             return None
-        except (DocumentError, TransientError) as exc:
+        except TransientError as exc:
+            # e.g. the document is still a draft in the target: try again next run.
+            row.payment_state = None
+            self.ledger.save_document(row)
+            return Outcome(self.pipeline.name, row.source_ref, row.number, "payment_pending",
+                           f"payment not booked yet: {redact(str(exc))}", row.target_id)
+        except DocumentError as exc:
             row.payment_state = None
             self.ledger.save_document(row, audit=self._audit_row("book_payment", row.source_ref, row.target_id,
                                                                     document.model_dump_json(), f"error: {exc}"))
@@ -616,7 +632,8 @@ class PipelineRunner:
         if not self._prepared:
             self.target.prepare(self.pipeline.options())
             self._prepared = True
-        lines = plan_lines(self.pipeline, document)
+        lines = plan_lines(self.pipeline, document,
+                           target_books_lines=getattr(self.target, "books_without_rules", False))
         document_date = choose_document_date(self.pipeline, document)
         due = document.due_date or (document_date + timedelta(days=self.pipeline.due_days))
         contact, decision = (None, "") if not contact_needed else self.contact_for(document.customer, dry_run=dry_run)

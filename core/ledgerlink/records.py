@@ -372,6 +372,10 @@ class Document(_Record):
         ):
             return self.treatment_hint
         region = self.tax_region
+        if line.tax_rate > 0 and not oss:
+            # VAT was charged: whatever the region, this is a supply taxed here (e.g. renting
+            # a desk in Germany to an Austrian business). Never book charged VAT as tax-free.
+            return self._rate_treatment(line)
         service = line.kind == LineKind.SERVICE
         business = bool(self.customer.vat_id and self.customer.vat_id.strip())
         if region == TaxRegion.EU:
@@ -421,6 +425,8 @@ class TargetRef(_Record):
     target_id: str
     number: str | None = None
     kind: str = "document"
+    payment_pending: bool = False
+    """The document was written but its payment could not be booked yet (e.g. a draft)."""
 
 
 def parse_decimal(value: Any, what: str) -> Decimal:

@@ -281,3 +281,13 @@ def test_runner_reports_bad_token_as_pipeline_error(tmp_path: Path, monkeypatch:
     runner = PipelineRunner(runtime, runtime.config.pipelines[0])
     with pytest.raises(Exception, match="rejected the token"):
         runner.target.check()
+
+
+def test_the_pipeline_says_who_sells(tmp_path: Path) -> None:
+    danish_customer = sample_document(1, country="DK")
+    seed(danish_customer)
+    raw = config(seller_country="DK")
+    raw["pipelines"][0]["rules"] = [{"when": {"region": "domestic"}, "account": "1000"}]
+    runtime = make_runtime(raw, tmp_path)
+    run_pipeline(runtime)
+    assert fake_store("t")["pushed"]["order-1"]["accounts"] == ["1000", "1000"]

@@ -140,3 +140,11 @@ def test_bad_lines_are_refused(kw, message) -> None:
 
 def test_money_rounds_half_up() -> None:
     assert money(D("0.005")) == D("0.01") and money(D("2.675")) == D("2.68") and money(D("-0.005")) == D("-0.01")
+
+
+def test_charged_vat_is_never_booked_as_tax_free() -> None:
+    # A German coworking space rents a desk to an Austrian business and charges 19 %:
+    # a supply taxed in Germany, not reverse charge.
+    d = doc([Line(description="Desk", total=D("250.00"), tax_rate=D(19), price_basis="net", kind=LineKind.SERVICE)],
+            country="AT", vat_id="ATU12345678")
+    assert d.tax_treatment() == TaxTreatment.STANDARD
