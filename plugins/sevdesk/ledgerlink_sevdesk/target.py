@@ -490,7 +490,10 @@ class SevdeskTarget(Target):
             ref = self._push_voucher(document, plan)
         try:
             self._tag(ref, plan.tags)
-            if plan.mark_paid:
+            if plan.mark_paid and ref.kind == "invoice" and not self.settings.finalize_invoices:
+                log.warning("invoice %s stays a draft (finalize_invoices = false); its payment is not booked",
+                            ref.target_id)
+            elif plan.mark_paid:
                 self._book(ref, document, document.payments)
         except (VendorRejected, OutcomeUnknown) as exc:
             # The document exists; find_document adopts it and book_payment completes it.

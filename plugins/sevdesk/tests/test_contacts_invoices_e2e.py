@@ -120,6 +120,15 @@ def test_invoice_allows_oss_but_needs_a_contact(sev, sandbox):
     assert invoice["sumGross"] == "120" and invoice["sumTax"] == "20"
 
 
+def test_draft_invoices_are_left_unpaid_when_not_finalized(sev, sandbox):
+    target = invoice_target(sev, sandbox, finalize_invoices=False)
+    document = sev.shop_order(paid=True)
+    plan = sev.plan_for(document, contact=target.create_contact(document.customer, "k"), mark_paid=True)
+    ref = target.push(document, plan)
+    assert list(target.statuses([ref])) == [(ref, "invoice:100")]
+    assert sandbox.state["transactions"] == {}
+
+
 def test_invoice_document_type_needs_a_contact_person(sev):
     with pytest.raises(ValueError, match="contact_person"):
         sev.make_target(None, document_type="invoice")
