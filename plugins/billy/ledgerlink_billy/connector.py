@@ -156,6 +156,8 @@ class BillyTarget(Target):
     description: ClassVar[str] = "Billy (billy.dk): invoices as drafts or approved, contacts, payments"
     status_mapper: ClassVar[str | None] = "billy"
     sandbox: ClassVar[str] = "ledgerlink_billy.sandbox:BillySandbox"
+    # The six templates book every line; pipeline rules are optional overrides.
+    books_without_rules: ClassVar[bool] = True
 
     settings: BillySettings
 
@@ -526,10 +528,11 @@ class BillyTarget(Target):
                 self.book_payment(ref, document, plan)
         elif plan.mark_paid and self._payments_due(document):
             log.warning(
-                "Billy invoice %s stays a draft, so its payment is not recorded; approve it in "
-                "Billy and record the payment there (or set auto_book = true)",
+                "Billy invoice %s stays a draft, so its payment is not recorded yet; ledgerlink "
+                "books it on a later run once the invoice is approved in Billy",
                 ref.number,
             )
+            ref.payment_pending = True
         return ref
 
     @staticmethod
