@@ -12,10 +12,15 @@ retry loops.
     408, 429, 503               retry after ``Retry-After`` or backoff; the
                                 server did not act, so writes are retried too
     500, 502, 504               reads: retry with backoff; writes: OutcomeUnknown
+                                (so is every other 5xx but 501/505, e.g. a
+                                proxy's 520-524)
     timeout / dropped answer    reads: retry; writes once sent: OutcomeUnknown
     connect error               retry (nothing was sent)
     other 4xx                   VendorRejected with the vendor's message
     retries used up             TransientError (the document fails; next run retries)
+    Retry-After > ``max_wait``  TransientError at once, carrying ``retry_after``
+    3xx (redirects are not      ConnectionError_: the base URL is wrong
+    followed)
     ==========================  =============================================
 
 A write whose outcome is unknown is never re-sent here: the engine asks the
@@ -33,12 +38,14 @@ import email.utils
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -76,9 +83,12 @@ class Redactor:
 
 
 def _forms(secret: str) -> set[str]:
+    """The secret as it may appear in text: itself, base64 (standard and URL-safe,
+    with and without padding) and percent-encoded (in a logged URL)."""
     raw = secret.encode()
     forms = {secret, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
     forms.update(f.rstrip("=") for f in list(forms) if len(f.rstrip("=")) >= 4)
+    forms.update({quote(secret, safe=""), quote_plus(secret, safe="")})
     return {f for f in forms if f}
 
 
@@ -92,13 +102,26 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that redacts every registered secret from records."""
+    """Logging filter that redacts every registered secret from records: the
+    message (with its arguments), the traceback text and the stack text.
+
+    Attach it to the *handlers* (a logger's own filters do not see records that
+    propagate from its children)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep what can be shown
+            message = f"{record.msg} {record.args}"
         cleaned = redact(message)
-        if cleaned != message:
+        if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -111,13 +134,17 @@ class RateLimiter:
     """
 
     def __init__(self, rate: float, *, margin: float = 0.95) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.interval = 1.0 / (rate * margin)
+        self.margin = margin
         self._next = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.interval = 1.0 / (rate * self.margin)
 
     def acquire(self) -> float:
         """Wait for the next slot; return the seconds waited."""
@@ -125,10 +152,11 @@ class RateLimiter:
             now = time.monotonic()
             slot = max(now, self._next)
             self._next = slot + self.interval
-        wait = slot - now
+            wait = slot - now
+            if wait > 0:
+                self.waited += wait
         if wait > 0:
             time.sleep(wait)
-            self.waited += wait
         return wait
 
 
@@ -137,11 +165,16 @@ _limiters_lock = threading.Lock()
 
 
 def rate_limiter(key: str, rate: float) -> RateLimiter:
-    """The process-wide limiter for ``key`` (e.g. "billbee:<hash of api key>")."""
+    """The process-wide limiter for ``key`` (e.g. "billbee:<hash of api key>").
+
+    Asked again with another rate, the one limiter keeps the lower of the two, so
+    every client of the key keeps sharing it and none exceeds either limit."""
     with _limiters_lock:
         limiter = _limiters.get(key)
-        if limiter is None or limiter.rate != rate:
+        if limiter is None:
             limiter = _limiters[key] = RateLimiter(rate)
+        elif rate < limiter.rate:
+            limiter.set_rate(rate)
         return limiter
 
 
@@ -161,6 +194,7 @@ class RateLimit:
 # -- the client --------------------------------------------------------------
 RETRY_ALWAYS = {408, 429, 503}
 RETRY_READS = {500, 502, 504}
+NOT_RETRIED_5XX = {501, 505}
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -180,27 +214,57 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+_MESSAGE_KEYS = ("error", "message", "Message", "ErrorMessage", "errors", "detail", "title")
+_ITEM_KEYS = ("detail", "message", "Message", "title", "error")
+
+
+def _words(value: Any) -> str | None:
+    """The human words in one piece of an error body (None when there are none)."""
+    if value is None or isinstance(value, bool) or value == "" or value == [] or value == {}:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in _ITEM_KEYS:
+            found = _words(value.get(key))
+            if found:
+                source = value.get("source")
+                pointer = source.get("pointer") if isinstance(source, dict) else None
+                return f"{pointer}: {found}" if pointer else found
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        parts = [w for w in (_words(v) for v in value) if w]
+        return "; ".join(parts) or None
+    return str(value)
+
+
 def default_error_message(response: httpx.Response) -> str:
-    """The vendor's own words from an error answer, shortened to one line."""
+    """The vendor's own words from an error answer, shortened to one line.
+
+    Knows the common shapes: ``{"message": ...}``, ``{"error": {"message": ...}}``,
+    ``{"error": true, "message": ...}``, OAuth's ``error_description``, JSON:API
+    ``{"errors": [{"detail": ...}]}`` and a bare list of such objects. An HTML
+    page (a proxy's or login page) is named as such, with its title."""
     text = response.text.strip()
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict):
-        for key in ("error", "message", "Message", "ErrorMessage", "errors", "detail"):
-            if body.get(key):
-                value = body[key]
-                if isinstance(value, dict):
-                    value = value.get("message") or value.get("Message") or json.dumps(value)
-                elif isinstance(value, list):
-                    value = "; ".join(
-                        str(v.get("detail") or v.get("message") or v) if isinstance(v, dict) else str(v)
-                        for v in value
-                    )
-                return _one_line(str(value))
-    if text.startswith("<"):
-        return "an HTML page instead of an API answer"
+        if isinstance(body.get("error_description"), str) and body["error_description"]:
+            return _one_line(f"{body.get('error') or 'error'}: {body['error_description']}")
+        for key in _MESSAGE_KEYS:
+            found = _words(body.get(key))
+            if found:
+                return _one_line(found)
+    elif isinstance(body, list):
+        found = _words(body)
+        if found:
+            return _one_line(found)
+    if text.startswith("<") and not text.startswith("<?xml"):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        suffix = f" ({_one_line(title.group(1), 80)})" if title and title.group(1).strip() else ""
+        return f"an HTML page instead of an API answer{suffix}"
     return _one_line(text) or "an empty answer"
 
 
@@ -300,7 +364,7 @@ class HttpClient:
         limiters = self.rate_limits + [rate_limiter(rl.key, rl.rate) for rl in extra_limits]
         ok_codes = set(ok)
         attempt = 0
-        what = f"{self.vendor} {method} {redact(str(self._client.base_url.join(url).copy_with(query=None)))}"
+        what = f"{self.vendor} {method} {redact(str(self._full_url(url).copy_with(query=None)))}"
         while True:
             attempt += 1
             for limiter in limiters:
@@ -336,16 +400,23 @@ class HttpClient:
                     redact(f"{self.vendor} rejected the credentials (HTTP {status}: {detail}); {self.auth_hint}"),
                     connection=self.connection,
                 )
-            if status in RETRY_ALWAYS or status in RETRY_READS:
+            if 300 <= status < 400:
+                location = redact(response.headers.get("Location", "")) or "another address"
+                raise ConnectionError_(
+                    f"{what}: the API answered with a redirect (HTTP {status}) to {location}; "
+                    f"check the base URL of the {self.connection} connection",
+                    connection=self.connection,
+                )
+            server_error = status >= 500 and status not in NOT_RETRIED_5XX and status not in RETRY_ALWAYS
+            if status in RETRY_ALWAYS or server_error:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if status == 429:
                     self.stats["rate_limited"] += 1
-                if status in RETRY_READS and is_write:
-                    raise OutcomeUnknown(
-                        f"{what}: HTTP {status} after the request was sent ({redact(self.error_message(response))})"
-                    )
+                detail = redact(self.error_message(response))
+                if server_error and is_write:
+                    raise OutcomeUnknown(f"{what}: HTTP {status} after the request was sent ({detail})")
                 self._retry_or_raise(
-                    attempt, what, f"HTTP {status}", retry_after, TransientError,
+                    attempt, what, f"HTTP {status}", retry_after, TransientError, detail=detail,
                 )
                 continue
             raise VendorRejected(
@@ -353,20 +424,37 @@ class HttpClient:
                 status_code=status,
             )
 
+    def _full_url(self, url: str) -> httpx.URL:
+        """The URL httpx sends to (base path kept, as httpx merges it; not RFC join)."""
+        merged = httpx.URL(url)
+        if merged.is_relative_url:
+            base = self._client.base_url
+            return base.copy_with(raw_path=base.raw_path + merged.raw_path.lstrip(b"/"))
+        return merged
+
     def _retry_or_raise(
-        self, attempt: int, what: str, reason: str, retry_after: float | None, error: type[TransientError]
+        self, attempt: int, what: str, reason: str, retry_after: float | None,
+        error: type[TransientError], *, detail: str | None = None,
     ) -> None:
+        said = f" ({detail})" if detail else ""
         if attempt > self.retries:
-            raise error(f"{what}: {reason}, gave up after {attempt} attempts", retry_after=retry_after)
+            raise error(f"{what}: {reason}, gave up after {attempt} attempts{said}", retry_after=retry_after)
+        if retry_after is not None and retry_after > self.max_wait:
+            # Retrying before the vendor's time would only be refused again.
+            raise error(
+                f"{what}: {reason}{said}; the vendor asks to wait {retry_after:.0f} s, longer than "
+                f"{self.max_wait:.0f} s; a later run retries",
+                retry_after=retry_after,
+            )
         if retry_after is not None:
-            wait = min(retry_after, self.max_wait)
+            wait = retry_after
             why = "Retry-After"
         else:
             wait = min(self.backoff * (2 ** (attempt - 1)), 30.0) * (0.75 + random.random() / 2)
             why = "backoff"
         self.stats["retries"] += 1
         self.stats["waited"] += wait
-        message = f"{what}: {reason}; waiting {wait:.1f} s ({why}), attempt {attempt + 1} of {self.retries + 1}"
+        message = f"{what}: {reason}{said}; waiting {wait:.1f} s ({why}), attempt {attempt + 1} of {self.retries + 1}"
         log.warning(message)
         if self.on_wait:
             self.on_wait(message)
@@ -395,7 +483,10 @@ class HttpClient:
         (default: any method but GET) that is ``OutcomeUnknown``, for a read a
         ``TransientError`` that the engine's next attempt retries."""
         if write is None:
-            write = response.request.method not in ("GET", "HEAD", "OPTIONS")
+            try:
+                write = response.request.method not in ("GET", "HEAD", "OPTIONS")
+            except RuntimeError:  # a response built without its request
+                write = False
         error = OutcomeUnknown if write else TransientError
         text = response.text
         if not text.strip():

@@ -69,6 +69,27 @@ class Faults:
     """Per credential (auth header); above it the sandbox answers 429. 0: no limit."""
     seed: int | None = None
 
+    @classmethod
+    def from_mapping(cls, data: Any, *, base: Faults | None = None) -> Faults:
+        """Settings from a JSON object (over ``base``); ValueError names what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("fault settings must be a JSON object")
+        known = asdict(base or cls())
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown fault settings: {unknown} (known: {sorted(known)})")
+        wrong = sorted(
+            key for key, value in data.items()
+            if not (
+                (key == "seed" and (value is None or (isinstance(value, int) and not isinstance(value, bool))))
+                or (key != "seed" and isinstance(value, int | float) and not isinstance(value, bool)
+                    and value >= 0)
+            )
+        )
+        if wrong:
+            raise ValueError(f"fault settings must be non-negative numbers (seed: an integer): {wrong}")
+        return cls(**{**known, **data})
+
     def active(self) -> bool:
         return any(
             (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_drop,
@@ -455,22 +476,11 @@ class Sandbox:
                 data = None
             if not isinstance(data, dict):
                 return JSONResponse({"error": "send a JSON object of fault settings"}, status_code=400)
-            unknown = set(data) - set(asdict(Faults()))
-            if unknown:
-                return JSONResponse({"error": f"unknown fault settings: {sorted(unknown)}"}, status_code=400)
-            wrong = sorted(
-                key for key, value in data.items()
-                if not (
-                    (value is None and key == "seed")
-                    or (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
-                        and (key != "seed" or isinstance(value, int)))
-                )
-            )
-            if wrong:
-                return JSONResponse(
-                    {"error": f"fault settings must be non-negative numbers: {wrong}"}, status_code=400
-                )
-            self.faults = Faults(**{**asdict(self.faults), **data})
+            try:
+                faults = Faults.from_mapping(data, base=self.faults)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            self.faults = faults
             self._rng = random.Random(self.faults.seed)
         return JSONResponse({**asdict(self.faults), "stats": self.stats})
 

@@ -416,3 +416,12 @@ def test_transports_of_one_sandbox_share_one_event_loop(sandbox: ShopSandbox) ->
     # closing one client does not break the other transport
     with httpx.Client(transport=second, base_url="http://shop.test") as b:
         assert len(b.get("/api/items").json()["items"]) == 1
+
+
+def test_faults_from_mapping() -> None:
+    base = Faults(rate_429=0.5)
+    faults = Faults.from_mapping({"rate_500": 0.1, "seed": 3}, base=base)
+    assert (faults.rate_429, faults.rate_500, faults.seed) == (0.5, 0.1, 3)
+    for bad in ({"rate_42": 1}, {"rate_500": -1}, {"rate_500": True}, {"seed": 1.5}, [("rate_500", 1)]):
+        with pytest.raises(ValueError):
+            Faults.from_mapping(bad)
