@@ -104,8 +104,10 @@ def test_429_waits_for_retry_after_then_succeeds():
 @respx.mock
 def test_500_on_a_read_is_retried_then_transient():
     route = respx.get(f"{BASE}/CheckAccount").mock(return_value=httpx.Response(500, json=error(500, "boom")))
-    with pytest.raises(TransientError, match=r"CheckAccount: HTTP 500 \(boom\), gave up after 3 attempts"):
+    with pytest.raises(TransientError) as caught:
         real_target()._load_check_accounts()
+    message = str(caught.value)
+    assert "CheckAccount: HTTP 500" in message and "gave up after 3 attempts" in message and "boom" in message
     assert route.call_count == 3
 
 
