@@ -367,6 +367,7 @@ class PipelineRunner:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled after an interruption: found in the target")
+                self._settle_payment(row)
                 result.outcomes.append(
                     Outcome(self.pipeline.name, row.source_ref, row.number, "pushed",
                             "was interrupted; found in the target", ref.target_id)
@@ -432,6 +433,7 @@ class PipelineRunner:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled: found in the target")
+                self._settle_payment(row)
                 return Outcome(self.pipeline.name, row.source_ref, row.number, "pushed", "settled", ref.target_id)
         if row is not None and row.state == "pushed":
             return self._after_transfer(row, document, cursor, dry_run)
@@ -506,6 +508,7 @@ class PipelineRunner:
         self.rt.checkpoint("after_pending")
         ref: TargetRef | None = None
         error: Exception | None = None
+        settled = False
         for _round in range(MAX_SETTLE_ROUNDS):
             try:
                 ref = self.target.push(document, plan)
@@ -519,6 +522,7 @@ class PipelineRunner:
                     error = find_exc
                     break
                 if ref is not None:
+                    settled = True
                     break
                 error = exc
             except (DocumentError, TransientError) as exc:
@@ -542,8 +546,12 @@ class PipelineRunner:
                            gross=document.total_gross, currency=document.currency)
         self.rt.checkpoint("after_push")
         note = plan.contact_decision
-        row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending else None
+        row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending and not settled else None
         self._mark_pushed(row, ref, note=None, cursor=cursor, payload=data)
+        if settled:
+            # Found after a lost answer: the payment may not have been booked. Targets
+            # book only what is still missing, so this is safe to repeat.
+            self._settle_payment(row)
         self.rt.checkpoint("after_pushed")
         self.rt.fire("ledgerlink_document_pushed", pipeline=self.pipeline.name, source_ref=document.source_ref,
                      target_ref=ref, document=document)
@@ -598,6 +606,16 @@ class PipelineRunner:
         if cursor is not None and outcome is None:
             self.ledger.set_cursor(*cursor)
         return outcome
+
+    def _settle_payment(self, row: DocumentRow) -> None:
+        """After adopting a document found in the target: book its payment if it is still due."""
+        if self.pipeline.payment_reconciliation != "source" or not row.payload:
+            return
+        document = Document.model_validate_json(row.payload)
+        if document.is_paid and row.payment_state != "booked":
+            outcome = self._book_payment(row, document)
+            if outcome is not None:
+                self.rt.reporter.document(outcome)
 
     def _book_payment(self, row: DocumentRow, document: Document) -> Outcome | None:
         ref = TargetRef(target_id=row.target_id or "", number=row.target_number)

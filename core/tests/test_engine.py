@@ -291,3 +291,15 @@ def test_the_pipeline_says_who_sells(tmp_path: Path) -> None:
     runtime = make_runtime(raw, tmp_path)
     run_pipeline(runtime)
     assert fake_store("t")["pushed"]["order-1"]["accounts"] == ["1000", "1000"]
+
+
+def test_payment_is_booked_when_a_lost_answer_is_settled_by_find_document(tmp_path: Path) -> None:
+    seed(sample_document(1, paid=True))
+    fake_store("t")["fail"] = [("after", OutcomeUnknown("answer lost"))]
+    runtime = make_runtime(config(payment_reconciliation="source"), tmp_path)
+    run_pipeline(runtime)
+    assert pushed_refs() == ["order-1"]
+    assert fake_store("t")["payments"] == [(fake_store("t")["pushed"]["order-1"]["id"], "123.90")]
+    assert runtime.ledger.document("p", "order-1").payment_state == "booked"
+    run_pipeline(runtime, use_cursor=False)
+    assert len(fake_store("t")["payments"]) == 1
