@@ -415,7 +415,16 @@ class Sandbox:
 
         scope = dict(scope)
         scope.setdefault("state", {})
-        await self._app(scope, replay, capture)
+        try:
+            await self._app(scope, replay, capture)
+        except Exception as exc:
+            # A bug in the sandbox: log it on the entry, keep what was changed, and
+            # let the server answer 500 (in-process, the test sees the exception).
+            entry["status"] = 500
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            if scope["method"] != "GET":
+                self.save()
+            raise
         validation = scope["state"].get("validation_errors", [])
         entry["status"] = captured["status"]
         if validation:

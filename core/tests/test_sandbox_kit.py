@@ -425,3 +425,11 @@ def test_faults_from_mapping() -> None:
     for bad in ({"rate_42": 1}, {"rate_500": -1}, {"rate_500": True}, {"seed": 1.5}, [("rate_500", 1)]):
         with pytest.raises(ValueError):
             Faults.from_mapping(bad)
+
+
+def test_a_failing_handler_is_logged_on_its_entry() -> None:
+    sandbox = ShopSandbox()  # no spec: nothing stops the list before the handler
+    with client_for(sandbox) as client, pytest.raises(TypeError):
+        client.post("/api/items", json=["not", "an", "object"])  # the handler's own bug: **list
+    entry = sandbox.requests[-1]
+    assert entry["status"] == 500 and entry["error"].startswith("TypeError")
