@@ -547,7 +547,7 @@ class PipelineRunner:
         self.rt.checkpoint("after_push")
         note = plan.contact_decision
         row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending and not settled else None
-        self._mark_pushed(row, ref, note=None, cursor=cursor, payload=data)
+        self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data)
         if settled:
             # Found after a lost answer: the payment may not have been booked. Targets
             # book only what is still missing, so this is safe to repeat.
