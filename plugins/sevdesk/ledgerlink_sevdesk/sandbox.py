@@ -16,7 +16,8 @@ must be a combination the receipt guidance allows (else HTTP 422), OSS rules are
 refused on vouchers, payments go through ``bookAmount`` (status 750 / 1000).
 
 Constructed data (not recorded): the revenue accounts of the receipt guidance (SKR03
-numbers with made-up ``accountDatevId``s), the demo token, the SevUser and cost centre.
+numbers with made-up ``accountDatevId``s), the StaticCountry ids other than Germany = 1,
+the demo token, the SevUser and cost centre.
 """
 
 from __future__ import annotations
@@ -71,6 +72,40 @@ def _voucher_tax_rules(spec: dict[str, Any]) -> None:
     rule["enum"] = ["1", "2", "3", "4", "5", "8", "9", "10", "11", "12", "13", "14", "16", "17", "22"]
 
 
+# Model_StaticCountryResponse of the community-patched spec (j-mastr/sevdesk-api openapi.yaml).
+STATIC_COUNTRY_MODEL: dict[str, Any] = {
+    "type": "object",
+    "description": "Information on the country",
+    "required": ["id", "objectName"],
+    "properties": {
+        "id": {"type": "string", "description": "Unique identifier of the country", "example": "1"},
+        "objectName": {"type": "string", "enum": ["StaticCountry"], "example": "StaticCountry"},
+        "additionalInformation": {"type": "string", "nullable": True},
+        "code": {"type": "string", "description": "ISO 3166-1 alpha-2, lower case", "example": "de"},
+        "name": {"type": "string", "example": "Deutschland"},
+        "nameEn": {"type": "string", "example": "Germany"},
+        "translationCode": {"type": "string", "example": "COUNTRY_DE"},
+        "locale": {"type": "string", "example": "en_US"},
+        "priority": {"type": "string", "example": "100"},
+    },
+}
+
+
+def _static_country_path(spec: dict[str, Any]) -> None:
+    spec["components"]["schemas"]["Model_StaticCountryResponse"] = copy.deepcopy(STATIC_COUNTRY_MODEL)
+    page = [{"name": name, "in": "query", "required": False, "schema": {"type": "integer"}}
+            for name in ("limit", "offset")]
+    spec["paths"]["/StaticCountry"] = {"get": {
+        "operationId": "getStaticCountries",
+        "summary": "Retrieve the countries (ids for ContactAddress.country, Invoice.addressCountry)",
+        "parameters": page,
+        "responses": {"200": {"description": "Successful operation", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"objects": {
+                "type": "array", "items": {"$ref": "#/components/schemas/Model_StaticCountryResponse"}}}},
+        }}}},
+    }}
+
+
 SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("saveVoucher requires 'voucherPos', a property it does not have; the positions are 'voucherPosSave'",
      "the spec's own saveVoucher properties; NOTES §6", _set_required("saveVoucher", "voucherPos", "voucherPosSave")),
@@ -88,6 +123,10 @@ SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
      _set_required("Model_VoucherPos", ("accountingType", "accountDatev"), None)),
     ("Model_Voucher.taxRule.id lists only 1,2,3,4,5,11; the 2.0 chapter lists 17, 22 and the expense rules too",
      "spec chapter 'sevdesk-Update 2.0'; recorded voucher with taxRule 14", _voucher_tax_rules),
+    ("GET /StaticCountry is not a path, though the spec sends clients there",
+     "the spec's ContactAddress model: 'Country of the contact address. For all countries, send a GET to "
+     "/StaticCountry'; fields from Model_StaticCountryResponse of the community-patched spec; NOTES §9",
+     _static_country_path),
 ]
 
 
@@ -208,6 +247,11 @@ def _guidance() -> list[dict[str, Any]]:
     return list(recorded["objects"])
 
 
+def _static_countries() -> list[dict[str, Any]]:
+    data = json.loads((Path(__file__).parent / "data" / "static_countries.json").read_text(encoding="utf-8"))
+    return list(data["objects"])
+
+
 def _check_accounts() -> list[dict[str, Any]]:
     data = json.loads((Path(__file__).parent / "data" / "check_accounts.json").read_text(encoding="utf-8"))
     return list(data["objects"])
@@ -237,6 +281,7 @@ class SevdeskSandbox(Sandbox):
             "cost_centres": {"1": {"id": "1", "objectName": "CostCentre", "number": "100", "name": "Demo"}},
             "check_accounts": {a["id"]: a for a in _check_accounts()},
             "guidance": _guidance(),
+            "countries": _static_countries(),
             "contacts": {}, "addresses": {}, "communication_ways": {},
             "vouchers": {}, "voucher_positions": {}, "invoices": {}, "invoice_positions": {},
             "tags": {}, "tag_relations": {}, "logs": {}, "transactions": {},
@@ -265,7 +310,8 @@ class SevdeskSandbox(Sandbox):
         """Seed in sevDesk's own answer shapes, keyed by the endpoint that gave them:
         ``{"Tools/bookkeepingSystemVersion": {"objects": {"version": "1.0"}},
         "CheckAccount": {"objects": [...]}, "ReceiptGuidance": {"objects": [...]},
-        "Contact": {"objects": [...]}, "tokens": ["..."]}``. Every key is optional."""
+        "Contact": {"objects": [...]}, "StaticCountry": {"objects": [...]}, "tokens": ["..."]}``.
+        Every key is optional."""
         if not isinstance(data, dict):
             raise ValueError("the sevDesk seed is a JSON object keyed by endpoint")
         if "tokens" in data:
@@ -278,6 +324,8 @@ class SevdeskSandbox(Sandbox):
         if "ReceiptGuidance" in data:
             objects = data["ReceiptGuidance"]["objects"]
             self.state["guidance"] = objects if isinstance(objects, list) else [objects]
+        if "StaticCountry" in data:
+            self.state["countries"] = [{**c, "id": str(c["id"])} for c in data["StaticCountry"]["objects"]]
         for contact in (data.get("Contact") or {}).get("objects", []):
             stored = copy.deepcopy(contact)
             stored["id"] = str(stored["id"])
@@ -332,6 +380,7 @@ class SevdeskSandbox(Sandbox):
             ("GET", "/ReceiptGuidance/forRevenue", self.guidance_revenue),
             ("GET", "/ReceiptGuidance/forExpense", self.guidance_expense),
             ("GET", "/ReceiptGuidance/forAllAccounts", self.guidance_all),
+            ("GET", "/StaticCountry", self.static_countries),
             ("GET", "/Contact/Factory/getNextCustomerNumber", self.next_customer_number),
             ("GET", "/Contact", self.list_contacts),
             ("POST", "/Contact", self.create_contact),
@@ -393,6 +442,18 @@ class SevdeskSandbox(Sandbox):
     async def guidance_all(self, request: Request, body: Any) -> Any:
         return 200, self._page(request, self._guidance_for(None))
 
+    def _countries(self) -> list[dict[str, Any]]:
+        # A --state file written before the sandbox knew countries has none: use the built-in list.
+        return self.state.setdefault("countries", _static_countries())  # type: ignore[no-any-return]
+
+    def _known_country(self, country_id: str) -> str:
+        if not any(str(c["id"]) == country_id for c in self._countries()):
+            raise ApiError(404, f"No Model_StaticCountry with the id {country_id} was found", 151)
+        return country_id
+
+    async def static_countries(self, request: Request, body: Any) -> Any:
+        return 200, self._page(request, list(self._countries()))
+
     # -- contacts ----------------------------------------------------------------------
     async def next_customer_number(self, request: Request, body: Any) -> Any:
         numbers = [int(c["customerNumber"]) for c in self.state["contacts"].values()
@@ -450,7 +511,7 @@ class SevdeskSandbox(Sandbox):
 
     async def create_address(self, request: Request, body: Any) -> Any:
         contact = self._get("contacts", _ref_id(body.get("contact"), "contact"), "Contact")
-        country = _ref_id(body.get("country"), "country")
+        country = self._known_country(_ref_id(body.get("country"), "country"))
         category = _ref_id(body.get("category"), "category")
         address_id = str(self.next_id("ContactAddress", 120178863))
         stamp = _now()
@@ -695,6 +756,7 @@ class SevdeskSandbox(Sandbox):
             rule = _ref_id(inv["taxRule"], "taxRule")
         elif not inv.get("taxType"):
             raise ApiError(422, "taxType is required")
+        country = self._known_country(_ref_id(inv.get("addressCountry"), "addressCountry"))
         show_net = inv.get("showNet") in (True, 1, "1")
         invoice_id = str(self.next_id("Invoice", 135582099))
         stamp = _now()
@@ -737,8 +799,7 @@ class SevdeskSandbox(Sandbox):
             "create": stamp, "update": stamp, "sevClient": CLIENT,
             "invoiceDate": _date(inv.get("invoiceDate"), "invoiceDate"), "header": inv.get("header"),
             "timeToPay": None if time_to_pay is None else str(time_to_pay), "discount": "0",
-            "addressCountry": {"id": _ref_id(inv.get("addressCountry"), "addressCountry"),
-                               "objectName": "StaticCountry"},
+            "addressCountry": {"id": country, "objectName": "StaticCountry"},
             "payDate": None, "createUser": USER,
             "deliveryDate": _date(inv.get("deliveryDate"), "deliveryDate"),
             "status": "100", "contactPerson": {"id": person, "objectName": "SevUser"},

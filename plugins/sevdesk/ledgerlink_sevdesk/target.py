@@ -55,6 +55,13 @@ log = logging.getLogger("ledgerlink.sevdesk")
 DEFAULT_BASE_URL = "https://my.sevdesk.de/api/v1"
 AUTH_HINT = "copy the API token again from sevDesk under Extensions > API (Erweiterungen > API)"
 KEY_MARK = "ledgerlink-key: "
+# Codes that name a country differently from ISO 3166-1 (VAT prefixes, common usage).
+COUNTRY_ALIASES = {"EL": "GR", "UK": "GB"}
+
+
+def _iso_country(code: str) -> str:
+    code = code.strip().upper()
+    return COUNTRY_ALIASES.get(code, code)
 
 
 class SevdeskSettings(Settings):
@@ -78,7 +85,10 @@ class SevdeskSettings(Settings):
     contact_category: int = 3
     address_category: int = 47
     email_key: int = 2
-    country_ids: dict[str, int] = Field(default_factory=lambda: {"DE": 1})
+    country_ids: dict[str, int] = Field(
+        default_factory=lambda: {"DE": 1},
+        description="ISO country -> StaticCountry id; overrides what GET /StaticCountry reports",
+    )
     contact_person: int | None = Field(None, description="SevUser id; required for invoices")
     finalize_invoices: bool = True
     invoice_send_type: Literal["VPDF", "VPR", "VP", "VM"] = "VPDF"
@@ -133,6 +143,7 @@ class SevdeskTarget(Target):
         self.guidance: ReceiptGuidance | None = None
         self.check_accounts: dict[int, dict[str, Any]] | None = None
         self.tag_ids: dict[str, str] = {}
+        self.countries: dict[str, int] | None = None  # GET /StaticCountry, read once when first needed
 
     # -- HTTP helpers ----------------------------------------------------------
     def _call(self, method: str, path: str, *, params: Any = None, body: Any = None,
@@ -257,6 +268,32 @@ class SevdeskTarget(Target):
         for name in pipeline_options.get("tags") or []:
             self._known_tag(str(name))
 
+    # -- countries -------------------------------------------------------------------
+    def _static_countries(self) -> dict[str, int]:
+        """ISO alpha-2 (upper case) -> StaticCountry id, from one ``GET /StaticCountry`` per run."""
+        if self.countries is None:
+            self.countries = {}
+            try:
+                rows = list(self._pages("StaticCountry"))
+            except VendorRejected as exc:
+                log.warning("sevDesk's country list (GET /StaticCountry) could not be read, so only "
+                            "country_ids are used: %s", exc)
+                return self.countries
+            for raw in rows:
+                code = _iso_country(str(raw.get("code") or ""))
+                country_id = str(raw.get("id") or "").strip()
+                if len(code) == 2 and code.isalpha() and country_id.isdigit():
+                    self.countries.setdefault(code, int(country_id))
+        return self.countries
+
+    def country_id(self, country: str) -> int | None:
+        """The StaticCountry id of an ISO country: ``country_ids`` first, then sevDesk's list."""
+        code = _iso_country(country)
+        for key, value in self.settings.country_ids.items():
+            if _iso_country(key) == code:
+                return value
+        return self._static_countries().get(code)
+
     # -- contacts ------------------------------------------------------------------
     def contacts(self) -> Iterator[Contact]:
         emails: dict[str, str] = {}
@@ -302,6 +339,11 @@ class SevdeskTarget(Target):
         return None
 
     def create_contact(self, customer: Customer, key: str) -> Contact:
+        # The country is looked up first, so a failing lookup leaves no half-made contact.
+        address = customer.address
+        has_address = address is not None and any((address.street, address.zip, address.city))
+        country = (address.country if address else None) or "DE"
+        country_id = self.country_id(country) if has_address else None
         number = self.get("Contact/Factory/getNextCustomerNumber")
         if not isinstance(number, str | int) or str(number).strip() == "":
             raise VendorRejected("sevDesk sent no next customer number")
@@ -325,8 +367,14 @@ class SevdeskTarget(Target):
         _, created = self._call("POST", "Contact", body=body)
         contact = self._contact(created)
         contact_id = contact.target_id
+        if has_address and country_id is None:
+            log.warning(
+                "sevDesk knows no country %s (not in country_ids, not in GET /StaticCountry); "
+                "contact %s gets no address", country, contact_id,
+            )
         try:
-            self._create_address(contact_id, customer)
+            if has_address and country_id is not None:
+                self._create_address(contact_id, customer, country_id)
             if customer.email:
                 self._call("POST", "CommunicationWay", body={
                     "contact": wire.ref(contact_id, "Contact"),
@@ -340,18 +388,9 @@ class SevdeskTarget(Target):
             log.warning("sevDesk contact %s created, but its address or e-mail failed: %s", contact_id, exc)
         return contact
 
-    def _create_address(self, contact_id: str, customer: Customer) -> None:
+    def _create_address(self, contact_id: str, customer: Customer, country_id: int) -> None:
         address = customer.address
-        if address is None or not any((address.street, address.zip, address.city)):
-            return
-        country = address.country or "DE"
-        country_id = self.settings.country_ids.get(country)
-        if country_id is None:
-            log.warning(
-                "no sevDesk StaticCountry id for %s in country_ids; contact %s gets no address",
-                country, contact_id,
-            )
-            return
+        assert address is not None
         street = " ".join(p for p in (address.street, address.street2) if p) or None
         body = {
             "contact": wire.ref(contact_id, "Contact"),
@@ -475,10 +514,11 @@ class SevdeskTarget(Target):
 
     def _country_id(self, document: Document) -> int:
         country = document.customer.country or document.seller_country
-        country_id = self.settings.country_ids.get(country)
+        country_id = self.country_id(country)
         if country_id is None:
             raise QuarantineError(
-                f"no sevDesk StaticCountry id for country {country}; add it to country_ids"
+                f"sevDesk knows no country {country} (not in country_ids, not in GET /StaticCountry); "
+                "add its StaticCountry id to country_ids"
             )
         return country_id
 
