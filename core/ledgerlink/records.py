@@ -119,12 +119,17 @@ def _check_amount(value: Decimal | None, what: str) -> Decimal | None:
     return value
 
 
+# Names, addresses and the like longer than this are broken input (a runaway
+# export, a pasted file), never a person: the document fails with the field named.
+MAX_TEXT = 1_000
+
+
 class Address(_Record):
-    name: str | None = None
-    street: str | None = None
-    street2: str | None = None
-    zip: str | None = None
-    city: str | None = None
+    name: str | None = Field(None, max_length=MAX_TEXT)
+    street: str | None = Field(None, max_length=MAX_TEXT)
+    street2: str | None = Field(None, max_length=MAX_TEXT)
+    zip: str | None = Field(None, max_length=MAX_TEXT)
+    city: str | None = Field(None, max_length=MAX_TEXT)
     country: str | None = Field(None, description="ISO 3166-1 alpha-2")
 
     @field_validator("country")
@@ -145,12 +150,12 @@ class Customer(_Record):
     customer_number: str | None = Field(
         None, description="number stored on the source customer (the target's, once written back)"
     )
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    vat_id: str | None = None
+    first_name: str | None = Field(None, max_length=MAX_TEXT)
+    last_name: str | None = Field(None, max_length=MAX_TEXT)
+    company: str | None = Field(None, max_length=MAX_TEXT)
+    email: str | None = Field(None, max_length=MAX_TEXT)
+    phone: str | None = Field(None, max_length=MAX_TEXT)
+    vat_id: str | None = Field(None, max_length=MAX_TEXT)
     address: Address | None = None
     language: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
