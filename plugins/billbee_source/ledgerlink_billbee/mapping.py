@@ -291,6 +291,12 @@ def _item_line(order: dict[str, Any], item: Any, position: int, vat_mode: int) -
     quantity = _amount(item.get("Quantity"), f"{what} Quantity")
     if quantity == 0:
         raise MappingError(f"{what} ({title[:40]!r}) has quantity 0")
+    if quantity < 0 < total:
+        raise MappingError(
+            f"{what} ({title[:40]!r}) has a negative quantity {quantity.normalize():f} but a positive total "
+            f"{money(total)}; a person must check the order",
+            quarantine=True,
+        )
     return Line(
         description=title,
         quantity=quantity,
