@@ -355,7 +355,8 @@ def map_order(order: Any, options: MappingOptions) -> Document:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise MappingError(f"order {ref}: {where or 'value'}: {first.get('msg')}") from None
+        message = str(first.get("msg")).removeprefix("Value error, ")  # pydantic's wording, not ours
+        raise MappingError(f"order {ref}: {where or 'value'}: {message}") from None
 
 
 def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
