@@ -359,7 +359,26 @@ def map_order(order: Any, options: MappingOptions) -> Document:
         raise MappingError(f"order {ref}: {where or 'value'}: {message}") from None
 
 
+def _broken_text(value: Any, where: str = "") -> str | None:
+    """Where the order holds U+FFFD: bytes that were not UTF-8 (httpx replaces them)."""
+    if isinstance(value, str):
+        return where or "the order" if "\ufffd" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _broken_text(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
+    broken = _broken_text(order)
+    if broken:
+        raise MappingError(
+            f"{broken} contains characters that are not valid UTF-8 (shown as \ufffd); "
+            "correct the text in Billbee so names and addresses reach the books unharmed",
+            quarantine=True,
+        )
     tz = options.tz
     vat_mode = order.get("VatMode", 0)
     if vat_mode is None:
