@@ -633,10 +633,22 @@ def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any)
     for key in secrets:
         if key in values:
             values[key] = _resolve_secret(values[key], f"{where}.{_key(key)}", path)
+            _register_secret(values[key])  # redacted from here on, even in a plugin's own errors
     try:
         settings = settings_model.model_validate(values)
     except ValidationError as exc:
         raise _pydantic_error(exc, where, path, settings_model, secrets) from None
+    except ConfigError as exc:
+        raise _error(path, where, exc.detail if exc.location is None else str(exc)) from None
+    except Exception as exc:  # a plugin's validator broke: say whose, in one line
+        from .http import redact
+
+        distribution = registry.items[kind][plugin].distribution
+        raise _error(
+            path, where,
+            f"the {kind} plugin {plugin!r} ({distribution}) failed while checking these settings: "
+            f"{type(exc).__name__}: {redact(str(exc))}",
+        ) from None
     for key in secrets:
         secret = getattr(settings, key, None)
         if isinstance(secret, SecretStr):

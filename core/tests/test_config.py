@@ -243,6 +243,35 @@ def test_a_secret_is_never_echoed_by_a_validation_error(config_dir: Path, monkey
     assert "short-secret-key-4242" not in message
 
 
+def test_a_plugin_whose_validator_breaks_is_named_in_one_line(config_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import field_validator
+
+    class Broken(Settings):
+        api_key: SecretStr
+        region: str = "eu"
+
+        @field_validator("region")
+        @classmethod
+        def _region(cls, value: str) -> str:
+            raise RuntimeError(f"lookup table missing for {value}")
+
+    class BrokenTarget:
+        Settings = Broken
+
+    class Plugin:
+        @hookimpl
+        def ledgerlink_register_targets(self, register: Any) -> None:
+            register("brittle", BrokenTarget)
+
+    registry = PluginManager(extra_plugins=[Plugin()], autoload=False).registry
+    monkeypatch.setenv("LL_TEST_BRITTLE_KEY", "brittle-key-3131")
+    raw = {"connections": {"b": {"plugin": "brittle", "api_key": "${LL_TEST_BRITTLE_KEY}", "region": "x"}}}
+    message = _error(raw, config_dir / "c.toml", registry)
+    assert message.startswith(f"{config_dir / 'c.toml'}: connections.b: the target plugin 'brittle'")
+    assert "RuntimeError: lookup table missing for x" in message
+
+
 def test_config_schema_is_valid_and_covers_every_plugin(tmp_path: Path) -> None:
     result = _cli("config", "schema", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
