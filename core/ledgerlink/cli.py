@@ -626,10 +626,23 @@ def _webhook_source(state: State, pipeline: str) -> Any:
 @click.option("--callback-url", required=True, help="The public URL of `ledgerlink serve` (with its secret path).")
 @click.pass_obj
 def webhooks_subscribe(state: State, pipeline: str, callback_url: str) -> None:
-    """Subscribe the source's events to the callback URL (an existing one is fine)."""
+    """Subscribe the callback URL to every event the source offers (an existing one is fine)."""
+    from .errors import ConfigError
+
     source = _webhook_source(state, pipeline)
-    for line in source.subscribe(callback_url):
-        click.echo(line)
+    try:
+        events = list(getattr(source, "webhook_events", None) or ())
+        if not events:
+            raise ConfigError(f"the source of pipeline {pipeline!r} names no webhook events to subscribe to")
+        for event in events:
+            try:
+                sub = source.subscribe(callback_url, event)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+            ident = sub.get("id") if isinstance(sub, dict) else None
+            click.echo(f"subscribed {event}" + (f" (subscription {ident})" if ident else ""))
+    finally:
+        source.close()
 
 
 @webhooks.command("unsubscribe")
@@ -639,8 +652,14 @@ def webhooks_subscribe(state: State, pipeline: str, callback_url: str) -> None:
 def webhooks_unsubscribe(state: State, pipeline: str, callback_url: str) -> None:
     """Remove the subscriptions for the callback URL."""
     source = _webhook_source(state, pipeline)
-    for line in source.unsubscribe(callback_url):
-        click.echo(line)
+    try:
+        removed = list(source.unsubscribe(callback_url))
+    finally:
+        source.close()
+    for ident in removed:
+        click.echo(f"removed subscription {ident}")
+    if not removed:
+        click.echo("no subscriptions for that callback URL")
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> None:

@@ -167,6 +167,9 @@ class CobotSource(Source):
     description: ClassVar[str] = "Cobot coworking members (API 1) and invoices (API 2)"
     supports_write_customer_number: ClassVar[bool] = True
     sandbox: ClassVar[str] = "ledgerlink_cobot.sandbox:CobotSandbox"
+    #: What ``ledgerlink webhooks subscribe`` subscribes to: new members, new invoices
+    #: and changes to invoices (reported as "changed after transfer").
+    webhook_events: ClassVar[tuple[str, ...]] = ("confirmed_membership", "created_invoice", "updated_invoice")
 
     settings: CobotSettings
 
