@@ -324,7 +324,10 @@ class PipelineRunner:
         use_cursor: bool = True,
         retry_failed: bool = True,
         retry_quarantined: bool = False,
+        sync_members: bool = True,
     ) -> RunResult:
+        """``sync_members=False`` leaves the member sync out (a webhook for one invoice
+        must not list every member: sources pace that listing, e.g. Cobot 6/min)."""
         result = RunResult(self.pipeline.name)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         try:
@@ -334,7 +337,7 @@ class PipelineRunner:
                 self.retry_writebacks()
                 if retry_failed or retry_quarantined:
                     self.retry_stored(result, quarantined=retry_quarantined)
-                if self.pipeline.sync_members:
+                if self.pipeline.sync_members and sync_members:
                     self.sync_members(result)
             if documents is None:
                 cursor = self.ledger.cursor(self.pipeline.name) if use_cursor else None

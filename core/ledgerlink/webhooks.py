@@ -73,7 +73,8 @@ class WebhookWorker:
                 document = runner.source.document(ident)
                 if document is None:
                     return {"kind": kind, "id": ident, "state": "not found in the source"}
-                result = runner.run(documents=[document], use_cursor=False, retry_failed=False, command="webhook")
+                result = runner.run(documents=[document], use_cursor=False, retry_failed=False, command="webhook",
+                                    sync_members=False)
                 outcome = result.outcomes[0] if result.outcomes else None
                 self.runtime.reporter.message(
                     f"webhook invoice {ident}: {outcome.state if outcome else 'unchanged'}"
@@ -81,7 +82,7 @@ class WebhookWorker:
                 return {"kind": kind, "id": ident, "state": outcome.state if outcome else "unchanged"}
             if kind == "membership":
                 customer = runner.source.customer(ident)  # type: ignore[attr-defined]
-                if customer is None:
+                if customer is None or ("confirmed_at" in customer.extra and not customer.extra["confirmed_at"]):
                     return {"kind": kind, "id": ident, "state": "not a confirmed member"}
                 if not (self.pipeline.sync_members or self.pipeline.create_contacts):
                     return {"kind": kind, "id": ident, "state": "contact creation is off"}
