@@ -570,7 +570,10 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
             seed = json.loads(Path(seed_file).read_text(encoding="utf-8"))
         except ValueError as exc:
             raise click.UsageError(f"{seed_file}: not valid JSON ({exc})") from None
-    faults = Faults(**json.loads(faults_json)) if faults_json else None
+    try:
+        faults = Faults.from_mapping(json.loads(faults_json)) if faults_json else None
+    except ValueError as exc:
+        raise click.UsageError(f"--faults: {exc}") from None
     instance = cls(seed=seed, state_path=state_file, faults=faults)
 
     def ready(bound: int) -> None:
