@@ -118,6 +118,9 @@ class PipelineConfig(_Strict):
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")
+    status_wording: str | None = Field(
+        None, description="status mapper whose wording sync-status writes back to the source (e.g. bilendo_de); "
+        "default: the source's own, else the target's")
     require_rules: bool | None = Field(
         None, description="quarantine lines no rule matches (default: true when rules are given)"
     )
@@ -602,6 +605,13 @@ def parse_config(raw: dict[str, Any], path: Path, *, registry: Any) -> Config:
                 )
             if matcher in pipeline.matchers[:m_index]:
                 raise _error(path, f"{where}.matchers[{m_index}]", f"matcher {matcher!r} is listed twice")
+        if pipeline.status_wording and pipeline.status_wording not in registry.items["status_mapper"]:
+            known_mappers = sorted(registry.items["status_mapper"])
+            raise _error(
+                path, f"{where}.status_wording",
+                f"unknown status mapper {pipeline.status_wording!r}{_suggest(pipeline.status_wording, known_mappers)}"
+                f" (known: {', '.join(known_mappers)})",
+            )
         _check_rules(pipeline, path, where)
         pipelines.append(pipeline)
     return Config(path, ledger_url, connections, pipelines, raw)

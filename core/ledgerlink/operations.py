@@ -112,10 +112,9 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange
     try:
         target_mapper_name = getattr(runner.target, "status_mapper", None) or "identity"
         mapper = runtime.plugins.registry.get("status_mapper", target_mapper_name).factory()
-        source_mapper = None
-        source_mapper_name = getattr(runner.source, "status_mapper", None)
-        if source_mapper_name:
-            source_mapper = runtime.plugins.registry.get("status_mapper", source_mapper_name).factory()
+        wording_name = (pipeline.status_wording or getattr(runner.source, "status_mapper", None)
+                        or target_mapper_name)
+        source_mapper = runtime.plugins.registry.get("status_mapper", wording_name).factory()
         rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, ["pushed"]) if row.target_id}
         refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
         changes: list[StatusChange] = []

@@ -116,3 +116,17 @@ def test_event_hooks_fire_after_commit(tmp_path: Path) -> None:
     assert ("status", "order-1", None, "reminder 2", "reminder 2") in recorder.events
     assert fake_store("s")["source_statuses"] == {"order-1": "reminder 2"}
     assert Customer(source_id="x")
+
+
+def test_status_wording_can_be_chosen_per_pipeline(tmp_path: Path) -> None:
+    pm = PluginManager(extra_plugins=[fake_plugin, Registrar()], autoload=False)
+    fake_store("s")["documents"]["order-1"] = sample_document(1)
+    raw = _raw()
+    raw["pipelines"][0]["status_wording"] = "shouty"
+    runtime = make_runtime(raw, tmp_path, plugins=pm)
+    run_pipeline(runtime)
+    fake_store("t")["statuses"][fake_store("t")["pushed"]["order-1"]["id"]] = "paid"
+    [change] = sync_status(runtime, runtime.config.pipelines[0])
+    assert change.written_back == "PAID" and fake_store("s")["source_statuses"] == {"order-1": "PAID"}
+    [history] = runtime.ledger.status_history("p", "order-1")
+    assert (history.new, history.raw, history.written_back) == ("paid", "paid", "ok: PAID")
