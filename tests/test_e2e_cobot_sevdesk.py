@@ -219,9 +219,9 @@ def test_members_become_contacts_and_invoices_arrive_booked(world: World) -> Non
     assert voucher["supplier"]["id"] == jane["id"]
     assert voucher["costCentre"] == {"id": "1", "objectName": "CostCentre"}
     assert sevdesk_day(voucher["voucherDate"]) == date.fromisoformat(invoice["invoiceDate"])
-    # Cobot states a due date (its dueDate is required), and a due date the source
-    # gives wins over due_days (README: "unless the source gives one").
-    assert sevdesk_day(voucher["paymentDeadline"]) == date.fromisoformat(invoice["dueDate"])
+    # The pipeline's due_days = 14 decides, as in Cobot's own sevDesk integration
+    # (README: "due date = document date + days").
+    assert sevdesk_day(voucher["paymentDeadline"]) == date.fromisoformat(invoice["invoiceDate"]) + timedelta(days=14)
     assert world.tags_of(voucher["id"]) == {"Import"}
     assert voucher["status"] == "100" and money(voucher["paidAmount"]) == 0  # payments stay in sevDesk
     assert (money(voucher["sumNet"]), money(voucher["sumTax"]), money(voucher["sumGross"])) == (
@@ -401,7 +401,7 @@ def test_webhooks_confirm_a_member_and_transfer_new_invoices_within_seconds(
         assert contact is not None and voucher["supplier"]["id"] == contact["id"]
         assert voucher["costCentre"]["id"] == "1"
         assert sevdesk_day(voucher["voucherDate"]) == day
-        assert sevdesk_day(voucher["paymentDeadline"]) == day + timedelta(days=10)
+        assert sevdesk_day(voucher["paymentDeadline"]) == day + timedelta(days=14)  # the pipeline's due_days
         assert world.tags_of(voucher["id"]) == {"Import"}
         assert money(voucher["sumGross"]) == Decimal("334.39")
         assert sorted(world.account_number(p["accountDatev"]["id"]) for p in world.positions(voucher["id"])) == [

@@ -110,7 +110,9 @@ class PipelineConfig(_Strict):
     mismatch_tag: str = "Mismatch"
     payment_reconciliation: Literal["source", "target"] = "target"
     document_date: Literal["invoice", "payment", "order"] = "invoice"
-    due_days: int = Field(0, ge=0, le=3650)
+    due_days: int | None = Field(
+        None, ge=0, le=3650,
+        description="due date = document date + days; when not set, the source's due date (else the document date)")
     tags: list[str] = Field(default_factory=lambda: ["Import"])
     cost_centre: Code | None = None
     start_date: date | None = Field(None, description="documents dated before it are skipped")

@@ -141,7 +141,18 @@ class Runtime:
         self.reporter = reporter or Reporter()
         env_crash = os.environ.get("LEDGERLINK_CRASH_AT", "")
         self.crash_points = set(crash_points) | {p for p in env_crash.split(",") if p}
-        self.http_options = http_options or {}
+        self.http_options = dict(http_options or {})
+        env_timeout = os.environ.get("LEDGERLINK_HTTP_TIMEOUT", "").strip()
+        if env_timeout and "timeout" not in self.http_options:
+            # The default HTTP timeout (s) of connectors that set none themselves (tests
+            # use it to make "slow answer" faults quick); a connection's own setting wins.
+            try:
+                timeout = float(env_timeout)
+            except ValueError:
+                timeout = 0.0
+            if not timeout > 0:
+                raise ConfigError(f"LEDGERLINK_HTTP_TIMEOUT must be a positive number of seconds, not {env_timeout!r}")
+            self.http_options["timeout"] = timeout
         self._indexes: dict[tuple[str, tuple[str, ...]], ContactIndex] = {}
         self._index_lock = threading.Lock()
         self._target_locks: dict[str, threading.Lock] = {}
@@ -656,7 +667,10 @@ class PipelineRunner:
         lines = plan_lines(self.pipeline, document,
                            target_books_lines=getattr(self.target, "books_without_rules", False))
         document_date = choose_document_date(self.pipeline, document)
-        due = document.due_date or (document_date + timedelta(days=self.pipeline.due_days))
+        if self.pipeline.due_days is not None:
+            due = document_date + timedelta(days=self.pipeline.due_days)
+        else:
+            due = document.due_date or document_date
         contact, decision = (None, "") if not contact_needed else self.contact_for(document.customer, dry_run=dry_run)
         tags = list(self.pipeline.tags)
         mismatch = contact_needed and contact is None and not decision.startswith("would create")

@@ -125,7 +125,8 @@ class OpenAPIValidator:
         import yaml
 
         text = Path(spec_path).read_text(encoding="utf-8")
-        self.spec = yaml.safe_load(text) if str(spec_path).endswith((".yaml", ".yml")) else json.loads(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        self.spec = yaml.load(text, Loader=loader) if str(spec_path).endswith((".yaml", ".yml")) else json.loads(text)
         self.base_path = base_path.rstrip("/")
         self.swagger2 = str(self.spec.get("swagger", "")).startswith("2")
         self._fix_nullable(self.spec)
@@ -245,6 +246,20 @@ class OpenAPIValidator:
         return errors
 
 
+_validators: dict[tuple[str, str], OpenAPIValidator] = {}
+_validators_lock = threading.Lock()
+
+
+def cached_validator(spec_path: str, base_path: str = "") -> OpenAPIValidator:
+    """One parsed validator per spec file and base path (parsing a large spec takes ~1 s)."""
+    key = (str(Path(spec_path).resolve()), base_path)
+    with _validators_lock:
+        validator = _validators.get(key)
+        if validator is None:
+            validator = _validators[key] = OpenAPIValidator(spec_path, base_path=base_path)
+        return validator
+
+
 class Sandbox:
     """Base class of vendor emulators."""
 
@@ -268,7 +283,7 @@ class Sandbox:
         self._windows: dict[str, deque[float]] = {}
         self.stats = {"throttled": 0, "faults": 0}
         self.validator = (
-            OpenAPIValidator(self.openapi_file, base_path=self.base_path) if self.openapi_file else None
+            cached_validator(str(self.openapi_file), self.base_path) if self.openapi_file else None
         )
         self.state: dict[str, Any] = self.initial_state()
         if self.state_path and self.state_path.exists() and self.state_path.stat().st_size:

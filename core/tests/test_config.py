@@ -363,7 +363,7 @@ def test_pipeline_defaults(config_dir: Path, registry: Any) -> None:
     assert pipeline.mismatch_tag == "Mismatch"
     assert pipeline.payment_reconciliation == "target"
     assert pipeline.document_date == "invoice"
-    assert pipeline.due_days == 0
+    assert pipeline.due_days is None
     assert pipeline.tags == ["Import"]
     assert pipeline.cost_centre is None
     assert pipeline.start_date is None
