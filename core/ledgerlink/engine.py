@@ -523,6 +523,7 @@ class PipelineRunner:
         ref: TargetRef | None = None
         error: Exception | None = None
         settled = False
+        unsettled: OutcomeUnknown | None = None
         for _round in range(MAX_SETTLE_ROUNDS):
             try:
                 ref = self.target.push(document, plan)
@@ -533,7 +534,7 @@ class PipelineRunner:
                 try:
                     ref = self.target.find_document(document.source_ref, document.number)
                 except TransientError as find_exc:
-                    error = find_exc
+                    error, unsettled = find_exc, exc
                     break
                 if ref is not None:
                     settled = True
@@ -546,10 +547,17 @@ class PipelineRunner:
             assert error is not None
             state = "quarantined" if isinstance(error, QuarantineError) else "failed"
             reason = redact(str(error))
-            if isinstance(error, OutcomeUnknown):
+            row_state = state
+            if unsettled is not None:
+                # The write may have arrived, and the target could not be asked: keep the
+                # intent (pending), so the next run asks the target before sending again.
+                row_state = "pending"
+                reason = (f"{redact(str(unsettled))}; the target could not be asked whether it arrived"
+                          f" ({reason}); the next run asks before sending it again")
+            elif isinstance(error, OutcomeUnknown):
                 # Not found after the lost answer: nothing arrived; the next run pushes it.
                 reason = f"{reason}; not found in the target, will be pushed again"
-            row.state, row.reason = state, reason
+            row.state, row.reason = row_state, reason
             self.ledger.save_document(
                 row, cursor=cursor,
                 audit=self._audit_row("push", document.source_ref, None, data, f"error: {reason}"),
