@@ -416,12 +416,15 @@ def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
 @click.pass_obj
 def status(state: State, pipeline: str | None, states: tuple[str, ...], history: bool, as_json: bool) -> None:
     """Every document with its state and reason (and its status in the target)."""
+    from .config import config_path, load_ledger_settings
+    from .errors import ConfigError
     from .ledger import Ledger
 
-    config = state.config()
-    if pipeline:
-        config.pipeline(pipeline)
-    ledger = Ledger(config.ledger_url)
+    ledger_url, names = load_ledger_settings(state.config_path)
+    if pipeline and pipeline not in names:
+        raise ConfigError(f"no pipeline named {pipeline!r} (pipelines: {', '.join(names) or 'none'})",
+                          location=str(config_path(state.config_path)))
+    ledger = Ledger(ledger_url)
     want = [s for s in states if s != "changed"]
     rows = ledger.documents(pipeline, want or None)
     if "changed" in states:
@@ -510,9 +513,10 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
 @click.pass_obj
 def audit(state: State, pipeline: str | None, output: str | None) -> None:
     """Export the audit log of every write to a target as CSV."""
+    from .config import load_ledger_settings
     from .ledger import Ledger
 
-    text = Ledger(state.config().ledger_url).audit_csv(pipeline)
+    text = Ledger(load_ledger_settings(state.config_path)[0]).audit_csv(pipeline)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

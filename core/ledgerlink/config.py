@@ -470,6 +470,26 @@ def load_config(path: str | Path | None = None, *, registry: Any = None, matcher
     from .plugins import get_plugin_manager
 
     path = config_path(path)
+    raw = _read_raw(path)
+    return parse_config(raw, path, registry=registry or get_plugin_manager().registry)
+
+
+def load_ledger_settings(path: str | Path | None = None) -> tuple[str, list[str]]:
+    """Only what reading the ledger needs: its URL and the pipeline names.
+
+    For `status` and `audit`, which must work where the connections' secrets are not
+    set (a bookkeeper's laptop, a support session)."""
+    path = config_path(path)
+    raw = _read_raw(path)
+    ledger_raw = raw.get("ledger", {})
+    if not isinstance(ledger_raw, dict):
+        raise _error(path, "ledger", 'expected a table [ledger] with url = "..."')
+    pipelines = raw.get("pipelines", [])
+    names = [p.get("name") for p in pipelines if isinstance(p, dict)] if isinstance(pipelines, list) else []
+    return _ledger_url(ledger_raw, path), [str(n) for n in names if n]
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -480,10 +500,9 @@ def load_config(path: str | Path | None = None, *, registry: Any = None, matcher
         raise _error(path, None, f"cannot read the config file ({exc.strerror})") from None
     text = _decode(data, path)
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, path) from None
-    return parse_config(raw, path, registry=registry or get_plugin_manager().registry)
 
 
 def _ledger_url(ledger_raw: dict[str, Any], path: Path) -> str:

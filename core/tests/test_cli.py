@@ -1,0 +1,106 @@
+"""The CLI as an operator uses it: exit codes, one-line errors, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ledgerlink.testing import fake_store, invoke_cli, sample_document
+
+CONFIG = """
+[ledger]
+url = "sqlite:///ledger.db"
+
+[connections.shop]
+plugin = "fake-source"
+store = "shop"
+token = "${SHOP_TOKEN}"
+
+[connections.books]
+plugin = "fake-target"
+store = "books"
+
+[[pipelines]]
+name = "p"
+source = "shop"
+target = "books"
+due_days = 14
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SHOP_TOKEN", "tok-123456")
+    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    return str(tmp_path / "ledgerlink.toml")
+
+
+def test_run_exit_codes_and_json(cfg: str) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    broken = sample_document(2)
+    broken.stated_total = broken.total_gross + 1
+    fake_store("shop")["documents"]["order-2"] = broken
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    assert result.exit_code == 1  # one quarantined
+    [report] = result.json
+    assert report["counts"] == {"pushed": 1, "quarantined": 1}
+    states = {d["source_ref"]: d["state"] for d in report["documents"]}
+    assert states == {"order-1": "pushed", "order-2": "quarantined"}
+    broken.stated_total = None
+    fake_store("shop")["documents"]["order-2"] = broken
+    retried = invoke_cli(["-c", cfg, "retry", "--json"])
+    assert retried.exit_code == 0 and retried.json[0]["counts"] == {"pushed": 1}
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(cfg: str) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    result = invoke_cli(["-c", cfg, "run", "--dry-run"])
+    assert result.exit_code == 0
+    assert "RE-1001: planned 123.90 EUR" in result.output
+    assert "date 2026-03-02, due 2026-03-16, tags Import" in result.output
+    assert "net 100.00 tax 19.00 gross 119.00" in result.output
+    assert fake_store("books")["pushed"] == {}
+    assert invoke_cli(["-c", cfg, "status", "--json"]).json == []
+
+
+def test_status_and_audit_work_without_the_connections_secrets(cfg: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    monkeypatch.delenv("SHOP_TOKEN")
+    status = invoke_cli(["-c", cfg, "status", "--json"])
+    assert status.exit_code == 0 and status.json[0]["state"] == "pushed"
+    audit = invoke_cli(["-c", cfg, "audit"])
+    assert audit.exit_code == 0 and ",push," in audit.output
+    # commands that talk to the connections still need them, with a clear line
+    run = invoke_cli(["-c", cfg, "run"])
+    assert run.exit_code == 2 and "connections.shop.token: environment variable SHOP_TOKEN is not set" in run.stderr
+
+
+def test_check_prints_one_line_per_connection_and_exit_2_for_a_rejected_token(cfg: str,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = invoke_cli(["-c", cfg, "check"])
+    assert ok.exit_code == 0 and ok.output.count("\n") == 2 and "ok   shop (fake-source)" in ok.output
+    monkeypatch.setenv("SHOP_TOKEN", "wrong")
+    bad = invoke_cli(["-c", cfg, "check", "--json"])
+    assert bad.exit_code == 2
+    assert json.loads(bad.output)[0] == {"connection": "shop", "plugin": "fake-source", "ok": False,
+                                         "detail": "the fake source rejected the token"}
+
+
+def test_missing_config_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = invoke_cli(["-c", str(tmp_path / "nope.toml"), "run"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "config file not found" in result.stderr
+
+
+def test_unknown_pipeline_is_a_usage_error(cfg: str) -> None:
+    result = invoke_cli(["-c", cfg, "run", "-p", "nope"])
+    assert result.exit_code == 2 and "no pipeline named 'nope'" in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    result = invoke_cli(["--help"])
+    for command in ("plugins", "config", "check", "run", "backfill", "match-customers", "link-customer",
+                    "status", "retry", "sync-status", "watch", "sandbox", "demo", "audit", "serve", "webhooks"):
+        assert f"  {command}" in result.output
