@@ -104,3 +104,29 @@ def test_help_lists_every_command() -> None:
     for command in ("plugins", "config", "check", "run", "backfill", "match-customers", "link-customer",
                     "status", "retry", "sync-status", "watch", "sandbox", "demo", "audit", "serve", "webhooks"):
         assert f"  {command}" in result.output
+
+
+def test_backfill_by_id_leaves_the_cursor_alone(cfg: str, tmp_path: Path) -> None:
+    old = sample_document(1)
+    old.extra["cursor"] = "2020-01-01T00:00:00"
+    fake_store("shop")["documents"]["order-1"] = old
+    result = invoke_cli(["-c", cfg, "backfill", "-p", "p", "--id", "order-1", "--id", "order-404", "--json"])
+    assert result.exit_code == 1  # order-404 does not exist
+    states = {d["source_ref"]: (d["state"], d["reason"]) for d in result.json[0]["documents"]}
+    assert states["order-1"][0] == "pushed"
+    assert states["order-404"] == ("failed", "the source has no document 'order-404'")
+    from ledgerlink.ledger import Ledger
+
+    assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").cursor("p") is None
+
+
+def test_backfill_by_date_needs_a_source_that_can(cfg: str) -> None:
+    result = invoke_cli(["-c", cfg, "backfill", "-p", "p", "--since", "2026-01-01"])
+    assert result.exit_code == 1 and "cannot fetch documents by date" in result.stderr
+
+
+def test_watch_runs_rounds_of_run_and_sync_status(cfg: str) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    result = invoke_cli(["-c", cfg, "watch", "--rounds", "1", "--interval", "0"])
+    assert result.exit_code == 0
+    assert "p: 1 pushed" in result.output and "p order-1: - -> open" in result.output
