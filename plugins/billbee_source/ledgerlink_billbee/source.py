@@ -122,6 +122,21 @@ def format_query_time(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
+def before_repeated_hour(moment: datetime, tz: ZoneInfo) -> datetime:
+    """Where a ``modifiedAtMin`` query must start so that no later change is missed.
+
+    Billbee's times are naive wall-clock times. In the hour that repeats when summer
+    time ends, a later change can carry an earlier time (02:10 CET comes after 02:40
+    CEST); a query starting in the first pass of that hour starts one hour earlier,
+    so the second pass is read too (re-read orders are recognised by the ledger).
+    """
+    local = moment.astimezone(tz)
+    first, second = local.replace(fold=0).utcoffset(), local.replace(fold=1).utcoffset()
+    if local.fold == 0 and first is not None and second is not None and first > second:
+        return moment - (first - second)
+    return moment
+
+
 class BillbeeSource(Source):
     """Billbee orders with invoices, for accounting targets."""
 
@@ -235,7 +250,7 @@ class BillbeeSource(Source):
             assert start is not None
         else:
             start = datetime.combine(self.settings.start_date, time.min, self.tz)
-        start -= max(overlap, timedelta(minutes=1))
+        start = before_repeated_hour(start - max(overlap, timedelta(minutes=1)), self.tz)
         params = {"modifiedAtMin": format_query_time(start, self.tz), "shopId": sorted(self.shop_set)}
         orders = self._list_orders(params, run_start)
         for order in self._sorted(orders):
