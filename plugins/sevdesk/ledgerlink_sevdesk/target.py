@@ -31,6 +31,7 @@ from ledgerlink import (
     Settings,
     Target,
     TargetRef,
+    TransientError,
     VendorRejected,
     key_id,
     money,
@@ -384,7 +385,7 @@ class SevdeskTarget(Target):
                     "main": True,
                 })
                 contact.email = customer.email
-        except (VendorRejected, OutcomeUnknown) as exc:
+        except (VendorRejected, TransientError) as exc:  # OutcomeUnknown too: the contact exists
             log.warning("sevDesk contact %s created, but its address or e-mail failed: %s", contact_id, exc)
         return contact
 
@@ -535,8 +536,9 @@ class SevdeskTarget(Target):
                             ref.target_id)
             elif plan.mark_paid:
                 self._book(ref, document, document.payments)
-        except (VendorRejected, OutcomeUnknown) as exc:
-            # The document exists; find_document adopts it and book_payment completes it.
+        except (VendorRejected, QuarantineError, TransientError) as exc:
+            # The document exists (whatever failed after it, even a read or a refused
+            # connection); find_document adopts it and book_payment completes it.
             raise OutcomeUnknown(
                 f"sevDesk {ref.kind} {ref.target_id} was created, but tagging or booking its payment "
                 f"failed: {exc}"
