@@ -364,7 +364,6 @@ class HttpClient:
         limiters = self.rate_limits + [rate_limiter(rl.key, rl.rate) for rl in extra_limits]
         ok_codes = set(ok)
         attempt = 0
-        what = f"{self.vendor} {method} {redact(str(self._full_url(url).copy_with(query=None)))}"
         while True:
             attempt += 1
             for limiter in limiters:
@@ -378,22 +377,27 @@ class HttpClient:
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 reason = f"could not connect ({type(exc).__name__})"
-                self._retry_or_raise(attempt, what, reason, None, TransientError)
+                self._retry_or_raise(attempt, self._what(method, url), reason, None, TransientError)
                 continue
             except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError,
                     httpx.WriteError, httpx.DecodingError) as exc:
                 reason = f"the answer was lost ({type(exc).__name__})"
+                what = self._what(method, url)
                 if is_write:
                     raise OutcomeUnknown(f"{what}: {reason} after the request was sent") from None
                 self._retry_or_raise(attempt, what, reason, None, TransientError)
                 continue
             except httpx.HTTPError as exc:
-                raise TransientError(f"{what}: {redact(str(exc)) or type(exc).__name__}") from None
+                raise TransientError(f"{self._what(method, url)}: {redact(str(exc)) or type(exc).__name__}") from None
 
             status = response.status_code
             if 200 <= status < 300 or status in ok_codes:
-                log.debug("%s -> %s", what, status)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s -> %s", self._what(method, url), status)
                 return response
+            # Described only when needed: building the URL text costs as much as
+            # a small request to an in-process sandbox.
+            what = self._what(method, url)
             if status in (401, 403):
                 detail = self.error_message(response)
                 raise ConnectionError_(
@@ -423,6 +427,10 @@ class HttpClient:
                 redact(f"{self.vendor} refused {method} {url.split('?')[0]} (HTTP {status}): {self.error_message(response)}"),
                 status_code=status,
             )
+
+    def _what(self, method: str, url: str) -> str:
+        """The request as messages name it: vendor, method and URL without query."""
+        return f"{self.vendor} {method} {redact(str(self._full_url(url).copy_with(query=None)))}"
 
     def _full_url(self, url: str) -> httpx.URL:
         """The URL httpx sends to (base path kept, as httpx merges it; not RFC join)."""
