@@ -343,10 +343,11 @@ def test_broken_sevdesk_answer_fails_that_document_only_and_a_retry_books_it_onc
     assert seen["800000000000001"][0] == seen["800000000000003"][0] == "pushed"
     assert rule.hits >= 1
     assert setup.voucher_numbers() == Counter({"RE-GOOD-8001": 1, "RE-GOOD-8003": 1})
-    # sevDesk answers properly again: the failed document arrives on the next run, once.
+    # sevDesk answers properly again: `retry` (or the next run, for failures that were
+    # transient) brings the failed document, once.
     setup.books_rules.clear()
     runtime = setup.runtime(tmp_path)
-    retried = run_pipeline(runtime)
+    retried = run_pipeline(runtime, retry_failed=True)
     assert retried.counts().get("pushed") == 1, retried.counts()
     assert setup.voucher_numbers() == Counter(GOOD_NUMBERS)
 

@@ -346,7 +346,8 @@ def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) 
     reporter = CliReporter(as_json=as_json, verbose=max(state.verbose, 1), dry_run=False)
     runtime = state.runtime(reporter)
     results = run_pipelines(runtime, state.pipelines(pipeline),
-                            run=lambda runner: runner.run(command="retry", documents=[], retry_quarantined=quarantined))
+                            run=lambda runner: runner.run(command="retry", documents=[], retry_failed=True,
+                                                          retry_quarantined=quarantined))
     sys.exit(_summarise(results, as_json, reporter))
 
 
@@ -464,19 +465,26 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
 @click.pass_obj
 def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
     """Fetch the status of pushed documents from the target; record changes; write back."""
-    from .operations import sync_status
+    from .operations import StatusSyncStopped, sync_status
 
     runtime = state.runtime(CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False))
     changes = []
+    code = EXIT_OK
     for p in state.pipelines(pipeline):
-        changes.extend(sync_status(runtime, p))
+        try:
+            changes.extend(sync_status(runtime, p))
+        except StatusSyncStopped as exc:
+            changes.extend(exc.changes)
+            click.echo(f"error: {exc}", err=True)
+            code = EXIT_FAILED
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in changes], indent=2))
-        return
+        sys.exit(code)
     for c in changes:
         back = f" (written back: {c.written_back})" if c.written_back else ""
         click.echo(f"{c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}{back}")
     click.echo(f"{len(changes)} status changes")
+    sys.exit(code)
 
 
 @main.command()
@@ -488,6 +496,7 @@ def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
 def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_status: bool) -> None:
     """Run and sync statuses in a loop."""
     from .engine import run_pipelines
+    from .errors import LedgerlinkError
     from .operations import sync_status
 
     reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
@@ -498,7 +507,12 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
         _summarise(results, False, reporter)
         if not no_status:
             for p in state.pipelines(pipeline):
-                for c in sync_status(runtime, p):
+                try:
+                    changes = sync_status(runtime, p)
+                except LedgerlinkError as exc:  # a bad answer must not end the watch
+                    click.echo(f"error: {exc}", err=True)
+                    changes = getattr(exc, "changes", [])
+                for c in changes:
                     click.echo(f"{c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}")
         runtime.ledger.close()
         done += 1

@@ -317,6 +317,7 @@ class PipelineRunner:
         self.source: Source = runtime.source(pipeline.source)
         self.target: Target = runtime.target(pipeline.target)
         self._prepared = False
+        self._retrying = False
 
     def close(self) -> None:
         for connector in (self.source, self.target):
@@ -333,10 +334,13 @@ class PipelineRunner:
         command: str = "run",
         documents: Iterable[Document | BrokenDocument] | None = None,
         use_cursor: bool = True,
-        retry_failed: bool = True,
+        retry_failed: bool | str = "transient",
         retry_quarantined: bool = False,
         sync_members: bool = True,
     ) -> RunResult:
+        """Run the pipeline. ``retry_failed``: "transient" (the default for `run`) retries
+        failures that may have gone away (network, interruption); True every failed
+        document; False none."""
         """``sync_members=False`` leaves the member sync out (a webhook for one invoice
         must not list every member: sources pace that listing, e.g. Cobot 6/min)."""
         result = RunResult(self.pipeline.name)
@@ -345,9 +349,11 @@ class PipelineRunner:
             if not dry_run:
                 self.settle_pending(result)
                 self.settle_links()
+                self.retry_payments()
                 self.retry_writebacks()
                 if retry_failed or retry_quarantined:
-                    self.retry_stored(result, quarantined=retry_quarantined)
+                    self.retry_stored(result, quarantined=retry_quarantined,
+                                      transient_only=retry_failed == "transient")
                 if self.pipeline.sync_members and sync_members:
                     self.sync_members(result)
             if documents is None:
@@ -389,6 +395,7 @@ class PipelineRunner:
             else:
                 row.state = "failed"
                 row.reason = "interrupted before it reached the target; it will be pushed again"
+                row.retryable = True
                 row.attempts = row.attempts or 1
                 self.ledger.save_document(row)
 
@@ -402,6 +409,22 @@ class PipelineRunner:
             else:
                 self._complete_link(link, contact, "created (settled after an interruption)")
 
+    def retry_payments(self) -> None:
+        """Book the payments of pushed documents whose booking was cut short (a crash:
+        "pending") or failed on the way ("retry"); targets book only what is missing.
+        The source may never list these documents again (the cursor has passed them)."""
+        if self.pipeline.payment_reconciliation != "source":
+            return
+        from sqlmodel import select
+
+        with self.ledger.session() as session:
+            rows = list(session.exec(select(DocumentRow).where(
+                DocumentRow.pipeline == self.pipeline.name, DocumentRow.state == "pushed",
+                DocumentRow.payment_state.in_(["pending", "retry"]),  # type: ignore[union-attr]
+            )))
+        for row in rows:
+            self._settle_payment(row)
+
     def retry_writebacks(self) -> None:
         if not getattr(self.source, "supports_write_customer_number", False):
             return
@@ -410,21 +433,37 @@ class PipelineRunner:
                     and link.writeback and link.writeback != "done" and link.target_customer_number):
                 self._write_back(link, Customer(source_id=link.source_customer_id))
 
-    def retry_stored(self, result: RunResult, *, quarantined: bool) -> None:
+    def retry_stored(self, result: RunResult, *, quarantined: bool, transient_only: bool = False) -> None:
+        """Try failed (and quarantined) documents again: fetched fresh from the source
+        where it can, else from the copy the ledger kept. ``transient_only``: only failures
+        that may have gone away by themselves (what every `run` does)."""
         states = ["failed"] + (["quarantined"] if quarantined else [])
         for row in self.ledger.documents(self.pipeline.name, states):
-            if row.payload is None:
+            if transient_only and not row.retryable:
                 continue
+            item: Document | BrokenDocument | None = None
             try:
-                document = Document.model_validate_json(row.payload)
-            except ValueError:
+                item = self.source.document(row.source_ref)
+            except NotSupported:
+                item = None
+            except QuarantineError as exc:
+                item = BrokenDocument(row.source_ref, str(exc), quarantine=True, number=row.number)
+            except DocumentError as exc:
+                item = BrokenDocument(row.source_ref, str(exc), number=row.number)
+            except LedgerlinkError:
+                item = None  # the source cannot be asked now; use the stored copy
+            if item is None and row.payload:
+                try:
+                    item = Document.model_validate_json(row.payload)
+                except ValueError:
+                    item = None
+            if item is None:
                 continue
-            fresh = None
+            self._retrying = True
             try:
-                fresh = self.source.document(row.source_ref)
-            except (NotSupported, LedgerlinkError):
-                fresh = None
-            outcome = self.process(fresh or document, dry_run=False, update_cursor=False)
+                outcome = self.process(item, dry_run=False, update_cursor=False)
+            finally:
+                self._retrying = False
             if outcome is not None:
                 result.outcomes.append(outcome)
                 self.rt.reporter.document(outcome)
@@ -469,7 +508,8 @@ class PipelineRunner:
         except QuarantineError as exc:
             return self._record(row, document.source_ref, document.number, "quarantined", str(exc), document, cursor, dry_run)
         except (DocumentError, TransientError) as exc:
-            return self._record(row, document.source_ref, document.number, "failed", str(exc), document, cursor, dry_run)
+            return self._record(row, document.source_ref, document.number, "failed", str(exc), document, cursor,
+                                dry_run, retryable=isinstance(exc, TransientError))
         if dry_run:
             return Outcome(self.pipeline.name, document.source_ref, document.number, "planned",
                            plan.contact_decision, None, plan.describe(), document.total_gross, document.currency)
@@ -488,8 +528,16 @@ class PipelineRunner:
         return None
 
     def _record(self, row: DocumentRow | None, source_ref: str, number: str | None, state: str, reason: str,
-                document: Document | None, cursor: tuple[str, str] | None, dry_run: bool) -> Outcome:
+                document: Document | None, cursor: tuple[str, str] | None, dry_run: bool,
+                retryable: bool = False) -> Outcome | None:
         reason = redact(reason)
+        if (not dry_run and not self._retrying and row is not None and row.state == state
+                and row.reason == reason and not retryable):
+            # The same document, the same verdict (e.g. listed again by an overlapping
+            # window): nothing new to report; the ledger already says why.
+            if cursor is not None:
+                self.ledger.set_cursor(*cursor)
+            return None
         outcome = Outcome(self.pipeline.name, source_ref, number, state, reason,
                           gross=document.total_gross if document and state != "failed" else None,
                           currency=document.currency if document else None)
@@ -498,6 +546,7 @@ class PipelineRunner:
         if row is None:
             row = DocumentRow(pipeline=self.pipeline.name, source_ref=source_ref, state=state)
         row.state, row.reason, row.number = state, reason, number
+        row.retryable = retryable if state == "failed" else None
         if document is not None:
             row.payload = document.model_dump_json()
             row.content_hash = payload_hash(fingerprint(document))
@@ -558,6 +607,7 @@ class PipelineRunner:
                 # Not found after the lost answer: nothing arrived; the next run pushes it.
                 reason = f"{reason}; not found in the target, will be pushed again"
             row.state, row.reason = row_state, reason
+            row.retryable = isinstance(error, TransientError) if row_state == "failed" else None
             self.ledger.save_document(
                 row, cursor=cursor,
                 audit=self._audit_row("push", document.source_ref, None, data, f"error: {reason}"),
@@ -651,8 +701,9 @@ class PipelineRunner:
             self.ledger.save_document(row)
             return None
         except TransientError as exc:
-            # e.g. the document is still a draft in the target: try again next run.
-            row.payment_state = None
+            # e.g. the document is still a draft in the target, or the answer was lost:
+            # the next run tries again (retry_payments).
+            row.payment_state = "retry"
             self.ledger.save_document(row)
             return Outcome(self.pipeline.name, row.source_ref, row.number, "payment_pending",
                            f"payment not booked yet: {redact(str(exc))}", row.target_id)

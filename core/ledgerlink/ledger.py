@@ -31,7 +31,7 @@ from sqlalchemy import UniqueConstraint, event, func, inspect, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATES = ("pending", "pushed", "skipped", "failed", "quarantined")
 
@@ -64,6 +64,9 @@ class DocumentRow(SQLModel, table=True):
     status_raw: str | None = None
     status_at: datetime | None = None
     changed: str | None = None
+    # added in schema version 3
+    retryable: bool | None = None
+    """A failure that may go away by itself (network, rate limit, interruption): `run` retries it."""
 
 
 class CustomerLink(SQLModel, table=True):
@@ -148,6 +151,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX ix_status_history_pipeline ON status_history (pipeline)",
         "CREATE INDEX ix_status_history_source_ref ON status_history (source_ref)",
     ],
+    3: ["ALTER TABLE documents ADD COLUMN retryable BOOLEAN"],
 }
 
 

@@ -93,6 +93,14 @@ def unlink_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str) 
     return True
 
 
+class StatusSyncStopped(LedgerlinkError):
+    """The target's answers broke off; ``changes`` were recorded before that."""
+
+    def __init__(self, message: str, changes: list[StatusChange]) -> None:
+        super().__init__(message)
+        self.changes = changes
+
+
 @dataclass
 class StatusChange:
     pipeline: str
@@ -121,38 +129,49 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange
         if not refs:
             return changes
         try:
-            answers = list(runner.target.statuses(refs))
+            for ref, raw in runner.target.statuses(refs):
+                change = _record_status(runtime, runner, pipeline, rows, mapper, source_mapper, ref, raw)
+                if change is not None:
+                    changes.append(change)
         except NotSupported:
             runtime.reporter.message(f"{pipeline.name}: the target {pipeline.target!r} reports no statuses")
-            return changes
-        for ref, raw in answers:
-            row = rows.get(ref.target_id)
-            if row is None:
-                continue
-            mapped: MappedStatus = mapper.to_canonical(raw)
-            label = mapped.label()
-            if mapped.status == Status.UNKNOWN:
-                runtime.reporter.message(
-                    f"{pipeline.name}: {row.source_ref}: unknown status {raw!r} from {pipeline.target}; kept as is")
-            if row.status == label and row.status_raw == raw:
-                continue
-            old = row.status
-            history = runtime.ledger.record_status(row, label, raw)
-            change = StatusChange(pipeline.name, row.source_ref, old, label, raw)
-            runtime.fire("ledgerlink_status_changed", pipeline=pipeline.name, source_ref=row.source_ref,
-                         old=old, new=label, raw=raw)
-            if getattr(runner.source, "supports_write_status", False):
-                wording = source_mapper.from_canonical(mapped) if source_mapper else label
-                try:
-                    runner.source.write_status(row.source_ref, mapped, wording)
-                    change.written_back = wording
-                    runtime.ledger.mark_written_back(history, f"ok: {wording}")
-                except (LedgerlinkError, NotSupported) as exc:
-                    runtime.ledger.mark_written_back(history, f"error: {redact(str(exc))}")
-                    runtime.ledger.add_audit(AuditRow(pipeline=pipeline.name, target_connection=pipeline.source,
-                                                      source_ref=row.source_ref, action="write_status",
-                                                      outcome=f"error: {redact(str(exc))}"))
-            changes.append(change)
+        except LedgerlinkError as exc:
+            # What was read so far is recorded; the rest comes with the next sync.
+            raise StatusSyncStopped(
+                f"{pipeline.name}: status sync stopped after {len(changes)} changes: {redact(str(exc))}", changes
+            ) from None
         return changes
     finally:
         runner.close()
+
+
+def _record_status(runtime: Runtime, runner: PipelineRunner, pipeline: PipelineConfig, rows: dict[str, Any],
+                   mapper: Any, wording_mapper: Any, ref: TargetRef, raw: str) -> StatusChange | None:
+    """Record one raw status if it changed; fire the hook; write it back to the source."""
+    row = rows.get(ref.target_id)
+    if row is None:
+        return None
+    mapped: MappedStatus = mapper.to_canonical(raw)
+    label = mapped.label()
+    if mapped.status == Status.UNKNOWN:
+        runtime.reporter.message(
+            f"{pipeline.name}: {row.source_ref}: unknown status {raw!r} from {pipeline.target}; kept as is")
+    if row.status == label and row.status_raw == raw:
+        return None
+    old = row.status
+    history = runtime.ledger.record_status(row, label, raw)
+    change = StatusChange(pipeline.name, row.source_ref, old, label, raw)
+    runtime.fire("ledgerlink_status_changed", pipeline=pipeline.name, source_ref=row.source_ref,
+                 old=old, new=label, raw=raw)
+    if getattr(runner.source, "supports_write_status", False):
+        wording = wording_mapper.from_canonical(mapped)
+        try:
+            runner.source.write_status(row.source_ref, mapped, wording)
+            change.written_back = wording
+            runtime.ledger.mark_written_back(history, f"ok: {wording}")
+        except (LedgerlinkError, NotSupported) as exc:
+            runtime.ledger.mark_written_back(history, f"error: {redact(str(exc))}")
+            runtime.ledger.add_audit(AuditRow(pipeline=pipeline.name, target_connection=pipeline.source,
+                                              source_ref=row.source_ref, action="write_status",
+                                              outcome=f"error: {redact(str(exc))}"))
+    return change

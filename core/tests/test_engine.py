@@ -303,3 +303,30 @@ def test_payment_is_booked_when_a_lost_answer_is_settled_by_find_document(tmp_pa
     assert runtime.ledger.document("p", "order-1").payment_state == "booked"
     run_pipeline(runtime, use_cursor=False)
     assert len(fake_store("t")["payments"]) == 1
+
+
+def test_run_retries_only_transient_failures_and_retry_takes_the_rest(tmp_path: Path) -> None:
+    seed(sample_document(1), sample_document(2))
+    fake_store("t")["fail"] = [VendorRejected("sevDesk refused: contact is archived", status_code=400),
+                               TransientError("HTTP 503, gave up after 6 attempts")]
+    runtime = make_runtime(config(), tmp_path)
+    run_pipeline(runtime)
+    assert states(runtime) == {"order-1": "failed", "order-2": "failed"}
+    assert runtime.ledger.document("p", "order-1").retryable is False
+    assert runtime.ledger.document("p", "order-2").retryable is True
+    second = run_pipeline(runtime)
+    assert [(o.source_ref, o.state) for o in second.outcomes] == [("order-2", "pushed")]
+    third = run_pipeline(runtime, retry_failed=True)
+    assert [(o.source_ref, o.state) for o in third.outcomes] == [("order-1", "pushed")]
+    assert sorted(pushed_refs()) == ["order-1", "order-2"]
+
+
+def test_the_same_verdict_on_the_same_document_is_not_reported_twice(tmp_path: Path) -> None:
+    bad = sample_document(1)
+    bad.stated_total = Decimal("1.00")
+    seed(bad)
+    runtime = make_runtime(config(), tmp_path)
+    assert run_pipeline(runtime).counts() == {"quarantined": 1}
+    assert run_pipeline(runtime, use_cursor=False).counts() == {}
+    # but `retry` reports it, still quarantined
+    assert run_pipeline(runtime, documents=[], retry_failed=True, retry_quarantined=True).counts() == {"quarantined": 1}
