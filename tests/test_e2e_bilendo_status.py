@@ -253,7 +253,7 @@ def test_export_lock_a_change_in_the_source_is_flagged_not_pushed(world: World) 
     auto = next(p for p in report if p["pipeline"] == "auto")
     [outcome] = auto["documents"]
     assert outcome["source_ref"] == "order-1" and outcome["state"] == "changed"
-    assert outcome["reason"].startswith("changed after transfer: total 123.90 -> 133.90")
+    assert outcome["reason"].startswith("changed after export: total 123.90 -> 133.90")
     assert "invoice_date '2026-03-02' -> '2026-03-05'" in outcome["reason"]
 
     # Bilendo keeps what was exported; nothing was sent again.
@@ -268,7 +268,7 @@ def test_export_lock_a_change_in_the_source_is_flagged_not_pushed(world: World) 
     assert row["source_ref"] == "order-1" and row["state"] == "pushed"
     assert row["changed"] == outcome["reason"]
     text = invoke_cli(["-c", str(world.config), "status"], env=world.env)
-    assert "changed after transfer: total 123.90 -> 133.90" in text.output
+    assert "changed after export: total 123.90 -> 133.90" in text.output
 
     # Running again reports nothing new (the flag is kept, not repeated).
     code, report = world.run_subprocess("run")

@@ -206,6 +206,9 @@ class Target:
     description: ClassVar[str] = ""
     status_mapper: ClassVar[str | None] = None
     """Name of the status mapper for this target's raw statuses."""
+    locks_exported: ClassVar[bool] = False
+    """True when an exported document belongs to the target from then on (Bilendo sends
+    and dunns it): a later change in the source shows as "changed after export"."""
     books_without_rules: ClassVar[bool] = False
     """True when the target's own settings book every line (e.g. Billy's templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""

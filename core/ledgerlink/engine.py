@@ -669,7 +669,8 @@ class PipelineRunner:
         if became_paid and not changes:
             outcome = self._book_payment(row, document)
         if changes:
-            text = "changed after transfer: " + "; ".join(changes)
+            word = "export" if getattr(self.target, "locks_exported", False) else "transfer"
+            text = f"changed after {word}: " + "; ".join(changes)
             if row.changed != text:
                 row.changed = text
                 self.ledger.save_document(row, cursor=cursor)

@@ -156,6 +156,8 @@ class BilendoTarget(Target):
     description: ClassVar[str] = "Bilendo receivables management: debtors, invoices, dunning status"
     status_mapper: ClassVar[str | None] = "bilendo"
     sandbox: ClassVar[str] = "ledgerlink_bilendo.sandbox:BilendoSandbox"
+    # Once exported, Bilendo sends and dunns the invoice: changes in the source are flagged.
+    locks_exported: ClassVar[bool] = True
 
     settings: BilendoSettings
 
