@@ -503,7 +503,7 @@ def test_cli_check_and_run_with_broken_answers_exit_1_without_traceback(
         assert "ok   books (sevdesk)" in check.stdout
         run = cli(config, setup.env, "run")
         assert_clean(run, 1)
-        assert "stopped: the source could not be read" in run.stdout and "HTML page" in run.stdout, run.stdout
+        assert "stopped: Billbee" in run.stdout and "the next run continues from here" in run.stdout and "HTML page" in run.stdout, run.stdout
         shop_front.rule = ("NONE", *shop_front.rule[1:])  # Billbee is back
         run = cli(config, setup.env, "-v", "run")
         assert_clean(run, 1)

@@ -60,7 +60,7 @@ class SimulatedCrash(BaseException):
     """
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What happened to one document in this run."""
 
@@ -95,16 +95,28 @@ class RunResult:
     contacts_created: int = 0
     contacts_matched: int = 0
     error: str | None = None
+    keep_outcomes: bool = True
+    """False: ``add`` only counts (``outcomes`` stays empty), so a long run's memory
+    does not grow with its documents; for callers that report each outcome as it
+    comes (``Reporter.document``) and need only the counts at the end."""
+    _counts: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def add(self, outcome: Outcome) -> None:
+        if self.keep_outcomes:
+            self.outcomes.append(outcome)
+        else:
+            self._counts[outcome.state] = self._counts.get(outcome.state, 0) + 1
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out: dict[str, int] = dict(self._counts)
         for outcome in self.outcomes:
             out[outcome.state] = out.get(outcome.state, 0) + 1
         return out
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not any(o.state in ("failed", "quarantined") for o in self.outcomes)
+        counts = self.counts()
+        return self.error is None and not (counts.get("failed") or counts.get("quarantined"))
 
 
 class Reporter:
@@ -133,8 +145,11 @@ class Runtime:
         reporter: Reporter | None = None,
         crash_points: Iterable[str] = (),
         http_options: dict[str, Any] | None = None,
+        keep_outcomes: bool = True,
     ) -> None:
         self.config = config
+        self.keep_outcomes = keep_outcomes
+        """False: results count outcomes instead of keeping them (see RunResult)."""
         self.plugins = plugins or get_plugin_manager()
         self.ledger = ledger or Ledger(config.ledger_url)
         self.transports = transports or {}
@@ -343,7 +358,7 @@ class PipelineRunner:
         document; False none."""
         """``sync_members=False`` leaves the member sync out (a webhook for one invoice
         must not list every member: sources pace that listing, e.g. Cobot 6/min)."""
-        result = RunResult(self.pipeline.name)
+        result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         try:
             if not dry_run:
@@ -367,14 +382,16 @@ class PipelineRunner:
                 seen.add(ref)
                 outcome = self.process(item, dry_run=dry_run, update_cursor=use_cursor)
                 if outcome is not None:
-                    result.outcomes.append(outcome)
+                    result.add(outcome)
                     self.rt.reporter.document(outcome)
         except ConnectionError_ as exc:
             result.error = str(exc)
         except ConfigError as exc:
             result.error = str(exc)
         except TransientError as exc:
-            result.error = f"the source could not be read: {exc}"
+            # The message names the vendor and the request (source or target); the
+            # ledger keeps every unsettled write pending for the next run.
+            result.error = f"{exc} (the next run continues from here)"
         finally:
             if run_row is not None:
                 outcome_text = "error: " + result.error if result.error else ("ok" if result.ok else "partial")
@@ -388,7 +405,7 @@ class PipelineRunner:
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled after an interruption: found in the target")
                 self._settle_payment(row)
-                result.outcomes.append(
+                result.add(
                     Outcome(self.pipeline.name, row.source_ref, row.number, "pushed",
                             "was interrupted; found in the target", ref.target_id)
                 )
@@ -465,7 +482,7 @@ class PipelineRunner:
             finally:
                 self._retrying = False
             if outcome is not None:
-                result.outcomes.append(outcome)
+                result.add(outcome)
                 self.rt.reporter.document(outcome)
 
     # -- one document ------------------------------------------------------------------
