@@ -35,10 +35,10 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
-    def runtime(self, reporter: Any = None) -> Any:
+    def runtime(self, reporter: Any = None, *, keep_outcomes: bool = True) -> Any:
         from .engine import Runtime
 
-        return Runtime(self.config(), reporter=reporter)
+        return Runtime(self.config(), reporter=reporter, keep_outcomes=keep_outcomes)
 
     def pipelines(self, name: str | None) -> list[Any]:
         config = self.config()
@@ -296,7 +296,8 @@ def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: b
     from .engine import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
-    runtime = state.runtime(reporter)
+    # Outcomes are printed as they come; only --json needs them all at the end (memory stays flat).
+    runtime = state.runtime(reporter, keep_outcomes=as_json)
     results = run_pipelines(runtime, state.pipelines(pipeline), jobs=jobs,
                             run=lambda runner: runner.run(dry_run=dry_run))
     sys.exit(_summarise(results, as_json, reporter))
@@ -502,7 +503,7 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
     reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
     done = 0
     while True:
-        runtime = state.runtime(reporter)
+        runtime = state.runtime(reporter, keep_outcomes=False)
         results = run_pipelines(runtime, state.pipelines(pipeline))
         _summarise(results, False, reporter)
         if not no_status:
