@@ -685,8 +685,15 @@ class SevdeskTarget(Target):
         self._check_sums(saved, document, "invoice")
         ref = TargetRef(target_id=str(saved["id"]), number=saved.get("invoiceNumber") or reference, kind="invoice")
         if self.settings.finalize_invoices:
-            _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
-                                 body={"sendType": self.settings.invoice_send_type, "sendDraft": False})
+            try:
+                _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
+                                     body={"sendType": self.settings.invoice_send_type, "sendDraft": False})
+            except (VendorRejected, QuarantineError, TransientError) as exc:
+                # The invoice exists (as a draft): never create it again. find_document
+                # adopts it; status sync shows it as a draft until someone finalizes it.
+                raise OutcomeUnknown(
+                    f"sevDesk invoice {ref.target_id} was saved, but finalizing it (sendBy) failed: {exc}"
+                ) from None
             if isinstance(sent, dict) and sent.get("invoiceNumber"):
                 ref.number = str(sent["invoiceNumber"])
         return ref

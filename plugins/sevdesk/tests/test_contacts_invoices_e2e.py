@@ -221,3 +221,25 @@ def test_requests_deviate_from_the_raw_official_spec_only_where_the_errata_say(s
         ("saveVoucher", "voucherPosSave/2: 'voucher' is a required property"),
         ("StaticCountry", "GET /api/v1/StaticCountry is not in the API description"),
     }
+
+
+def test_a_failed_finalize_after_saving_is_outcome_unknown_and_the_invoice_is_adopted(sev, sandbox):
+    from ledgerlink import OutcomeUnknown, VendorRejected
+
+    target = invoice_target(sev, sandbox)
+    document = sev.shop_order()
+    plan = sev.plan_for(document, contact=target.create_contact(document.customer, "k"))
+    real_call = target._call
+
+    def call(method, path, **kwargs):
+        if path.endswith("/sendBy"):
+            raise VendorRejected("sevDesk refused PUT sendBy (HTTP 400): busy", status_code=400)
+        return real_call(method, path, **kwargs)
+
+    target._call = call
+    with pytest.raises(OutcomeUnknown, match="was saved, but finalizing it"):
+        target.push(document, plan)
+    assert len(sandbox.state["invoices"]) == 1
+    target._call = real_call
+    found = target.find_document(document.source_ref, document.number)
+    assert found is not None and found.target_id in sandbox.state["invoices"]
