@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -692,10 +691,6 @@ def _table(headers: list[str], rows: list[list[Any]]) -> None:
     click.echo("  ".join("-" * w for w in widths))
     for r in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-def entry() -> Callable[..., Any]:
-    return main
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,6 @@ passes a document that is not settled. One bad document never stops the others.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -93,7 +92,6 @@ class RunResult:
     pipeline: str
     outcomes: list[Outcome] = field(default_factory=list)
     contacts_created: int = 0
-    contacts_matched: int = 0
     error: str | None = None
     keep_outcomes: bool = True
     """False: ``add`` only counts (``outcomes`` stays empty), so a long run's memory
@@ -926,6 +924,3 @@ def iter_documents_by_ids(source: Source, ids: list[str]) -> Iterator[Document |
         else:
             yield document
 
-
-def json_dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str, ensure_ascii=False)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -222,5 +221,3 @@ def import_string(path: str) -> Any:
         obj = getattr(obj, part)
     return obj
 
-
-RegisterFn = Callable[..., None]

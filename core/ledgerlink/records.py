@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
@@ -447,10 +446,6 @@ def parse_decimal(value: Any, what: str) -> Decimal:
     return result
 
 
-def sum_money(values: Iterable[Decimal]) -> Decimal:
-    return sum((money(v) for v in values), Decimal("0.00"))
-
-
 __all__ = [
     "Address",
     "CENT",
@@ -469,6 +464,5 @@ __all__ = [
     "money",
     "parse_decimal",
     "standard_vat_rate",
-    "sum_money",
     "tax_region",
 ]

@@ -566,13 +566,7 @@ class SevdeskTarget(Target):
             voucher["supplier"] = wire.ref(plan.contact.target_id, "Contact")
         else:
             voucher["supplierName"] = document.customer.display_name[:255]
-        if self.version == "2.0":
-            voucher["taxRule"] = {"id": rule, "objectName": "TaxRule"}
-        else:
-            voucher["taxType"] = rule
-        cost_centre = self._cost_centre(plan)
-        if cost_centre is not None:
-            voucher["costCentre"] = wire.ref(cost_centre, "CostCentre")
+        self._set_tax_and_cost_centre(voucher, rule, plan)
         positions = []
         for planned, _ in lines:
             line = planned.line
@@ -620,6 +614,16 @@ class SevdeskTarget(Target):
                 kind, saved.get("id"), money(gross), document.total_gross,
             )
 
+    def _set_tax_and_cost_centre(self, body: dict[str, Any], rule: str, plan: Plan) -> None:
+        """The tax rule (2.0) or tax type (1.0) and the cost centre, alike on vouchers and invoices."""
+        if self.version == "2.0":
+            body["taxRule"] = {"id": rule, "objectName": "TaxRule"}
+        else:
+            body["taxType"] = rule
+        cost_centre = self._cost_centre(plan)
+        if cost_centre is not None:
+            body["costCentre"] = wire.ref(cost_centre, "CostCentre")
+
     def _push_invoice(self, document: Document, plan: Plan) -> TargetRef:
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
@@ -647,13 +651,7 @@ class SevdeskTarget(Target):
         }
         if plan.due_date is not None:
             invoice["timeToPay"] = max(0, (plan.due_date - plan.document_date).days)
-        if self.version == "2.0":
-            invoice["taxRule"] = {"id": rule, "objectName": "TaxRule"}
-        else:
-            invoice["taxType"] = rule
-        cost_centre = self._cost_centre(plan)
-        if cost_centre is not None:
-            invoice["costCentre"] = wire.ref(cost_centre, "CostCentre")
+        self._set_tax_and_cost_centre(invoice, rule, plan)
         positions = []
         for planned, _ in lines:
             line = planned.line
