@@ -331,6 +331,7 @@ class PipelineRunner:
         self.target: Target = runtime.target(pipeline.target)
         self._prepared = False
         self._retrying = False
+        self._options = pipeline.options()  # the same for every document of the run
 
     def close(self) -> None:
         for connector in (self.source, self.target):
@@ -737,7 +738,7 @@ class PipelineRunner:
     # -- planning and contacts --------------------------------------------------------------
     def plan(self, document: Document, *, dry_run: bool, contact_needed: bool = True) -> Plan:
         if not self._prepared:
-            self.target.prepare(self.pipeline.options())
+            self.target.prepare(self._options)
             self._prepared = True
         lines = plan_lines(self.pipeline, document,
                            target_books_lines=getattr(self.target, "books_without_rules", False))
@@ -762,7 +763,7 @@ class PipelineRunner:
             mark_paid=self.pipeline.payment_reconciliation == "source" and document.is_paid,
             mismatch=mismatch,
             contact_decision=decision,
-            options=self.pipeline.options(),
+            options=self._options,
         )
 
     def contact_for(self, customer: Customer, *, dry_run: bool) -> tuple[Contact | None, str]:
