@@ -769,10 +769,12 @@ class PipelineRunner:
     def contact_for(self, customer: Customer, *, dry_run: bool) -> tuple[Contact | None, str]:
         target_conn = self.pipeline.target
         with self.rt.target_lock(target_conn):
+            linked = self.ledger.linked_contact(target_conn, self.pipeline.source, customer.source_id)
+            if linked is not None:
+                contact_id, number, matched_by = linked
+                contact = Contact(target_id=contact_id, customer_number=number)
+                return contact, f"contact {number or contact_id} (linked by {matched_by})"
             link = self.ledger.link(target_conn, self.pipeline.source, customer.source_id)
-            if link is not None and link.state == "linked" and link.target_contact_id:
-                contact = Contact(target_id=link.target_contact_id, customer_number=link.target_customer_number)
-                return contact, f"contact {contact.customer_number or contact.target_id} (linked by {link.matched_by})"
             index = self.rt.contact_index(target_conn, self.pipeline.matchers, self.target)
             match = index.match(customer)
             if match is not None and match.unique is not None:

@@ -328,6 +328,11 @@ class HttpClient:
             transport=transport,
             follow_redirects=False,
         )
+        # The vendor APIs authenticate every request by header; none needs cookies.
+        # Keeping none means no session a vendor hands out is carried along (or
+        # leaked between connections), and it spares httpx's cookie parsing of every
+        # answer (~0.1 ms per request, see bench/README.md).
+        self._client._cookies = _NoCookies()
 
     def close(self) -> None:
         self._client.close()
@@ -506,6 +511,13 @@ class HttpClient:
             raise error(
                 f"{self.vendor} sent {kind} instead of JSON (HTTP {response.status_code}): {_one_line(redact(text), 120)}"
             ) from None
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing (Set-Cookie answers are ignored)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 def make_http_client(**kwargs: Any) -> HttpClient:

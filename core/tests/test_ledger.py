@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ledgerlink.ledger import SCHEMA_VERSION, AuditRow, DocumentRow, Ledger
-from sqlalchemy import inspect
+from ledgerlink.ledger import (
+    SCHEMA_VERSION,
+    AuditRow,
+    CustomerLink,
+    DocumentRow,
+    Ledger,
+    LedgerRowGone,
+)
+from sqlalchemy import event, inspect
 
 DATA = Path(__file__).parent / "data"
 
@@ -85,4 +93,75 @@ def test_the_ledger_works_on_postgresql() -> None:
     ledger.save_document(row)
     assert ledger.document("p", "order-1").state == "pushed"
     assert ledger.cursor("p") == "c1"
+    assert ledger.counts("p") == {"pushed": 1}
+    check_rows_round_trip(ledger)
+
+
+def check_rows_round_trip(ledger: Ledger) -> None:
+    """What the per-document paths write reads back the same, through them and the ORM."""
+    row = DocumentRow(pipeline="rt", source_ref="order-9", state="pending", number="R-9", payload='{"x": "ü"}',
+                      attempts=1, retryable=None)
+    ledger.save_document(row, cursor=("rt", "2026-11-01T10:00:00"))
+    assert row.id is not None
+    pushed_at = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
+    row.state, row.target_id, row.pushed_at, row.retryable = "pushed", "v-1", pushed_at, False
+    ledger.save_document(row, cursor=("rt", "2026-11-02T10:00:00"),
+                         audit=AuditRow(pipeline="rt", target_connection="books", source_ref="order-9",
+                                        action="push", target_ref="v-1", payload_hash="h", outcome="ok"))
+    for again in (ledger.document("rt", "order-9"), ledger.documents("rt")[0]):
+        assert again is not None
+        assert (again.id, again.state, again.number, again.target_id, again.payload, again.attempts) == (
+            row.id, "pushed", "R-9", "v-1", '{"x": "ü"}', 1)
+        assert again.pushed_at == pushed_at and again.retryable is False
+        assert again.created_at.tzinfo is not None and again.updated_at >= again.created_at
+    assert ledger.cursor("rt") == "2026-11-02T10:00:00"
+    assert [(a.action, a.target_ref, a.outcome) for a in ledger.audit("rt")] == [("push", "v-1", "ok")]
+
+    link = ledger.save_link(CustomerLink(target_connection="books", source_connection="shop",
+                                         source_customer_id="c-1", state="pending", key="shop:c-1"))
+    assert ledger.linked_contact("books", "shop", "c-1") is None  # pending is not linked
+    link.state, link.target_contact_id, link.target_customer_number, link.matched_by = "linked", "77", "1001", "email"
+    ledger.save_link(link)
+    assert ledger.linked_contact("books", "shop", "c-1") == ("77", "1001", "email")
+    loaded = ledger.link("books", "shop", "c-1")
+    assert loaded is not None and (loaded.id, loaded.key, loaded.manual) == (link.id, "shop:c-1", False)
+    history = ledger.record_status(row, "paid", "1000")
+    ledger.mark_written_back(history, "ok: Bezahlt")
+    assert [(h.new, h.written_back) for h in ledger.status_history("rt")] == [("paid", "ok: Bezahlt")]
+    assert ledger.document("rt", "order-9").status == "paid"
+    ledger.delete_link(link)
+    assert ledger.link("books", "shop", "c-1") is None
+    # a row deleted by someone else meanwhile is an error, never a silent no-op
+    with pytest.raises(LedgerRowGone, match="customer_links"):
+        ledger.save_link(link)
+
+
+def test_rows_round_trip_on_sqlite(tmp_path: Path) -> None:
+    check_rows_round_trip(Ledger(f"sqlite:///{tmp_path / 'l.db'}"))
+
+
+def test_marking_a_document_pushed_does_not_rewrite_its_payload(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    traced: list[str] = []
+    ledger.engine.dispose()  # new connections from here on report every statement
+    event.listen(ledger.engine, "connect", lambda conn, _record: conn.set_trace_callback(traced.append))
+    row = ledger.save_document(DocumentRow(pipeline="p", source_ref="a", state="pending", payload="x" * 5000))
+    assert any(s.startswith("INSERT INTO documents") and "x" * 5000 in s for s in traced)
+    traced.clear()
+    row.state, row.target_id = "pushed", "v"
+    ledger.save_document(row)
+    written = [s for s in traced if s.startswith("UPDATE documents")]
+    assert len(written) == 1, traced
+    assert "payload" not in written[0] and "state = 'pushed'" in written[0] and "target_id = 'v'" in written[0]
+    assert ledger.document("p", "a").payload == "x" * 5000
+
+
+def test_a_failed_save_leaves_the_row_unsaved(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.save_document(DocumentRow(pipeline="p", source_ref="a", state="pushed"))
+    twin = DocumentRow(pipeline="p", source_ref="a", state="pending")
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.save_document(twin, cursor=("p", "c9"))
+    assert twin.id is None  # no id pointing at a row that does not exist
+    assert ledger.cursor("p") is None  # the cursor of the failed save was rolled back
     assert ledger.counts("p") == {"pushed": 1}
