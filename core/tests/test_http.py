@@ -103,6 +103,15 @@ def test_2xx_is_returned_with_our_user_agent(mock: Any, clock: FakeTime) -> None
     assert client.stats["requests"] == 3 and client.stats["retries"] == 0
 
 
+def test_cookies_a_vendor_sets_are_not_kept_or_sent_back(mock: Any, clock: FakeTime) -> None:
+    route = mock.get("/items").mock(return_value=answer(200, json={}, headers={"Set-Cookie": "session=abc; Path=/"}))
+    with make_client() as client:
+        client.get("/items")
+        client.get("/items")
+    assert "cookie" not in route.calls.last.request.headers
+    assert len(route.calls) == 2
+
+
 def test_listed_non_2xx_is_returned_to_the_caller(mock: Any, clock: FakeTime) -> None:
     mock.get("/items/9").mock(return_value=answer(404, json={"message": "not found"}))
     with make_client() as client:
