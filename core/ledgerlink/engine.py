@@ -41,7 +41,7 @@ from .errors import (
     TransientError,
 )
 from .http import make_http_client, redact
-from .ledger import AuditRow, CustomerLink, DocumentRow, Ledger, payload_hash, utcnow
+from .ledger import AuditRow, CustomerLink, DocumentRow, Ledger, fresh, payload_hash, utcnow
 from .matching import ContactIndex
 from .plugins import PluginManager, get_plugin_manager
 from .records import Contact, Customer, Document, TargetRef
@@ -560,7 +560,7 @@ class PipelineRunner:
         if dry_run:
             return outcome
         if row is None:
-            row = DocumentRow(pipeline=self.pipeline.name, source_ref=source_ref, state=state)
+            row = fresh(DocumentRow, pipeline=self.pipeline.name, source_ref=source_ref, state=state)
         row.state, row.reason, row.number = state, reason, number
         row.retryable = retryable if state == "failed" else None
         if document is not None:
@@ -575,7 +575,7 @@ class PipelineRunner:
 
     def _push(self, row: DocumentRow | None, document: Document, plan: Plan, cursor: tuple[str, str] | None) -> Outcome:
         if row is None:
-            row = DocumentRow(pipeline=self.pipeline.name, source_ref=document.source_ref, state="pending")
+            row = fresh(DocumentRow, pipeline=self.pipeline.name, source_ref=document.source_ref, state="pending")
         data = document.model_dump_json()
         row.state, row.reason, row.number = "pending", None, document.number
         row.payload = data
@@ -870,9 +870,9 @@ class PipelineRunner:
     # -- audit ---------------------------------------------------------------------------
     def _audit_row(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any,
                    outcome: str) -> AuditRow:
-        return AuditRow(pipeline=self.pipeline.name, target_connection=self.pipeline.target, source_ref=source_ref,
-                        action=action, target_ref=target_ref, payload_hash=payload_hash(payload) if payload else None,
-                        outcome=redact(outcome)[:1000])
+        return fresh(AuditRow, pipeline=self.pipeline.name, target_connection=self.pipeline.target,  # type: ignore[no-any-return]
+                     source_ref=source_ref, action=action, target_ref=target_ref,
+                     payload_hash=payload_hash(payload) if payload else None, outcome=redact(outcome)[:1000])
 
     def _audit(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any, outcome: str) -> None:
         self.ledger.add_audit(self._audit_row(action, source_ref, target_ref, payload, outcome))

@@ -489,24 +489,28 @@ class HttpClient:
     def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", url, **kwargs)
 
-    def json(self, response: httpx.Response, *, write: bool | None = None) -> Any:
+    def json(self, response: httpx.Response, *, write: bool | None = None,
+             loads: Callable[[bytes], Any] | None = None) -> Any:
         """Parse a JSON answer, or raise a clear error naming what came instead.
 
         A cut-short or non-JSON answer is treated like a lost answer: for a write
         (default: any method but GET) that is ``OutcomeUnknown``, for a read a
-        ``TransientError`` that the engine's next attempt retries."""
+        ``TransientError`` that the engine's next attempt retries. ``loads`` parses
+        the body instead of ``json.loads`` (e.g. with ``parse_float=Decimal``)."""
         if write is None:
             try:
                 write = response.request.method not in ("GET", "HEAD", "OPTIONS")
             except RuntimeError:  # a response built without its request
                 write = False
         error = OutcomeUnknown if write else TransientError
-        text = response.text
-        if not text.strip():
+        content = response.content
+        if not content.strip():
             raise error(f"{self.vendor} sent an empty answer (HTTP {response.status_code})")
         try:
-            return response.json()
+            # From the bytes (JSON is UTF-8): decoding the text first costs as much again.
+            return json.loads(content) if loads is None else loads(content)
         except ValueError:
+            text = response.text
             kind = "an HTML page" if text.lstrip().startswith("<") else "an answer that is not valid JSON"
             raise error(
                 f"{self.vendor} sent {kind} instead of JSON (HTTP {response.status_code}): {_one_line(redact(text), 120)}"

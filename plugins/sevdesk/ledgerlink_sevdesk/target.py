@@ -159,8 +159,8 @@ class SevdeskTarget(Target):
 
     def _objects(self, response: httpx.Response) -> Any:
         write = response.request.method not in ("GET", "HEAD")
-        self.http.json(response, write=write)  # clear errors for HTML, empty or cut answers
-        data = wire.loads(response.content)
+        # one parse, numbers exact; clear errors for HTML, empty or cut answers
+        data = self.http.json(response, write=write, loads=wire.loads)
         # sevDesk can answer an error inside HTTP 200 (e.g. code 390): check every body.
         if isinstance(data, dict) and data.get("error"):
             message = wire.error_message(response)
