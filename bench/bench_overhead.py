@@ -111,41 +111,59 @@ def run_bare(seed: dict[str, Any], calls: list[Any]) -> tuple[float, float, int]
     return elapsed, cpu, differ
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=10_000)
-    parser.add_argument("--profile", help="write a cProfile of the ledgerlink run to this file")
-    parser.add_argument("--top", type=int, default=0, help="print the N most expensive functions (cumulative)")
-    args = parser.parse_args(argv)
-
-    benchkit.header(f"engine overhead: {args.docs} Billbee orders -> sevDesk, in-process sandboxes")
-    benchkit.raise_billbee_client_limits()
-    seed = {"Data": benchkit.orders(args.docs)}
-    profile = args.profile or (tempfile.mktemp(suffix=".prof") if args.top else None)
+def one_round(seed: dict[str, Any], profile: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
         ll_time, ll_cpu, result, billbee, sevdesk = run_ledgerlink(seed, Path(tmp), profile)
-    counts = result.counts()
     if result.error:
-        print(f"   the run stopped: {result.error}")
-        return 1
+        raise SystemExit(f"   the run stopped: {result.error}")
     calls = replay_log(billbee, sevdesk)
     del billbee, sevdesk
     bare_time, bare_cpu, differ = run_bare(seed, calls)
+    return {"ll": ll_time, "ll_cpu": ll_cpu, "bare": bare_time, "bare_cpu": bare_cpu, "differ": differ,
+            "requests": len(calls), "counts": result.counts()}
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ledgerlink run + bare replay pairs; the median ratio is the figure (default 3)")
+    parser.add_argument("--profile", help="write a cProfile of the (first) ledgerlink run to this file")
+    parser.add_argument("--top", type=int, default=0, help="print the N most expensive functions (cumulative)")
+    args = parser.parse_args(argv)
+
+    benchkit.header(f"engine overhead: {args.docs} Billbee orders -> sevDesk, in-process sandboxes, "
+                    f"{args.rounds} round(s)")
+    benchkit.raise_billbee_client_limits()
+    seed = {"Data": benchkit.orders(args.docs)}
+    profile = args.profile or (tempfile.mktemp(suffix=".prof") if args.top else None)
     docs = args.docs
-    ll_rate, bare_rate = docs / ll_time, docs / bare_time
-    ratio = ll_time / bare_time
-    print(f"   outcomes: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}")
-    print(f"   requests: {len(calls)} ({len(calls) / docs:.2f} per document)"
-          + (f"; {differ} replayed answers differ in status" if differ else "; replay answers match"))
-    print(f"   ledgerlink: {ll_time:8.2f} s  {ll_rate:8.1f} documents/s  {1000 * ll_time / docs:6.2f} ms/document"
-          f"  (CPU {ll_cpu:.2f} s)")
-    print(f"   bare httpx: {bare_time:8.2f} s  {bare_rate:8.1f} documents/s  {1000 * bare_time / docs:6.2f} ms/document"
-          f"  (CPU {bare_cpu:.2f} s)")
-    print(f"   ratio ledgerlink / bare (time per document): {ratio:.2f}  (goal <= {GOAL}: "
-          f"{'met' if ratio <= GOAL else 'NOT met'}); CPU time ratio {ll_cpu / bare_cpu:.2f}")
-    print(f"   (CPU time counts both sandboxes too, as they run in this process; it is the steadier figure "
-          f"on a busy machine: load average {os.getloadavg()[0]:.1f})")
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        r = one_round(seed, profile if number == 1 else None)
+        rounds.append(r)
+        if number == 1:
+            print(f"   outcomes: {', '.join(f'{v} {k}' for k, v in sorted(r['counts'].items()))}")
+            print(f"   requests: {r['requests']} ({r['requests'] / docs:.2f} per document)"
+                  + (f"; {r['differ']} replayed answers differ in status" if r["differ"]
+                     else "; replay answers match"))
+        print(f"   round {number}: ledgerlink {r['ll']:7.2f} s ({docs / r['ll']:6.1f} documents/s, "
+              f"{1000 * r['ll'] / docs:5.2f} ms/document), bare httpx {r['bare']:7.2f} s "
+              f"({docs / r['bare']:6.1f} documents/s, {1000 * r['bare'] / docs:5.2f} ms/document): "
+              f"ratio {r['ll'] / r['bare']:.2f}, CPU ratio {r['ll_cpu'] / r['bare_cpu']:.2f}")
+    ratios = sorted(r["ll"] / r["bare"] for r in rounds)
+    ratio = benchkit.median(ratios)
+    ll_time = benchkit.median([r["ll"] for r in rounds])
+    bare_time = benchkit.median([r["bare"] for r in rounds])
+    print(f"   ledgerlink: {ll_time:8.2f} s  {docs / ll_time:8.1f} documents/s  {1000 * ll_time / docs:6.2f} ms/document"
+          f"  (median of {len(rounds)})")
+    print(f"   bare httpx: {bare_time:8.2f} s  {docs / bare_time:8.1f} documents/s  "
+          f"{1000 * bare_time / docs:6.2f} ms/document  (median of {len(rounds)})")
+    print(f"   ratio ledgerlink / bare (time per document, median of the rounds' ratios): {ratio:.2f}  "
+          f"(goal <= {GOAL}: {'met' if ratio <= GOAL else 'NOT met'}); rounds: "
+          + ", ".join(f"{x:.2f}" for x in ratios))
+    print(f"   (the sandboxes run in this process, so their work is in both figures; the machine's load "
+          f"average at the end: {os.getloadavg()[0]:.1f})")
     if args.top and profile:
         stats = pstats.Stats(profile, stream=sys.stdout)
         stats.sort_stats("cumulative").print_stats(args.top)
