@@ -229,27 +229,19 @@ class _Rows:
         self._sqlite = dialect.name == "sqlite"
         self._mark = (lambda name: f":{name}") if self._sqlite else (lambda name: f"%({name})s")
         self._binds: dict[str, dict[str, Any]] = {}
-        self._results: dict[str, list[tuple[str, Any]]] = {}
         self._result_of: dict[str, dict[str, Any]] = {}
+        self._all_names: dict[str, tuple[str, ...]] = {}
         self._columns: dict[str, list[str]] = {}
         for model in (DocumentRow, CustomerLink, AuditRow, StatusHistoryRow, CursorRow):
             table = _table(model)
             types = {c.name: c.type.dialect_impl(dialect) for c in table.columns}
             self._binds[table.name] = {n: t.bind_processor(dialect) for n, t in types.items()}
-            self._results[table.name] = [(n, t.result_processor(dialect, None)) for n, t in types.items()]
-            self._result_of[table.name] = dict(self._results[table.name])
+            self._result_of[table.name] = {n: t.result_processor(dialect, None) for n, t in types.items()}
+            self._all_names[table.name] = tuple(types)
             self._columns[table.name] = [c.name for c in table.columns if c.name != "id"]
         self._sql: dict[Any, str] = {}
 
     # SQL text, made once per table and set of columns
-    def _select_sql(self, table: str, keys: tuple[str, ...]) -> str:
-        sql = self._sql.get(("select", table, keys))
-        if sql is None:
-            names = ", ".join(n for n, _ in self._results[table])
-            where = " AND ".join(f"{k} = {self._mark(k)}" for k in keys)
-            sql = self._sql[("select", table, keys)] = f"SELECT {names} FROM {table} WHERE {where}"  # noqa: S608
-        return sql
-
     def _insert_sql(self, table: str) -> str:
         sql = self._sql.get(("insert", table))
         if sql is None:
@@ -281,25 +273,9 @@ class _Rows:
         return out
 
     # reading
-    def one(self, model: Any, **where: Any) -> Any:
-        table = _table(model).name
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(self._select_sql(table, tuple(where)), where)
-            found = cursor.fetchone()
-            cursor.close()
-        finally:
-            raw.close()
-        if found is None:
-            return None
-        return _instance(model, {name: (process(value) if process is not None and value is not None else value)
-                                 for (name, process), value in zip(self._results[table], found, strict=True)})
-
-    def values(self, model: Any, names: tuple[str, ...], **where: Any) -> tuple[Any, ...] | None:
-        """Some columns of the first matching row, converted, without building the row."""
-        table = _table(model).name
-        key = ("values", table, names, tuple(where))
+    def _fetch_one(self, table: str, names: tuple[str, ...], where: dict[str, Any]) -> dict[str, Any] | None:
+        """The named columns of the first row matching ``where``, converted as the ORM would."""
+        key = ("select", table, names, tuple(where))
         sql = self._sql.get(key)
         if sql is None:
             condition = " AND ".join(f"{k} = {self._mark(k)}" for k in where)
@@ -315,8 +291,19 @@ class _Rows:
         if found is None:
             return None
         results = self._result_of[table]
-        return tuple(value if results[n] is None or value is None else results[n](value)
-                     for n, value in zip(names, found, strict=True))
+        return {n: value if results[n] is None or value is None else results[n](value)
+                for n, value in zip(names, found, strict=True)}
+
+    def one(self, model: Any, **where: Any) -> Any:
+        """The first row matching ``where`` as a model object (as the ORM loads it)."""
+        table = _table(model).name
+        found = self._fetch_one(table, self._all_names[table], where)
+        return None if found is None else _instance(model, found)
+
+    def values(self, model: Any, names: tuple[str, ...], **where: Any) -> tuple[Any, ...] | None:
+        """Some columns of the first matching row, converted, without building the row."""
+        found = self._fetch_one(_table(model).name, names, where)
+        return None if found is None else tuple(found.values())
 
     # writing: ``transaction`` yields a cursor; everything in it is one commit
     def transaction(self) -> _Transaction:
