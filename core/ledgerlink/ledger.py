@@ -373,7 +373,8 @@ class _Transaction:
 
 
 class Ledger:
-    """Access to the ledger database. Thread-safe: one short session per call."""
+    """Access to the ledger database. Thread-safe: every call takes its own connection from
+    the pool (an ORM session, or for the per-document paths the DBAPI connection)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
