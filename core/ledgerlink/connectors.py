@@ -254,6 +254,15 @@ class Target:
         for this document, ``OutcomeUnknown`` when the answer was lost."""
         raise NotImplementedError
 
+    def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """Finish a document that ``find_document`` found after a lost answer. Optional.
+
+        ``push`` may have created the document and then lost its answer, or failed
+        in a step after the create (tags, say). The engine adopts what it found and
+        calls this with the plan of that push: do the steps after the create that
+        are missing, and nothing twice. Payments are not part of it (the engine
+        calls ``book_payment`` for them)."""
+
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
         """Book the document's payments on an already pushed document. Optional."""
         raise NotSupported(f"{type(self).__name__} cannot book payments")

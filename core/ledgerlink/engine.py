@@ -637,8 +637,9 @@ class PipelineRunner:
         row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending and not settled else None
         self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data)
         if settled:
-            # Found after a lost answer: the payment may not have been booked. Targets
-            # book only what is still missing, so this is safe to repeat.
+            # Found after a lost answer: the steps after the create (tags) and the
+            # payment may be missing. Targets do only what is still missing.
+            self._complete(row, ref, document, plan)
             self._settle_payment(row)
         self.rt.checkpoint("after_pushed")
         self.rt.fire("ledgerlink_document_pushed", pipeline=self.pipeline.name, source_ref=document.source_ref,
@@ -695,6 +696,18 @@ class PipelineRunner:
         if cursor is not None and outcome is None:
             self.ledger.set_cursor(*cursor)
         return outcome
+
+    def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
+        try:
+            self.target.complete(ref, document, plan)
+        except (LedgerlinkError, ConnectionError_) as exc:
+            # The document is in the target (and pushed in the ledger); say what is missing.
+            reason = redact(str(exc))
+            self._audit("complete", row.source_ref, ref.target_id, None, f"error: {reason}")
+            self.rt.reporter.message(
+                f"{row.source_ref}: adopted after a lost answer, but finishing it in the target failed "
+                f"({reason}); check its tags there"
+            )
 
     def _settle_payment(self, row: DocumentRow) -> None:
         """After adopting a document found in the target: book its payment if it is still due."""

@@ -153,7 +153,8 @@ class FakeTargetSettings(Settings):
 
 
 class FakeTarget(Target):
-    """A target in memory. ``fake_store(store)["fail"]`` may hold exceptions to raise on the next pushes."""
+    """A target in memory. ``fake_store(store)["fail"]`` may hold exceptions to raise on the next pushes
+    (``("after", exc)``: the document is stored, then ``exc`` raised, as a lost answer)."""
 
     Settings = FakeTargetSettings
     status_mapper = "identity"
@@ -208,6 +209,13 @@ class FakeTarget(Target):
             "due_date": plan.due_date.isoformat() if plan.due_date else None, "paid": plan.mark_paid,
         }
         return TargetRef(target_id=ident, number=document.number)
+
+    def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """Records the call in ``store["completed"]``; ``store["fail_complete"]`` is raised once."""
+        failure = self.store.pop("fail_complete", None)
+        if failure is not None:
+            raise failure
+        self.store.setdefault("completed", []).append((ref.target_id, list(plan.tags)))
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
         self.store["payments"].append((ref.target_id, str(document.paid_amount)))

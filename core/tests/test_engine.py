@@ -114,6 +114,31 @@ def test_lost_answer_is_settled_with_find_document_never_a_blind_second_write(tm
     assert len(unknown) == 2
 
 
+def test_a_document_adopted_after_a_lost_answer_is_completed_with_its_plan(tmp_path: Path) -> None:
+    seed(sample_document(1), sample_document(2))
+    fake_store("t")["fail"] = [("after", OutcomeUnknown("answer lost"))]
+    runtime = make_runtime(config(tags=["Import"]), tmp_path)
+    run_pipeline(runtime)
+    first = fake_store("t")["pushed"]["order-1"]["id"]
+    # only the adopted one: the target finishes its steps after the create (tags) with the same plan
+    assert fake_store("t")["completed"] == [(first, ["Import"])]
+    assert fake_store("t")["pushed"]["order-2"]["tags"] == ["Import"]
+
+
+def test_a_failed_completion_keeps_the_document_pushed_and_says_so(tmp_path: Path) -> None:
+    seed(sample_document(1))
+    fake_store("t")["fail"] = [("after", OutcomeUnknown("answer lost"))]
+    fake_store("t")["fail_complete"] = TransientError("Tag/Factory/create: HTTP 503")
+    runtime = make_runtime(config(tags=["Import"]), tmp_path)
+    result = run_pipeline(runtime)
+    reporter = runtime.reporter
+    assert result.counts() == {"pushed": 1}
+    assert runtime.ledger.document("p", "order-1").state == "pushed"
+    [entry] = [a for a in runtime.ledger.audit() if a.action == "complete"]
+    assert entry.outcome == "error: Tag/Factory/create: HTTP 503"
+    assert any("finishing it in the target failed (Tag/Factory/create: HTTP 503)" in m for m in reporter.messages)
+
+
 def test_one_bad_document_never_stops_the_others(tmp_path: Path) -> None:
     bad = sample_document(2)
     bad.stated_total = Decimal("100.00")  # lines add up to 123.90

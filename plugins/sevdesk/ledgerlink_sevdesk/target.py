@@ -706,6 +706,21 @@ class SevdeskTarget(Target):
                     break
         return self.tag_ids[name] or None
 
+    def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """A voucher or invoice adopted after a lost answer: add the tags it lacks.
+
+        sevDesk documents no filter on GET /TagRelation, so this lists them all; it
+        runs only after a lost answer."""
+        object_name = "Invoice" if ref.kind == "invoice" else "Voucher"
+        tag_names = {str(t.get("id")): str(t.get("name")) for t in self._pages("Tag")}
+        present = {
+            tag_names.get(str((r.get("tag") or {}).get("id")), "")
+            for r in self._pages("TagRelation")
+            if str((r.get("object") or {}).get("id")) == str(ref.target_id)
+            and (r.get("object") or {}).get("objectName") == object_name
+        }
+        self._tag(ref, [name for name in plan.tags if name not in present])
+
     def _tag(self, ref: TargetRef, tags: Iterable[str]) -> None:
         object_name = "Invoice" if ref.kind == "invoice" else "Voucher"
         for name in dict.fromkeys(tags):

@@ -51,6 +51,33 @@ def test_tags_are_created_once_and_reused_by_name(sev, sandbox, target):
     sev.no_validation_errors(sandbox)
 
 
+def test_complete_adds_only_the_tags_an_adopted_voucher_lacks(sev, sandbox, target):
+    target.prepare({"tags": ["Import"]})
+    document = sev.shop_order()
+    plan = sev.plan_for(document)  # no contact: the plan carries "Import" and "Mismatch"
+    ref = target.push(document, plan)
+    # as if the answer of the second tag request was lost: only "Import" arrived
+    mismatch = next(t["id"] for t in sandbox.state["tags"].values() if t["name"] == "Mismatch")
+    for key, relation in list(sandbox.state["tag_relations"].items()):
+        if relation["tag"]["id"] == mismatch:
+            del sandbox.state["tag_relations"][key]
+    other = sev.shop_order("B-1", number="B-1")
+    target.push(other, sev.plan_for(other))  # another voucher's relations must not count for this one
+
+    def tags_of(target_id):
+        names = {t["id"]: t["name"] for t in sandbox.state["tags"].values()}
+        return sorted(names[r["tag"]["id"]] for r in sandbox.state["tag_relations"].values()
+                      if r["object"]["id"] == target_id)
+
+    assert tags_of(ref.target_id) == ["Import"]
+    target.complete(ref, document, plan)
+    assert tags_of(ref.target_id) == ["Import", "Mismatch"]
+    creates = sum(1 for e in sandbox.requests if e["path"].endswith("Tag/Factory/create"))
+    target.complete(ref, document, plan)  # nothing missing: nothing sent
+    assert sum(1 for e in sandbox.requests if e["path"].endswith("Tag/Factory/create")) == creates
+    sev.no_validation_errors(sandbox)
+
+
 def test_paid_document_gets_payment_on_mapped_check_account_and_ends_paid(sev, sandbox):
     target = sev.make_target(sandbox, payment_accounts={"paypal": 6306016})
     document = sev.shop_order(paid=True)
