@@ -25,6 +25,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -185,12 +186,11 @@ def _table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
+@cache
 def _defaults(model: type[SQLModel]) -> list[tuple[str, Any, Any]]:
+    """(name, default factory, default) of each field of a model."""
     return [(name, field.default_factory, None if field.default_factory else field.default)
             for name, field in model.model_fields.items()]
-
-
-_DEFAULTS: dict[type[SQLModel], list[tuple[str, Any, Any]]] = {}
 
 
 def _instance(model: type[SQLModel], values: dict[str, Any]) -> Any:
@@ -207,10 +207,8 @@ def _instance(model: type[SQLModel], values: dict[str, Any]) -> Any:
 def fresh(model: type[SQLModel], **values: Any) -> Any:
     """A new (not yet saved) row object with the model's defaults: ``DocumentRow(...)``
     for the engine's per-document paths, without the cost of SQLModel's constructor."""
-    defaults = _DEFAULTS.get(model)
-    if defaults is None:
-        defaults = _DEFAULTS[model] = _defaults(model)
-    full = {name: (factory() if factory else default) for name, factory, default in defaults if name not in values}
+    full = {name: (factory() if factory else default)
+            for name, factory, default in _defaults(model) if name not in values}
     full.update(values)
     return _instance(model, full)
 
@@ -229,26 +227,26 @@ class _Rows:
         self._sqlite = dialect.name == "sqlite"
         self._mark = (lambda name: f":{name}") if self._sqlite else (lambda name: f"%({name})s")
         self._binds: dict[str, dict[str, Any]] = {}
-        self._result_of: dict[str, dict[str, Any]] = {}
-        self._all_names: dict[str, tuple[str, ...]] = {}
-        self._columns: dict[str, list[str]] = {}
+        self._result_of: dict[str, dict[str, Any]] = {}  # every column, in the table's order
         for model in (DocumentRow, CustomerLink, AuditRow, StatusHistoryRow, CursorRow):
             table = _table(model)
             types = {c.name: c.type.dialect_impl(dialect) for c in table.columns}
             self._binds[table.name] = {n: t.bind_processor(dialect) for n, t in types.items()}
             self._result_of[table.name] = {n: t.result_processor(dialect, None) for n, t in types.items()}
-            self._all_names[table.name] = tuple(types)
-            self._columns[table.name] = [c.name for c in table.columns if c.name != "id"]
         self._sql: dict[Any, str] = {}
+
+    def _columns(self, table: str) -> list[str]:
+        """The columns an insert or update writes: all but the generated id."""
+        return [name for name in self._result_of[table] if name != "id"]
 
     # SQL text, made once per table and set of columns
     def _insert_sql(self, table: str) -> str:
         sql = self._sql.get(("insert", table))
         if sql is None:
-            names = self._columns[table]
-            # PostgreSQL hands the new id back by RETURNING; SQLite by lastrowid
+            names = self._columns(table)
+            # PostgreSQL hands a new id back by RETURNING; SQLite by lastrowid
             # (RETURNING needs SQLite 3.35, newer than some systems' Python links).
-            returning = "" if self._sqlite else " RETURNING id"
+            returning = " RETURNING id" if not self._sqlite and "id" in self._result_of[table] else ""
             sql = self._sql[("insert", table)] = (
                 f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 - table and column names are ours
                 f"VALUES ({', '.join(self._mark(n) for n in names)}){returning}"
@@ -297,7 +295,7 @@ class _Rows:
     def one(self, model: Any, **where: Any) -> Any:
         """The first row matching ``where`` as a model object (as the ORM loads it)."""
         table = _table(model).name
-        found = self._fetch_one(table, self._all_names[table], where)
+        found = self._fetch_one(table, tuple(self._result_of[table]), where)
         return None if found is None else _instance(model, found)
 
     def values(self, model: Any, names: tuple[str, ...], **where: Any) -> tuple[Any, ...] | None:
@@ -318,11 +316,11 @@ class _Rows:
         transaction must leave the object as it was (no id, changes still pending)."""
         table = _table(type(obj)).name
         if obj.id is None:
-            values = {name: getattr(obj, name) for name in self._columns[table]}
+            values = {name: getattr(obj, name) for name in self._columns(table)}
             cursor.execute(self._insert_sql(table), self._bind(table, values))
             return int(cursor.lastrowid if self._sqlite else cursor.fetchone()[0])
         state = instance_state(obj)
-        names = [n for n in self._columns[table] if n in state.committed_state or n == "updated_at"]
+        names = [n for n in self._columns(table) if n in state.committed_state or n == "updated_at"]
         if not names:
             return None
         values = self._bind(table, {n: getattr(obj, n) for n in names})
@@ -339,8 +337,11 @@ class _Rows:
         cursor.execute(self._update_sql("cursors", ("value", "updated_at"), key="pipeline"), values)
         if cursor.rowcount != 1:
             values["pipeline"] = values.pop("b_key")
-            cursor.execute(f"INSERT INTO cursors (pipeline, value, updated_at) VALUES "
-                           f"({self._mark('pipeline')}, {self._mark('value')}, {self._mark('updated_at')})", values)
+            cursor.execute(self._insert_sql("cursors"), values)
+
+    def delete(self, cursor: Any, obj: Any) -> None:
+        cursor.execute(f"DELETE FROM {_table(type(obj)).name} WHERE id = {self._mark('b_key')}",  # noqa: S608
+                       {"b_key": obj.id})
 
     @staticmethod
     def saved(obj: Any, new_id: int | None = None) -> None:
@@ -520,7 +521,7 @@ class Ledger:
         if link.id is None:
             return
         with self._rows.transaction() as db:
-            db.execute(f"DELETE FROM customer_links WHERE id = {self._rows._mark('b_key')}", {"b_key": link.id})
+            self._rows.delete(db, link)
 
     # -- runs and audit --------------------------------------------------------------
     def start_run(self, pipeline: str, command: str) -> RunRow:
