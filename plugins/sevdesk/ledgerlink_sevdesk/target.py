@@ -114,6 +114,11 @@ class SevdeskSettings(Settings):
         return self
 
 
+def _object_name(ref: TargetRef) -> str:
+    """sevDesk's object name (and path) of a pushed document: Invoice or Voucher."""
+    return "Invoice" if ref.kind == "invoice" else "Voucher"
+
+
 class SevdeskTarget(Target):
     """Books documents in sevDesk as revenue vouchers (default) or invoices."""
 
@@ -711,7 +716,7 @@ class SevdeskTarget(Target):
 
         sevDesk documents no filter on GET /TagRelation, so this lists them all; it
         runs only after a lost answer."""
-        object_name = "Invoice" if ref.kind == "invoice" else "Voucher"
+        object_name = _object_name(ref)
         tag_names = {str(t.get("id")): str(t.get("name")) for t in self._pages("Tag")}
         present = {
             tag_names.get(str((r.get("tag") or {}).get("id")), "")
@@ -722,7 +727,7 @@ class SevdeskTarget(Target):
         self._tag(ref, [name for name in plan.tags if name not in present])
 
     def _tag(self, ref: TargetRef, tags: Iterable[str]) -> None:
-        object_name = "Invoice" if ref.kind == "invoice" else "Voucher"
+        object_name = _object_name(ref)
         for name in dict.fromkeys(tags):
             known = self._known_tag(name)
             _, relation = self._call("POST", "Tag/Factory/create", body={
@@ -744,7 +749,7 @@ class SevdeskTarget(Target):
         return None
 
     def _book(self, ref: TargetRef, document: Document, payments: list[Payment]) -> None:
-        path = "Invoice" if ref.kind == "invoice" else "Voucher"
+        path = _object_name(ref)
         current = self._one(f"{path}/{ref.target_id}")
         if current is None:
             raise VendorRejected(f"sevDesk has no {ref.kind} {ref.target_id} to book a payment on")
