@@ -129,8 +129,14 @@ class OpenAPIValidator:
         self.spec = yaml.load(text, Loader=loader) if str(spec_path).endswith((".yaml", ".yml")) else json.loads(text)
         self.base_path = base_path.rstrip("/")
         self.swagger2 = str(self.spec.get("swagger", "")).startswith("2")
+        self._prepare()
+
+    def _prepare(self, *, drop_read_only_required: bool = True) -> None:
+        """Make the loaded ``self.spec`` check requests, and index its operations
+        (a subclass that loads or corrects the spec itself calls this after)."""
         self._fix_nullable(self.spec)
-        self._drop_read_only_required(self.spec)
+        if drop_read_only_required:
+            self._drop_read_only_required(self.spec)
         self.operations: list[tuple[re.Pattern[str], str, dict[str, Any], list[dict[str, Any]]]] = []
         for path, item in (self.spec.get("paths") or {}).items():
             pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
