@@ -306,6 +306,23 @@ def run_pipeline(runtime: Runtime, name: str | None = None, **kwargs: Any) -> Ru
         runner.close()
 
 
+def closing_factory(build: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """The body of a fixture that hands out connectors: ``yield from closing_factory(build)``
+    gives the test ``build`` itself, and closes every connector it made after the test."""
+    made: list[Any] = []
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        connector = build(*args, **kwargs)
+        made.append(connector)
+        return connector
+
+    try:
+        yield make
+    finally:
+        for connector in made:
+            connector.close()
+
+
 # -- the CLI runner ------------------------------------------------------------------------
 @dataclass
 class CliResult:
@@ -533,6 +550,7 @@ __all__ = [
     "SourceContract",
     "TargetContract",
     "TransientError",
+    "closing_factory",
     "fake_plugin",
     "fake_store",
     "invoke_cli",

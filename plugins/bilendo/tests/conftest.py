@@ -3,9 +3,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from ledgerlink.testing import closing_factory
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -21,16 +21,7 @@ def sandbox() -> BilendoSandbox:
 
 @pytest.fixture
 def target_for(sandbox: BilendoSandbox) -> Iterator[Callable[..., BilendoTarget]]:
-    made: list[BilendoTarget] = []
-
-    def build(**settings: Any) -> BilendoTarget:
-        target = make_target(sandbox.transport(), **settings)
-        made.append(target)
-        return target
-
-    yield build
-    for target in made:
-        target.close()
+    yield from closing_factory(lambda **settings: make_target(sandbox.transport(), **settings))
 
 
 

@@ -20,6 +20,7 @@ from ledgerlink import (
     PlannedLine,
 )
 from ledgerlink.http import make_http_client
+from ledgerlink.testing import closing_factory
 from ledgerlink_billy.connector import BillyTarget
 from ledgerlink_billy.sandbox import DEMO_TOKEN, BillySandbox
 
@@ -86,16 +87,7 @@ def sandbox() -> BillySandbox:
 
 @pytest.fixture
 def target_for(sandbox: BillySandbox) -> Iterator[Callable[..., BillyTarget]]:
-    made: list[BillyTarget] = []
-
-    def build(**settings: Any) -> BillyTarget:
-        target = make_target(sandbox.transport(), **settings)
-        made.append(target)
-        return target
-
-    yield build
-    for target in made:
-        target.close()
+    yield from closing_factory(lambda **settings: make_target(sandbox.transport(), **settings))
 
 
 @pytest.fixture
