@@ -8,6 +8,7 @@ import httpx
 import pytest
 import respx
 from ledgerlink import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+from ledgerlink.testing import closing_factory
 from ledgerlink_billy.connector import TEMPLATE_NAMES as TEMPLATES
 
 BASE = "https://api.billysbilling.com/v2"
@@ -28,7 +29,6 @@ ORG = {"organization": {"id": "org1", "name": "Hygge ApS", "baseCurrencyId": "DK
 @pytest.fixture
 def real(kit):
     """A target for the public API, without templates (check() then reads only the organization)."""
-    made = []
 
     def build(**settings):
         values = {"access_token": TOKEN, "cash_account": None}
@@ -36,12 +36,9 @@ def real(kit):
         values.update(settings)
         t = kit.make_target(None, base_url="https://api.billysbilling.com", **values)
         assert t.settings.base_url == BASE
-        made.append(t)
         return t
 
-    yield build
-    for t in made:
-        t.close()
+    yield from closing_factory(build)
 
 
 @respx.mock
