@@ -45,28 +45,9 @@ def make_sandboxes(seed: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def run_ledgerlink(seed: dict[str, Any], workdir: Path, profile: str | None) -> tuple[float, float, Any, Any, Any]:
-    from ledgerlink.config import parse_config
-    from ledgerlink.engine import PipelineRunner, Runtime
-    from ledgerlink.plugins import get_plugin_manager
-
     billbee, sevdesk = make_sandboxes(seed)
-    raw = benchkit.billbee_sevdesk_config(billbee, sevdesk, ledger=f"sqlite:///{workdir / 'ledger.db'}")
-    plugins = get_plugin_manager()
-    config = parse_config(raw, workdir / "ledgerlink.toml", registry=plugins.registry)
-    runtime = Runtime(config, plugins=plugins,
-                      transports={"shop": billbee.transport(), "books": sevdesk.transport()})
     profiler = cProfile.Profile() if profile else None
-    started, cpu = time.perf_counter(), time.process_time()
-    if profiler:
-        profiler.enable()
-    runner = PipelineRunner(runtime, config.pipelines[0])
-    try:
-        result = runner.run()
-    finally:
-        runner.close()
-    if profiler:
-        profiler.disable()
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    elapsed, cpu, result = benchkit.run_billbee_sevdesk(billbee, sevdesk, workdir, profiler=profiler)
     if profiler and profile:
         profiler.dump_stats(profile)
     return elapsed, cpu, result, billbee, sevdesk

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import benchkit
@@ -30,9 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args(argv)
 
-    from ledgerlink.config import parse_config
-    from ledgerlink.engine import PipelineRunner, Runtime
-    from ledgerlink.plugins import get_plugin_manager
     from ledgerlink.sandbox import Faults
     from ledgerlink_billbee.sandbox import BillbeeSandbox
     from ledgerlink_sevdesk.sandbox import SevdeskSandbox
@@ -44,19 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     # The same settings as POST /__sandbox__/faults {"requests_per_second": R, "latency": S}.
     sevdesk = SevdeskSandbox(faults=Faults(requests_per_second=args.rate, latency=args.latency, retry_after=1.0))
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-") as tmp:
-        raw = benchkit.billbee_sevdesk_config(billbee, sevdesk, ledger=f"sqlite:///{Path(tmp) / 'ledger.db'}",
-                                              sevdesk_rps=args.rate)
-        plugins = get_plugin_manager()
-        config = parse_config(raw, Path(tmp) / "ledgerlink.toml", registry=plugins.registry)
-        runtime = Runtime(config, plugins=plugins,
-                          transports={"shop": billbee.transport(), "books": sevdesk.transport()})
-        started = time.perf_counter()
-        runner = PipelineRunner(runtime, config.pipelines[0])
-        try:
-            result = runner.run()
-        finally:
-            runner.close()
-        elapsed = time.perf_counter() - started
+        elapsed, _cpu, result = benchkit.run_billbee_sevdesk(billbee, sevdesk, Path(tmp), sevdesk_rps=args.rate)
     if result.error:
         print(f"   the run stopped: {result.error}")
         return 1

@@ -172,6 +172,36 @@ def billbee_sevdesk_config(billbee: Any, sevdesk: Any, *, shop_url: str = "http:
     }
 
 
+def run_billbee_sevdesk(billbee: Any, sevdesk: Any, workdir: Path, *, sevdesk_rps: float = 1_000_000.0,
+                        profiler: Any = None) -> tuple[float, float, Any]:
+    """Run the Billbee -> sevDesk pipeline once, in-process against the two sandboxes,
+    with a SQLite ledger in ``workdir``: (seconds, CPU seconds, RunResult). Only the
+    run itself is timed (and profiled, with a ``cProfile.Profile``)."""
+    import time
+
+    from ledgerlink.config import parse_config
+    from ledgerlink.engine import PipelineRunner, Runtime
+    from ledgerlink.plugins import get_plugin_manager
+
+    raw = billbee_sevdesk_config(billbee, sevdesk, ledger=f"sqlite:///{workdir / 'ledger.db'}",
+                                 sevdesk_rps=sevdesk_rps)
+    plugins = get_plugin_manager()
+    config = parse_config(raw, workdir / "ledgerlink.toml", registry=plugins.registry)
+    runtime = Runtime(config, plugins=plugins,
+                      transports={"shop": billbee.transport(), "books": sevdesk.transport()})
+    started, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    runner = PipelineRunner(runtime, config.pipelines[0])
+    try:
+        result = runner.run()
+    finally:
+        runner.close()
+        if profiler is not None:
+            profiler.disable()
+    return time.perf_counter() - started, time.process_time() - cpu, result
+
+
 def raise_billbee_client_limits(rate: float = 1_000_000.0) -> None:
     """The Billbee plugin has no setting for its client-side limits (Billbee's own
     fixed limits: 2/s per endpoint, 10/s per user, 50/s per key); for the
