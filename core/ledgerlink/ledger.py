@@ -432,6 +432,18 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _save(self, *objects: Any, cursor: tuple[str, str] | None = None) -> None:
+        """Write rows (None is skipped) and a pipeline's cursor in one commit; after the
+        commit the objects carry their ids and no pending changes."""
+        rows = self._rows
+        objects = tuple(obj for obj in objects if obj is not None)
+        with rows.transaction() as db:
+            new_ids = [rows.write(db, obj) for obj in objects]
+            if cursor is not None:
+                rows.set_cursor(db, *cursor)
+        for obj, new_id in zip(objects, new_ids, strict=True):
+            rows.saved(obj, new_id)
+
     # -- documents ---------------------------------------------------------------
     def document(self, pipeline: str, source_ref: str) -> DocumentRow | None:
         return self._rows.one(DocumentRow, pipeline=pipeline, source_ref=source_ref)  # type: ignore[no-any-return]
@@ -449,15 +461,7 @@ class Ledger:
                       audit: AuditRow | None = None) -> DocumentRow:
         """Write one document's state (and the cursor, and an audit entry) in one commit."""
         row.updated_at = utcnow()
-        rows = self._rows
-        with rows.transaction() as db:
-            new_id = rows.write(db, row)
-            if cursor is not None:
-                rows.set_cursor(db, *cursor)
-            audit_id = None if audit is None else rows.write(db, audit)
-        rows.saved(row, new_id)
-        if audit is not None:
-            rows.saved(audit, audit_id)
+        self._save(row, audit, cursor=cursor)
         return row
 
     def counts(self, pipeline: str | None = None) -> dict[str, int]:
@@ -474,8 +478,7 @@ class Ledger:
             return row.value if row else None
 
     def set_cursor(self, pipeline: str, value: str) -> None:
-        with self._rows.transaction() as db:
-            self._rows.set_cursor(db, pipeline, value)
+        self._save(cursor=(pipeline, value))
 
 
     # -- customer links ------------------------------------------------------------
@@ -508,13 +511,7 @@ class Ledger:
 
     def save_link(self, link: CustomerLink, audit: AuditRow | None = None) -> CustomerLink:
         link.updated_at = utcnow()
-        rows = self._rows
-        with rows.transaction() as db:
-            new_id = rows.write(db, link)
-            audit_id = None if audit is None else rows.write(db, audit)
-        rows.saved(link, new_id)
-        if audit is not None:
-            rows.saved(audit, audit_id)
+        self._save(link, audit)
         return link
 
     def delete_link(self, link: CustomerLink) -> None:
@@ -548,9 +545,7 @@ class Ledger:
             return list(session.exec(query.order_by(RunRow.id)))
 
     def add_audit(self, entry: AuditRow) -> None:
-        with self._rows.transaction() as db:
-            new_id = self._rows.write(db, entry)
-        self._rows.saved(entry, new_id)
+        self._save(entry)
 
     def audit(self, pipeline: str | None = None) -> list[AuditRow]:
         with self.session() as session:
@@ -573,19 +568,12 @@ class Ledger:
         history = StatusHistoryRow(pipeline=row.pipeline, source_ref=row.source_ref, old=row.status, new=new, raw=raw)
         row.status, row.status_raw, row.status_at = new, raw, utcnow()
         row.updated_at = utcnow()
-        rows = self._rows
-        with rows.transaction() as db:  # the row's status and its history in one commit
-            rows.write(db, row)  # a status is recorded on a row that exists
-            new_id = rows.write(db, history)
-        rows.saved(row)
-        rows.saved(history, new_id)
+        self._save(row, history)  # the row's status and its history in one commit
         return history
 
     def mark_written_back(self, history: StatusHistoryRow, outcome: str) -> None:
         history.written_back = outcome
-        with self._rows.transaction() as db:
-            self._rows.write(db, history)
-        self._rows.saved(history)
+        self._save(history)
 
     def status_history(self, pipeline: str | None = None, source_ref: str | None = None) -> list[StatusHistoryRow]:
         with self.session() as session:
