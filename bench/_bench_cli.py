@@ -1,7 +1,7 @@
 """``ledgerlink`` with two benchmark-only connectors added (for bench_memory.py).
 
 Usage: ``python bench/_bench_cli.py ARGS...`` runs ``ledgerlink ARGS...`` (the
-real CLI, ``ledgerlink.cli.main``) with these plugins registered too:
+real CLI, ``ledgerlink._cli.main``) with these plugins registered too:
 
 - source ``bench-stream``: generates ``documents`` shop orders on the fly (nothing
   read from disk, nothing kept), over ``customers`` distinct customers, each
@@ -37,7 +37,7 @@ from ledgerlink import (
     TargetRef,
     hookimpl,
 )
-from ledgerlink.records import LineKind
+from ledgerlink._records import LineKind
 
 
 class StreamSettings(Settings):
@@ -126,7 +126,8 @@ class _BenchPlugin:
 def main() -> None:
     import os
 
-    from ledgerlink import engine, plugins
+    from ledgerlink import _plugins as plugins
+    from ledgerlink import _runner as engine
 
     plugins._cached = plugins.PluginManager(extra_plugins=[_BenchPlugin()])
     if os.environ.get("BENCH_KEEP_OUTCOMES") == "0":
@@ -138,7 +139,7 @@ def main() -> None:
             original(self, *args, **kwargs)
 
         engine.Runtime.__init__ = init  # type: ignore[method-assign]
-    from ledgerlink.cli import main as cli_main
+    from ledgerlink._cli import main as cli_main
 
     sys.argv[0] = "ledgerlink"
     cli_main()

@@ -24,7 +24,7 @@ import time
 import unicodedata
 from collections import Counter
 
-from ledgerlink.matching import (
+from ledgerlink._matching import (
     ContactIndex,
     CustomerNumberMatcher,
     EmailMatcher,
@@ -32,7 +32,7 @@ from ledgerlink.matching import (
     normalise_company,
     normalise_name,
 )
-from ledgerlink.records import Contact, Customer
+from ledgerlink._records import Contact, Customer
 
 GOAL_SECONDS = 2.0
 

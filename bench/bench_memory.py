@@ -5,7 +5,7 @@ choose the sizes; ``--customers N``, default 1000).
 
 Each size is one fresh ``ledgerlink run`` process (SQLite ledger in a temporary
 folder); its peak RSS is read with ``os.wait4`` (``ru_maxrss`` of that child).
-The process is the real CLI (``ledgerlink.cli.main``) started through
+The process is the real CLI (``ledgerlink._cli.main``) started through
 ``bench/_bench_cli.py``, which adds two benchmark-only connectors: a source that
 generates the documents on the fly (nothing read from a file, nothing kept) and
 a target that only counts. So the figures show what the engine, the ledger and

@@ -28,8 +28,8 @@ import benchkit
 
 
 def setup(count: int, docs: int, rate: float, workdir: Path, offset: int = 0) -> tuple[Any, Any, list[Any]]:
-    from ledgerlink.engine import Runtime
-    from ledgerlink.sandbox import Faults
+    from ledgerlink._runner import Runtime
+    from ledgerlink._sandbox import Faults
     from ledgerlink.testing import fake_store, make_config, plugin_manager, sample_document
     from ledgerlink_sevdesk.sandbox import SevdeskSandbox
 
@@ -60,7 +60,7 @@ def setup(count: int, docs: int, rate: float, workdir: Path, offset: int = 0) ->
 
 
 def timed_run(runtime: Any, pipelines: list[Any], jobs: int) -> tuple[float, list[Any], dict[str, float]]:
-    from ledgerlink.engine import run_pipelines
+    from ledgerlink._runner import run_pipelines
 
     durations: dict[str, float] = {}
 

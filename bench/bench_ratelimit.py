@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args(argv)
 
-    from ledgerlink.sandbox import Faults
+    from ledgerlink._sandbox import Faults
     from ledgerlink_billbee.sandbox import BillbeeSandbox
     from ledgerlink_sevdesk.sandbox import SevdeskSandbox
 

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   --help goal < {GOAL} s: {'met' if help_time < GOAL else 'NOT met'} "
           f"({help_time - medians['python -c pass']:.3f} s above a bare interpreter)")
     if args.importtime:
-        for label, cmd in (("--help", ["-m", "ledgerlink.cli", "--help"]), ("plugins", ["-m", "ledgerlink.cli", "plugins"])):
+        for label, cmd in (("--help", ["-m", "ledgerlink._cli", "--help"]), ("plugins", ["-m", "ledgerlink._cli", "plugins"])):
             print(f"   most expensive imports of {label} (cumulative, ms):")
             for cumulative, name in import_costs(cmd):
                 print(f"     {cumulative / 1000:8.1f}  {name}")

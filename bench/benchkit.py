@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 
-# The demo's revenue accounts (as ledgerlink.demo.DEMO_RULES).
+# The demo's revenue accounts (as ledgerlink._demo.DEMO_RULES).
 RULES: list[dict[str, Any]] = [
     {"when": {"treatment": "intra_eu_supply"}, "account": "8125"},
     {"when": {"treatment": "export"}, "account": "8120"},
@@ -179,9 +179,9 @@ def run_billbee_sevdesk(billbee: Any, sevdesk: Any, workdir: Path, *, sevdesk_rp
     run itself is timed (and profiled, with a ``cProfile.Profile``)."""
     import time
 
-    from ledgerlink.config import parse_config
-    from ledgerlink.engine import PipelineRunner, Runtime
-    from ledgerlink.plugins import get_plugin_manager
+    from ledgerlink._config import parse_config
+    from ledgerlink._runner import PipelineRunner, Runtime
+    from ledgerlink._plugins import get_plugin_manager
 
     raw = billbee_sevdesk_config(billbee, sevdesk, ledger=f"sqlite:///{workdir / 'ledger.db'}",
                                  sevdesk_rps=sevdesk_rps)

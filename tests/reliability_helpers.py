@@ -279,7 +279,7 @@ class SandboxProcess:
         """Start (or restart, on the same port and state file) and wait for "listening"."""
         self.starts += 1
         log = self.workdir / f"{self.name}-sandbox-{self.starts}.log"
-        cmd = [sys.executable, "-m", "ledgerlink.cli", "sandbox", "serve", self.name,
+        cmd = [sys.executable, "-m", "ledgerlink._cli", "sandbox", "serve", self.name,
                "--port", str(self.port), "--state", str(self.state_file)]
         if self.seed_file is not None:
             cmd += ["--seed", str(self.seed_file)]
@@ -386,14 +386,14 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def start_run(config: Path, log_stem: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``ledgerlink -c CONFIG run ARGS`` in the background; stdout/stderr to LOG_STEM.out/.err."""
-    cmd = [sys.executable, "-m", "ledgerlink.cli", "-c", str(config), "run", *args]
+    cmd = [sys.executable, "-m", "ledgerlink._cli", "-c", str(config), "run", *args]
     with open(log_stem.with_suffix(".out"), "wb") as out, open(log_stem.with_suffix(".err"), "wb") as err:
         return subprocess.Popen(cmd, stdout=out, stderr=err, cwd=config.parent, env=env or cli_env())
 
 
 def run_cli(config: Path, *args: str, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledgerlink.cli", "-c", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=config.parent,
                           env=env or cli_env())
 
@@ -439,7 +439,7 @@ def check_exactly_once(orders: OrderSet, state: dict[str, Any], ledger_url: str,
 
     With ``complete=False`` only the "never twice, never wrong" half is checked
     (for a run that has not finished yet)."""
-    from ledgerlink.ledger import Ledger
+    from ledgerlink._ledger import Ledger
 
     verdict = Verdict()
     expected = orders.by_number()

@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
-from ledgerlink.demo import DEMO_RULES
-from ledgerlink.errors import LedgerlinkError
-from ledgerlink.operations import sync_status
-from ledgerlink.sandbox import SandboxServer
+from ledgerlink._demo import DEMO_RULES
+from ledgerlink._errors import LedgerlinkError
+from ledgerlink._operations import sync_status
+from ledgerlink._sandbox import SandboxServer
 from ledgerlink.testing import make_runtime, run_pipeline
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_sevdesk.sandbox import SevdeskSandbox
@@ -418,7 +418,7 @@ class _Front:
 
 
 def _toml(value: Any) -> str:
-    from ledgerlink.demo import _toml_value
+    from ledgerlink._demo import _toml_value
 
     return _toml_value(value)
 
@@ -435,7 +435,7 @@ def write_config(path: Path, raw: dict[str, Any]) -> None:
 
 
 def cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledgerlink.cli", "-c", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(config), *args],
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, **env, "PYTHONIOENCODING": "utf-8"})
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_demo(workdir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledgerlink.cli", "demo", "--dir", str(workdir)],
+    return subprocess.run([sys.executable, "-m", "ledgerlink._cli", "demo", "--dir", str(workdir)],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -38,7 +38,7 @@ def test_demo_transfers_every_valid_order_once_and_nothing_the_second_time(tmp_p
     again = json.loads((workdir / "sevdesk-state.json").read_text())
     assert len(again["vouchers"]) == 46
 
-    status = subprocess.run([sys.executable, "-m", "ledgerlink.cli", "-c", str(workdir / "ledgerlink.toml"),
+    status = subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(workdir / "ledgerlink.toml"),
                              "status", "--json"], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     rows = json.loads(status.stdout)

@@ -27,11 +27,11 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from ledgerlink import SandboxServer
-from ledgerlink.config import load_config
-from ledgerlink.engine import PipelineRunner, Runtime
-from ledgerlink.ledger import Ledger
-from ledgerlink.operations import sync_status
-from ledgerlink.plugins import PluginManager, get_plugin_manager, hookimpl
+from ledgerlink._config import load_config
+from ledgerlink._runner import PipelineRunner, Runtime
+from ledgerlink._ledger import Ledger
+from ledgerlink._operations import sync_status
+from ledgerlink._plugins import PluginManager, get_plugin_manager, hookimpl
 from ledgerlink.testing import (
     CollectingReporter,
     FakeSource,
@@ -86,7 +86,7 @@ class World:
     def run_subprocess(self, *args: str) -> tuple[int, Any]:
         env = {**os.environ, **self.env, "LEDGERLINK_FAKE_PLUGINS": "1"}
         env.pop("LEDGERLINK_CONFIG", None)
-        result = subprocess.run([sys.executable, "-m", "ledgerlink.cli", "-c", str(self.config), *args, "--json"],
+        result = subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(self.config), *args, "--json"],
                                 capture_output=True, text=True, timeout=60, env=env)
         assert "Traceback" not in result.stderr, result.stderr
         return result.returncode, json.loads(result.stdout)

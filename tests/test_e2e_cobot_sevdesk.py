@@ -8,7 +8,7 @@ quarantined naming the code; a Cobot webhook transfers a new invoice within seco
 
 Both sandboxes run as loopback servers in this process; the CLI (`run`, `retry`,
 `status`, `webhooks subscribe|unsubscribe`) runs as a subprocess against them; the
-webhook endpoint is ``ledgerlink.webhooks.make_app`` served by uvicorn on loopback.
+webhook endpoint is ``ledgerlink._webhooks.make_app`` served by uvicorn on loopback.
 Every fact is read back from the sandboxes' state, not from ledgerlink's own report.
 """
 
@@ -33,11 +33,11 @@ from typing import Any
 import httpx
 import pytest
 from ledgerlink import SandboxServer
-from ledgerlink.config import load_config
-from ledgerlink.engine import Runtime
-from ledgerlink.ledger import Ledger
+from ledgerlink._config import load_config
+from ledgerlink._runner import Runtime
+from ledgerlink._ledger import Ledger
 from ledgerlink.testing import CollectingReporter
-from ledgerlink.webhooks import make_app
+from ledgerlink._webhooks import make_app
 from ledgerlink_cobot.sandbox import ALL_SCOPES, CobotSandbox
 from ledgerlink_sevdesk.sandbox import SevdeskSandbox
 
@@ -104,7 +104,7 @@ tags = ["Import"]
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **self.env}
         env.pop("LEDGERLINK_CONFIG", None)
-        result = subprocess.run([sys.executable, "-m", "ledgerlink.cli", "-c", str(self.config), *args],
+        result = subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(self.config), *args],
                                 capture_output=True, text=True, timeout=timeout, env=env)
         assert "Traceback" not in result.stderr, result.stderr
         return result

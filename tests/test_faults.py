@@ -159,7 +159,7 @@ def test_every_order_arrives_exactly_once_through_20_percent_faults(tmp_path: Pa
         assert lost_writes > 0 and settled_by_lookup > 0
 
         # The audit log tells the same story: "unknown: ..." and then exactly one ok.
-        from ledgerlink.ledger import Ledger
+        from ledgerlink._ledger import Ledger
 
         ledger = Ledger(ledger_url)
         try:
@@ -183,9 +183,9 @@ def test_every_order_arrives_exactly_once_through_20_percent_faults(tmp_path: Pa
 def test_ledgerlink_http_timeout_sets_the_timeout_of_connectors_without_their_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from ledgerlink.config import load_config
-    from ledgerlink.engine import Runtime
-    from ledgerlink.errors import ConfigError
+    from ledgerlink._config import load_config
+    from ledgerlink._runner import Runtime
+    from ledgerlink._errors import ConfigError
 
     for key, value in cli_env().items():
         monkeypatch.setenv(key, value)

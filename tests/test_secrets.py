@@ -23,9 +23,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from ledgerlink.demo import DEMO_RULES, _toml_value
-from ledgerlink.ledger import Ledger
-from ledgerlink.sandbox import Faults, SandboxServer
+from ledgerlink._demo import DEMO_RULES, _toml_value
+from ledgerlink._ledger import Ledger
+from ledgerlink._sandbox import Faults, SandboxServer
 from ledgerlink_bilendo.sandbox import BilendoSandbox
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_billy.sandbox import BillySandbox
@@ -128,7 +128,7 @@ class Runner:
         self.count += 1
         log_file = self.workdir / f"log-{self.count:02d}.txt"
         done = subprocess.run(
-            [sys.executable, "-m", "ledgerlink.cli", "-vv", "--log-file", str(log_file), "-c", str(config), *args],
+            [sys.executable, "-m", "ledgerlink._cli", "-vv", "--log-file", str(log_file), "-c", str(config), *args],
             capture_output=True, text=True, timeout=120, cwd=self.workdir,
             env={**os.environ, **env, **(extra_env or {}), "PYTHONIOENCODING": "utf-8"},
         )

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from ledgerlink.demo import DEMO_RULES
+from ledgerlink._demo import DEMO_RULES
 from ledgerlink.testing import make_runtime, run_pipeline
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_sevdesk.sandbox import SevdeskSandbox

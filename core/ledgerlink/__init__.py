@@ -7,9 +7,9 @@ are the implementation.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-from .connectors import (  # noqa: E402
+from ._connectors import (  # noqa: E402
     BrokenDocument,
     ConnectorContext,
     MappedStatus,
@@ -23,7 +23,7 @@ from .connectors import (  # noqa: E402
     StatusMapper,
     Target,
 )
-from .errors import (  # noqa: E402
+from ._errors import (  # noqa: E402
     ConfigError,
     ConnectionError_,
     DocumentError,
@@ -34,9 +34,9 @@ from .errors import (  # noqa: E402
     TransientError,
     VendorRejected,
 )
-from .http import HttpClient, RateLimit, key_id, redact  # noqa: E402
-from .plugins import hookimpl  # noqa: E402
-from .records import (  # noqa: E402
+from ._http import HttpClient, RateLimit, key_id, redact  # noqa: E402
+from ._plugins import hookimpl  # noqa: E402
+from ._records import (  # noqa: E402
     Address,
     Contact,
     Customer,
@@ -56,9 +56,9 @@ from .records import (  # noqa: E402
 def __getattr__(name: str) -> object:
     # The sandbox kit pulls in starlette; load it only when asked (fast start-up).
     if name in ("Faults", "OpenAPIValidator", "Sandbox", "SandboxServer"):
-        from . import sandbox
+        from . import _sandbox
 
-        return getattr(sandbox, name)
+        return getattr(_sandbox, name)
     raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
 
 __all__ = [

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .engine import Outcome, PipelineRunner, Reporter, RunResult, Runtime, run_pipelines
-from .records import Document
+from ._config import load_config
+from ._runner import Outcome, PipelineRunner, Reporter, RunResult, Runtime, run_pipelines
+from ._records import Document
 
 
 def load(config_path: str | Path | None = None, *, reporter: Reporter | None = None,
@@ -42,7 +42,7 @@ def push(runtime: Runtime, pipeline: str, document: Document, *, dry_run: bool =
     finally:
         runner.close()
     if result.error:
-        from .errors import LedgerlinkError
+        from ._errors import LedgerlinkError
 
         raise LedgerlinkError(result.error)
     return result.outcomes[0] if result.outcomes else None

@@ -40,13 +40,13 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import SecretStr
 
-from .config import Config, parse_config
-from .connectors import BrokenDocument, Plan, Settings, Source, Target
-from .engine import PipelineRunner, Reporter, RunResult, Runtime, SimulatedCrash
-from .errors import ConnectionError_, NotSupported, OutcomeUnknown, TransientError
-from .ledger import Ledger
-from .plugins import PluginManager, hookimpl
-from .records import Address, Contact, Customer, Document, Line, LineKind, Payment, TargetRef
+from ._config import Config, parse_config
+from ._connectors import BrokenDocument, Plan, Settings, Source, Target
+from ._runner import PipelineRunner, Reporter, RunResult, Runtime, SimulatedCrash
+from ._errors import ConnectionError_, NotSupported, OutcomeUnknown, TransientError
+from ._ledger import Ledger
+from ._plugins import PluginManager, hookimpl
+from ._records import Address, Contact, Customer, Document, Line, LineKind, Payment, TargetRef
 
 # -- fakes ----------------------------------------------------------------------
 _STORES: dict[str, dict[str, Any]] = {}
@@ -338,7 +338,7 @@ class CliResult:
 def invoke_cli(args: list[str], env: dict[str, str] | None = None) -> CliResult:
     from click.testing import CliRunner
 
-    from .cli import main
+    from ._cli import main
 
     runner = CliRunner()
     result = runner.invoke(main, args, env=env, catch_exceptions=False)
@@ -458,7 +458,7 @@ class TargetContract:
     def test_rate_limit_storm_is_waited_out(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         from dataclasses import asdict
 
-        from .sandbox import Faults
+        from ._sandbox import Faults
 
         sandbox = self.make_sandbox()
         sandbox.faults = Faults(**{**asdict(Faults()), **self.storm_faults()})

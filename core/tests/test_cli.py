@@ -115,7 +115,7 @@ def test_backfill_by_id_leaves_the_cursor_alone(cfg: str, tmp_path: Path) -> Non
     states = {d["source_ref"]: (d["state"], d["reason"]) for d in result.json[0]["documents"]}
     assert states["order-1"][0] == "pushed"
     assert states["order-404"] == ("failed", "the source has no document 'order-404'")
-    from ledgerlink.ledger import Ledger
+    from ledgerlink._ledger import Ledger
 
     assert Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").cursor("p") is None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from ledgerlink.config import (
+from ledgerlink._config import (
     Config,
     PipelineConfig,
     Rule,
@@ -29,10 +29,10 @@ from ledgerlink.config import (
     load_config,
     parse_config,
 )
-from ledgerlink.connectors import Settings
-from ledgerlink.errors import ConfigError
-from ledgerlink.http import redact
-from ledgerlink.plugins import PluginManager, hookimpl
+from ledgerlink._connectors import Settings
+from ledgerlink._errors import ConfigError
+from ledgerlink._http import redact
+from ledgerlink._plugins import PluginManager, hookimpl
 from ledgerlink.testing import fake_plugin
 from pydantic import Field, SecretStr
 
@@ -64,7 +64,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledgerlink.cli", *args],
+        [sys.executable, "-m", "ledgerlink._cli", *args],
         capture_output=True, text=True, encoding="utf-8", errors="replace",
         env=env or _env(), cwd=cwd, timeout=60,
     )

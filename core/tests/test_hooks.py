@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledgerlink import MappedStatus, Status, StatusMapper, hookimpl
-from ledgerlink.matching import EmailMatcher
-from ledgerlink.operations import sync_status
-from ledgerlink.plugins import PluginManager
-from ledgerlink.records import Customer
+from ledgerlink._matching import EmailMatcher
+from ledgerlink._operations import sync_status
+from ledgerlink._plugins import PluginManager
+from ledgerlink._records import Customer
 from ledgerlink.testing import (
     FakeSource,
     FakeTarget,

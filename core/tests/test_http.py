@@ -1,4 +1,4 @@
-"""ledgerlink.http: the answer-to-action table row by row (respx, no network),
+"""ledgerlink._http: the answer-to-action table row by row (respx, no network),
 Retry-After in both forms, JSON parsing errors, redaction, and the rate limiter."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import ledgerlink.http as http_mod
+import ledgerlink._http as http_mod
 import pytest
 import respx
-from ledgerlink.errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
-from ledgerlink.http import (
+from ledgerlink._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+from ledgerlink._http import (
     USER_AGENT,
     HttpClient,
     RateLimit,
@@ -34,7 +34,7 @@ HINT = "copy the API token again from Acme > Settings > API"
 
 
 class FakeTime:
-    """Stands in for the ``time`` module inside ledgerlink.http: sleeping only
+    """Stands in for the ``time`` module inside ledgerlink._http: sleeping only
     advances the clock and records the wait."""
 
     def __init__(self) -> None:
@@ -392,7 +392,7 @@ def test_a_secret_in_the_url_is_redacted_from_errors_and_log(
     encoded = secret.replace("/", "%2F")
     url = f"{BASE}/accounts/{encoded}/items"
     with respx.mock(assert_all_called=False) as router, \
-            caplog.at_level(logging.WARNING, logger="ledgerlink.http"):
+            caplog.at_level(logging.WARNING, logger="ledgerlink._http"):
         router.get(url).mock(return_value=answer(503))
         with make_client(secrets=[secret], retries=1) as client, pytest.raises(TransientError) as caught:
             client.get(f"/accounts/{encoded}/items")

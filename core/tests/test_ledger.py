@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ledgerlink.ledger import (
+from ledgerlink._ledger import (
     SCHEMA_VERSION,
     AuditRow,
     CustomerLink,

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import pytest
-from ledgerlink.matching import (
+from ledgerlink._matching import (
     ContactIndex,
     CustomerNumberMatcher,
     EmailMatcher,
@@ -15,7 +15,7 @@ from ledgerlink.matching import (
     normalise_company,
     normalise_name,
 )
-from ledgerlink.records import Contact, Customer
+from ledgerlink._records import Contact, Customer
 
 CHAIN = [CustomerNumberMatcher(), EmailMatcher(), NameMatcher()]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ledgerlink.records import Contact, Customer
+from ledgerlink._records import Contact, Customer
 from ledgerlink.testing import fake_store, invoke_cli, make_runtime, run_pipeline, sample_document
 
 CONFIG = """

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from ledgerlink import hookimpl, hookspecs
-from ledgerlink.errors import ConfigError
-from ledgerlink.plugins import PluginManager
+from ledgerlink import hookimpl
+from ledgerlink import _hookspecs as hookspecs
+from ledgerlink._errors import ConfigError
+from ledgerlink._plugins import PluginManager
 from ledgerlink.testing import FakeTarget, invoke_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped(tmp_path: Path) -
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[ledgerlink]\nbroken = broken_plugin_module_missing\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "ledgerlink.cli", "plugins", "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "ledgerlink._cli", "plugins", "--json"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -85,7 +86,7 @@ def test_trace_prints_every_hook_call(monkeypatch: pytest.MonkeyPatch, capsys: p
     monkeypatch.setenv("LEDGERLINK_TRACE_PLUGINS", "1")
     PluginManager()
     err = capsys.readouterr().err
-    assert "ledgerlink_register_matchers(register) -> ledgerlink.matching" in err
+    assert "ledgerlink_register_matchers(register) -> ledgerlink._matching" in err
 
 
 def test_a_misspelt_hook_implementation_is_caught() -> None:

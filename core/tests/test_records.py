@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from ledgerlink.records import (
+from ledgerlink._records import (
     Address,
     Customer,
     Document,

@@ -1,4 +1,4 @@
-"""The sandbox kit (ledgerlink.sandbox), through a tiny shop sandbox defined here:
+"""The sandbox kit (ledgerlink._sandbox), through a tiny shop sandbox defined here:
 request log, state, fault injection in-process and over loopback, per-credential
 rate limit, --state persistence, seeds, and the OpenAPI / Swagger 2 validator."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from ledgerlink.errors import OutcomeUnknown
-from ledgerlink.http import HttpClient
-from ledgerlink.sandbox import Faults, OpenAPIValidator, Sandbox, SandboxServer
+from ledgerlink._errors import OutcomeUnknown
+from ledgerlink._http import HttpClient
+from ledgerlink._sandbox import Faults, OpenAPIValidator, Sandbox, SandboxServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route

@@ -2,7 +2,7 @@
 
 Billbee prices gross: an item's ``TotalPrice`` is the gross line total after its
 discount and ``TaxAmount`` the VAT inside it; both are kept as Billbee states
-them and the net is derived (see ``ledgerlink.records.Line``). ``TotalCost`` is
+them and the net is derived (see ``ledgerlink._records.Line``). ``TotalCost`` is
 kept as the document's stated total, so an order whose parts do not add up is
 reported by ``Document.consistency_problems()`` instead of being "fixed".
 

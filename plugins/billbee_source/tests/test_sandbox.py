@@ -10,7 +10,7 @@ import httpx
 import pytest
 from billbee_testkit import base_settings, demo_pair, make_source
 from ledgerlink import Customer, Document, NotSupported, TaxTreatment
-from ledgerlink.sandbox import SandboxServer
+from ledgerlink._sandbox import SandboxServer
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_billbee.source import BillbeeSettings
 

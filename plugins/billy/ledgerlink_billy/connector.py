@@ -45,7 +45,7 @@ from ledgerlink import (
     key_id,
     money,
 )
-from ledgerlink.http import default_error_message
+from ledgerlink._http import default_error_message
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 log = logging.getLogger("ledgerlink.billy")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledgerlink.sandbox import OpenAPIValidator, Sandbox
+from ledgerlink._sandbox import OpenAPIValidator, Sandbox
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import PipelineConfig
-from .connectors import MappedStatus, Status
-from .engine import PipelineRunner, Runtime
-from .errors import ConfigError, LedgerlinkError, NotSupported
-from .http import redact
-from .ledger import AuditRow, CustomerLink
-from .records import TargetRef
+from ._config import PipelineConfig
+from ._connectors import MappedStatus, Status
+from ._runner import PipelineRunner, Runtime
+from ._errors import ConfigError, LedgerlinkError, NotSupported
+from ._http import redact
+from ._ledger import AuditRow, CustomerLink
+from ._records import TargetRef
 
 
 @dataclass

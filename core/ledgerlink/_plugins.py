@@ -24,13 +24,13 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .connectors import Registration
-from .errors import ConfigError
+from . import _hookspecs
+from ._connectors import Registration
+from ._errors import ConfigError
 
 hookimpl = pluggy.HookimplMarker("ledgerlink")
 
-BUILTIN_PLUGINS = ("ledgerlink.matching", "ledgerlink.statuses")
+BUILTIN_PLUGINS = ("ledgerlink._matching", "ledgerlink._statuses")
 KINDS = ("source", "target", "matcher", "status_mapper")
 
 
@@ -96,7 +96,7 @@ class PluginManager:
 
     def __init__(self, extra_plugins: list[Any] | None = None, *, autoload: bool | None = None) -> None:
         self.pm = pluggy.PluginManager("ledgerlink")
-        self.pm.add_hookspecs(hookspecs)
+        self.pm.add_hookspecs(_hookspecs)
         self.registry = Registry()
         self._info: dict[str, PluginInfo] = {}
         if _truthy("LEDGERLINK_TRACE_PLUGINS"):

@@ -29,13 +29,13 @@ class State:
 
     def config(self) -> Any:
         if self._config is None:
-            from .config import load_config
+            from ._config import load_config
 
             self._config = load_config(self.config_path)
         return self._config
 
     def runtime(self, reporter: Any = None, *, keep_outcomes: bool = True) -> Any:
-        from .engine import Runtime
+        from ._runner import Runtime
 
         return Runtime(self.config(), reporter=reporter, keep_outcomes=keep_outcomes)
 
@@ -47,7 +47,7 @@ class State:
 
 
 def _setup_logging(verbose: int, log_file: str | None) -> None:
-    from .http import RedactingFilter
+    from ._http import RedactingFilter
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger("ledgerlink")
@@ -66,7 +66,7 @@ def _setup_logging(verbose: int, log_file: str | None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    from .http import redact
+    from ._http import redact
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
@@ -76,7 +76,7 @@ class LedgerlinkGroup(click.Group):
     """Turns ledgerlink's errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from .errors import ConfigError, ConnectionError_, LedgerlinkError
+        from ._errors import ConfigError, ConnectionError_, LedgerlinkError
 
         try:
             return super().invoke(ctx)
@@ -120,7 +120,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: int, log_file: st
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def plugins(as_json: bool) -> None:
     """List installed plugins: name, distribution, version, kinds and hooks."""
-    from .plugins import get_plugin_manager
+    from ._plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     items = []
@@ -170,8 +170,8 @@ def config_show(state: State) -> None:
 @config.command("schema")
 def config_schema() -> None:
     """Print the JSON Schema of the config file (core and installed plugins)."""
-    from .config import json_schema
-    from .plugins import get_plugin_manager
+    from ._config import json_schema
+    from ._plugins import get_plugin_manager
 
     click.echo(json.dumps(json_schema(get_plugin_manager().registry), indent=2, default=str))
 
@@ -182,7 +182,7 @@ def config_schema() -> None:
 @click.pass_obj
 def check(state: State, as_json: bool) -> None:
     """Test every connection with one cheap call; one line each."""
-    from .errors import ConnectionError_, LedgerlinkError
+    from ._errors import ConnectionError_, LedgerlinkError
 
     runtime = state.runtime()
     results = []
@@ -292,7 +292,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
 @click.pass_obj
 def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: bool) -> None:
     """Transfer new and changed documents (incremental, from each pipeline's cursor)."""
-    from .engine import run_pipelines
+    from ._runner import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
     # Outcomes are printed as they come; only --json needs them all at the end (memory stays flat).
@@ -315,7 +315,7 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
     """Transfer older documents by date range or id; the cursor is not moved."""
     from datetime import date
 
-    from .engine import PipelineRunner, iter_documents_by_ids
+    from ._runner import PipelineRunner, iter_documents_by_ids
 
     if not since and not ids:
         raise click.UsageError("give --since (and optionally --until) or one or more --id")
@@ -341,7 +341,7 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
 @click.pass_obj
 def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) -> None:
     """Try failed (and quarantined) documents again."""
-    from .engine import run_pipelines
+    from ._runner import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=max(state.verbose, 1), dry_run=False)
     runtime = state.runtime(reporter)
@@ -359,7 +359,7 @@ def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) 
 @click.pass_obj
 def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_json: bool) -> None:
     """Link source customers to existing target contacts (no duplicates later)."""
-    from .operations import match_customers
+    from ._operations import match_customers
 
     runtime = state.runtime()
     report = {}
@@ -387,7 +387,7 @@ def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_js
 @click.pass_obj
 def link_customer_cmd(state: State, pipeline: str, source_id: str, target_id: str) -> None:
     """Link a source customer to a target contact by hand (never overwritten)."""
-    from .operations import link_customer
+    from ._operations import link_customer
 
     link = link_customer(state.runtime(), state.config().pipeline(pipeline), source_id, target_id)
     click.echo(f"linked {source_id} -> {link.target_customer_number or link.target_contact_id} (manual)")
@@ -399,7 +399,7 @@ def link_customer_cmd(state: State, pipeline: str, source_id: str, target_id: st
 @click.pass_obj
 def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
     """Remove a customer link (the next push matches again)."""
-    from .operations import unlink_customer
+    from ._operations import unlink_customer
 
     if unlink_customer(state.runtime(), state.config().pipeline(pipeline), source_id):
         click.echo(f"unlinked {source_id}")
@@ -417,9 +417,9 @@ def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
 @click.pass_obj
 def status(state: State, pipeline: str | None, states: tuple[str, ...], history: bool, as_json: bool) -> None:
     """Every document with its state and reason (and its status in the target)."""
-    from .config import config_path, load_ledger_settings
-    from .errors import ConfigError
-    from .ledger import Ledger
+    from ._config import config_path, load_ledger_settings
+    from ._errors import ConfigError
+    from ._ledger import Ledger
 
     ledger_url, names = load_ledger_settings(state.config_path)
     if pipeline and pipeline not in names:
@@ -465,7 +465,7 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
 @click.pass_obj
 def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
     """Fetch the status of pushed documents from the target; record changes; write back."""
-    from .operations import StatusSyncStopped, sync_status
+    from ._operations import StatusSyncStopped, sync_status
 
     runtime = state.runtime(CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False))
     changes = []
@@ -495,9 +495,9 @@ def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
 @click.pass_obj
 def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_status: bool) -> None:
     """Run and sync statuses in a loop."""
-    from .engine import run_pipelines
-    from .errors import LedgerlinkError
-    from .operations import sync_status
+    from ._runner import run_pipelines
+    from ._errors import LedgerlinkError
+    from ._operations import sync_status
 
     reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
     done = 0
@@ -527,8 +527,8 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
 @click.pass_obj
 def audit(state: State, pipeline: str | None, output: str | None) -> None:
     """Export the audit log of every write to a target as CSV."""
-    from .config import load_ledger_settings
-    from .ledger import Ledger
+    from ._config import load_ledger_settings
+    from ._ledger import Ledger
 
     text = Ledger(load_ledger_settings(state.config_path)[0]).audit_csv(pipeline)
     if output:
@@ -545,8 +545,8 @@ def sandbox() -> None:
 
 
 def _sandbox_class(name: str) -> Any:
-    from .errors import ConfigError
-    from .plugins import get_plugin_manager, import_string
+    from ._errors import ConfigError
+    from ._plugins import get_plugin_manager, import_string
 
     registry = get_plugin_manager().registry
     for kind in ("source", "target"):
@@ -560,7 +560,7 @@ def _sandbox_class(name: str) -> Any:
 @sandbox.command("list")
 def sandbox_list() -> None:
     """List the available sandboxes."""
-    from .plugins import get_plugin_manager
+    from ._plugins import get_plugin_manager
 
     registry = get_plugin_manager().registry
     for kind in ("source", "target"):
@@ -579,7 +579,7 @@ def sandbox_list() -> None:
 def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_file: str | None,
                   faults_json: str | None) -> None:
     """Serve a vendor sandbox on loopback (until Ctrl-C)."""
-    from .sandbox import Faults, serve
+    from ._sandbox import Faults, serve
 
     cls = _sandbox_class(name)
     seed = None
@@ -607,7 +607,7 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
 @click.option("--fresh", is_flag=True, help="Start from empty sandboxes and ledger.")
 def demo(workdir: str, fresh: bool) -> None:
     """Run the demo: Billbee orders into sevDesk, through bundled sandboxes on loopback."""
-    from .demo import run_demo
+    from ._demo import run_demo
 
     sys.exit(run_demo(Path(workdir), fresh=fresh, echo=click.echo))
 
@@ -621,7 +621,7 @@ def demo(workdir: str, fresh: bool) -> None:
 @click.pass_obj
 def serve(state: State, pipeline: str, host: str, port: int, secret_file: str) -> None:
     """Receive the source's webhooks and transfer at once (e.g. Cobot)."""
-    from .webhooks import serve_webhooks
+    from ._webhooks import serve_webhooks
 
     serve_webhooks(state, state.config().pipeline(pipeline), host=host, port=port, secret_file=Path(secret_file))
 
@@ -632,7 +632,7 @@ def webhooks() -> None:
 
 
 def _webhook_source(state: State, pipeline: str) -> Any:
-    from .errors import ConfigError
+    from ._errors import ConfigError
 
     runtime = state.runtime()
     p = state.config().pipeline(pipeline)
@@ -648,7 +648,7 @@ def _webhook_source(state: State, pipeline: str) -> Any:
 @click.pass_obj
 def webhooks_subscribe(state: State, pipeline: str, callback_url: str) -> None:
     """Subscribe the callback URL to every event the source offers (an existing one is fine)."""
-    from .errors import ConfigError
+    from ._errors import ConfigError
 
     source = _webhook_source(state, pipeline)
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .connectors import MappedStatus, Status, StatusMapper
-from .plugins import hookimpl
+from ._connectors import MappedStatus, Status, StatusMapper
+from ._plugins import hookimpl
 
 _REMINDER = re.compile(r"^reminder[ _-]?(\d+)$")
 

@@ -34,8 +34,8 @@ from pydantic import (
     field_validator,
 )
 
-from .errors import ConfigError
-from .records import LineKind, TaxRegion, TaxTreatment
+from ._errors import ConfigError
+from ._records import LineKind, TaxRegion, TaxTreatment
 
 DEFAULT_CONFIG = "ledgerlink.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledgerlink.db"
@@ -420,7 +420,7 @@ def _resolve_secret(value: Any, key: str, path: Path) -> Any:
 
 
 def _register_secret(*values: str | None) -> None:
-    from .http import Redactor
+    from ._http import Redactor
 
     Redactor.register(*values)
 
@@ -467,7 +467,7 @@ def _toml_error(exc: tomllib.TOMLDecodeError, path: Path) -> ConfigError:
 
 def load_config(path: str | Path | None = None, *, registry: Any = None, matchers: list[str] | None = None) -> Config:
     """Read and validate a config file. Raises ConfigError with one line."""
-    from .plugins import get_plugin_manager
+    from ._plugins import get_plugin_manager
 
     path = config_path(path)
     raw = _read_raw(path)
@@ -672,7 +672,7 @@ def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any)
     except ConfigError as exc:
         raise _error(path, where, exc.detail if exc.location is None else str(exc)) from None
     except Exception as exc:  # a plugin's validator broke: say whose, in one line
-        from .http import redact
+        from ._http import redact
 
         distribution = registry.items[kind][plugin].distribution
         raise _error(

@@ -49,10 +49,10 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from . import __version__
-from .errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+from ._version import __version__
+from ._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
 
-log = logging.getLogger("ledgerlink.http")
+log = logging.getLogger("ledgerlink._http")
 
 USER_AGENT = f"ledgerlink/{__version__} (+https://github.com/ledgerlink/ledgerlink)"
 REDACTED = "***"

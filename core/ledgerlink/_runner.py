@@ -28,9 +28,9 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from .config import Config, PipelineConfig, Rule
-from .connectors import BrokenDocument, ConnectorContext, Plan, PlannedLine, Source, Target
-from .errors import (
+from ._config import Config, PipelineConfig, Rule
+from ._connectors import BrokenDocument, ConnectorContext, Plan, PlannedLine, Source, Target
+from ._errors import (
     ConfigError,
     ConnectionError_,
     DocumentError,
@@ -40,13 +40,13 @@ from .errors import (
     QuarantineError,
     TransientError,
 )
-from .http import make_http_client, redact
-from .ledger import AuditRow, CustomerLink, DocumentRow, Ledger, fresh, payload_hash, utcnow
-from .matching import ContactIndex
-from .plugins import PluginManager, get_plugin_manager
-from .records import Contact, Customer, Document, TargetRef
+from ._http import make_http_client, redact
+from ._ledger import AuditRow, CustomerLink, DocumentRow, Ledger, fresh, payload_hash, utcnow
+from ._matching import ContactIndex
+from ._plugins import PluginManager, get_plugin_manager
+from ._records import Contact, Customer, Document, TargetRef
 
-log = logging.getLogger("ledgerlink.engine")
+log = logging.getLogger("ledgerlink._runner")
 
 MAX_SETTLE_ROUNDS = 5
 

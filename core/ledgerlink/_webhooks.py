@@ -17,9 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .config import PipelineConfig
-from .engine import PipelineRunner, Reporter, Runtime
-from .errors import LedgerlinkError
+from ._config import PipelineConfig
+from ._runner import PipelineRunner, Reporter, Runtime
+from ._errors import LedgerlinkError
 
 
 def load_secret(path: Path) -> str:

@@ -65,7 +65,7 @@ def ledgerlink_register_matchers(register: Callable[..., None]) -> None:
     :param register: call ``register(name, MatcherClass)``; ``MatcherClass``
         subclasses :class:`ledgerlink.Matcher` and turns contacts and customers into
         normalised keys. The built-ins ``customer_number``, ``email`` and ``name``
-        are registered through this hook by ``ledgerlink.matching``.
+        are registered through this hook by ``ledgerlink._matching``.
     :return: nothing.
 
     Called once when the plugin manager is built. Pipelines name matchers in
@@ -84,7 +84,7 @@ def ledgerlink_register_status_mappers(register: Callable[..., None]) -> None:
     :return: nothing.
 
     Called once when the plugin manager is built. The built-in ``identity`` mapper
-    is registered through this hook by ``ledgerlink.statuses``.
+    is registered through this hook by ``ledgerlink._statuses``.
     """
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ._errors import ConfigError
 
 SOURCE, TARGET = "billbee", "sevdesk"
 
@@ -87,10 +87,10 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
 
 
 def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
-    from .config import load_config
-    from .engine import Reporter, Runtime, run_pipelines
-    from .plugins import get_plugin_manager, import_string
-    from .sandbox import SandboxServer
+    from ._config import load_config
+    from ._runner import Reporter, Runtime, run_pipelines
+    from ._plugins import get_plugin_manager, import_string
+    from ._sandbox import SandboxServer
 
     registry = get_plugin_manager().registry
     try:

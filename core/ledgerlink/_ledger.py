@@ -405,7 +405,7 @@ class Ledger:
             row = session.get(SchemaVersion, 1)
             version = row.version if row else 1
             if version > SCHEMA_VERSION:
-                from .errors import ConfigError
+                from ._errors import ConfigError
 
                 raise ConfigError(
                     f"the ledger has schema version {version}, newer than this ledgerlink ({SCHEMA_VERSION}); upgrade ledgerlink"

@@ -88,9 +88,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 
-from .connectors import Matcher, MatchResult
-from .plugins import hookimpl
-from .records import Contact, Customer
+from ._connectors import Matcher, MatchResult
+from ._plugins import hookimpl
+from ._records import Contact, Customer
 
 _SPACE = re.compile(r"\s+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'"})

@@ -8,7 +8,7 @@ validated ``Settings`` and a :class:`ConnectorContext`.
 
 Connectors are synchronous and talk HTTP only through ``context.http(...)``,
 which gives them timeouts, retries, the per-key rate limiter, redaction of
-secrets and the answer-to-action table (see ``ledgerlink.http``).
+secrets and the answer-to-action table (see ``ledgerlink._http``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import NotSupported
-from .records import Contact, Customer, Document, Line, TargetRef
+from ._errors import NotSupported
+from ._records import Contact, Customer, Document, Line, TargetRef
 
 if TYPE_CHECKING:
-    from .http import HttpClient
+    from ._http import HttpClient
 
 
 class Settings(BaseModel):
@@ -52,7 +52,7 @@ class ConnectorContext:
     """An httpx transport to use instead of the network (tests, in-process sandboxes)."""
 
     def http(self, **kwargs: Any) -> HttpClient:
-        """A configured HTTP client; see :func:`ledgerlink.http.HttpClient` for arguments."""
+        """A configured HTTP client; see :func:`ledgerlink._http.HttpClient` for arguments."""
         kwargs.setdefault("transport", self.transport)
         kwargs.setdefault("connection", self.connection)
         return self.http_factory(**kwargs)
