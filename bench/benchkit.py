@@ -180,8 +180,8 @@ def run_billbee_sevdesk(billbee: Any, sevdesk: Any, workdir: Path, *, sevdesk_rp
     import time
 
     from ledgerlink._config import parse_config
-    from ledgerlink._runner import PipelineRunner, Runtime
     from ledgerlink._plugins import get_plugin_manager
+    from ledgerlink._runner import PipelineRunner, Runtime
 
     raw = billbee_sevdesk_config(billbee, sevdesk, ledger=f"sqlite:///{workdir / 'ledger.db'}",
                                  sevdesk_rps=sevdesk_rps)

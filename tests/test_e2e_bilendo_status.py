@@ -28,10 +28,10 @@ import httpx
 import pytest
 from ledgerlink import SandboxServer
 from ledgerlink._config import load_config
-from ledgerlink._runner import PipelineRunner, Runtime
 from ledgerlink._ledger import Ledger
 from ledgerlink._operations import sync_status
 from ledgerlink._plugins import PluginManager, get_plugin_manager, hookimpl
+from ledgerlink._runner import PipelineRunner, Runtime
 from ledgerlink.testing import (
     CollectingReporter,
     FakeSource,

@@ -34,10 +34,10 @@ import httpx
 import pytest
 from ledgerlink import SandboxServer
 from ledgerlink._config import load_config
-from ledgerlink._runner import Runtime
 from ledgerlink._ledger import Ledger
-from ledgerlink.testing import CollectingReporter
+from ledgerlink._runner import Runtime
 from ledgerlink._webhooks import make_app
+from ledgerlink.testing import CollectingReporter
 from ledgerlink_cobot.sandbox import ALL_SCOPES, CobotSandbox
 from ledgerlink_sevdesk.sandbox import SevdeskSandbox
 

@@ -184,8 +184,8 @@ def test_ledgerlink_http_timeout_sets_the_timeout_of_connectors_without_their_ow
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ledgerlink._config import load_config
-    from ledgerlink._runner import Runtime
     from ledgerlink._errors import ConfigError
+    from ledgerlink._runner import Runtime
 
     for key, value in cli_env().items():
         monkeypatch.setenv(key, value)

@@ -7,8 +7,6 @@ are the implementation.
 
 from __future__ import annotations
 
-from ._version import __version__
-
 from ._connectors import (  # noqa: E402
     BrokenDocument,
     ConnectorContext,
@@ -51,6 +49,7 @@ from ._records import (  # noqa: E402
     money,
     parse_decimal,
 )
+from ._version import __version__
 
 
 def __getattr__(name: str) -> object:

@@ -495,9 +495,9 @@ def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
 @click.pass_obj
 def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_status: bool) -> None:
     """Run and sync statuses in a loop."""
-    from ._runner import run_pipelines
     from ._errors import LedgerlinkError
     from ._operations import sync_status
+    from ._runner import run_pipelines
 
     reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
     done = 0

@@ -88,8 +88,8 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
 
 def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
     from ._config import load_config
-    from ._runner import Reporter, Runtime, run_pipelines
     from ._plugins import get_plugin_manager, import_string
+    from ._runner import Reporter, Runtime, run_pipelines
     from ._sandbox import SandboxServer
 
     registry = get_plugin_manager().registry

@@ -49,8 +49,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
-from ._version import __version__
 from ._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+from ._version import __version__
 
 log = logging.getLogger("ledgerlink._http")
 

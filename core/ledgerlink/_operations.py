@@ -13,11 +13,11 @@ from typing import Any
 
 from ._config import PipelineConfig
 from ._connectors import MappedStatus, Status
-from ._runner import PipelineRunner, Runtime
 from ._errors import ConfigError, LedgerlinkError, NotSupported
 from ._http import redact
 from ._ledger import AuditRow, CustomerLink
 from ._records import TargetRef
+from ._runner import PipelineRunner, Runtime
 
 
 @dataclass

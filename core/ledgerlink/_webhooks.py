@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ._config import PipelineConfig
-from ._runner import PipelineRunner, Reporter, Runtime
 from ._errors import LedgerlinkError
+from ._runner import PipelineRunner, Reporter, Runtime
 
 
 def load_secret(path: Path) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._config import load_config
-from ._runner import Outcome, PipelineRunner, Reporter, RunResult, Runtime, run_pipelines
 from ._records import Document
+from ._runner import Outcome, PipelineRunner, Reporter, RunResult, Runtime, run_pipelines
 
 
 def load(config_path: str | Path | None = None, *, reporter: Reporter | None = None,

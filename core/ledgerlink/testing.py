@@ -42,11 +42,11 @@ from pydantic import SecretStr
 
 from ._config import Config, parse_config
 from ._connectors import BrokenDocument, Plan, Settings, Source, Target
-from ._runner import PipelineRunner, Reporter, RunResult, Runtime, SimulatedCrash
 from ._errors import ConnectionError_, NotSupported, OutcomeUnknown, TransientError
 from ._ledger import Ledger
 from ._plugins import PluginManager, hookimpl
 from ._records import Address, Contact, Customer, Document, Line, LineKind, Payment, TargetRef
+from ._runner import PipelineRunner, Reporter, RunResult, Runtime, SimulatedCrash
 
 # -- fakes ----------------------------------------------------------------------
 _STORES: dict[str, dict[str, Any]] = {}

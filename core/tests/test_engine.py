@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from ledgerlink import OutcomeUnknown, TransientError, VendorRejected
-from ledgerlink._runner import PipelineRunner, Runtime, SimulatedCrash, run_pipelines
 from ledgerlink._records import Line, LineKind
+from ledgerlink._runner import PipelineRunner, Runtime, SimulatedCrash, run_pipelines
 from ledgerlink.testing import (
     CRASH_POINTS,
     CollectingReporter,

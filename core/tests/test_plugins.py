@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ledgerlink import hookimpl
 from ledgerlink import _hookspecs as hookspecs
+from ledgerlink import hookimpl
 from ledgerlink._errors import ConfigError
 from ledgerlink._plugins import PluginManager
 from ledgerlink.testing import FakeTarget, invoke_cli
