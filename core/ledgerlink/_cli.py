@@ -22,9 +22,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class State:
-    def __init__(self, config: str | None, verbose: int) -> None:
+    def __init__(self, config: str | None = None, verbose: int = 0, log_file: str | None = None) -> None:
         self.config_path = config
         self.verbose = verbose
+        self.log_file = log_file
         self._config: Any = None
 
     def config(self) -> Any:
@@ -72,7 +73,74 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-class LedgerlinkGroup(click.Group):
+def _global_options() -> list[click.Option]:
+    """The options every command and group takes, before or after its name (a fresh copy for each)."""
+    return [
+        click.Option(["-c", "--config", "config_path"], envvar="LEDGERLINK_CONFIG", type=click.Path(dir_okay=False),
+                     help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG)."),
+        click.Option(["-v", "--verbose"], count=True, help="More output: -v progress and waits, -vv debug."),
+        click.Option(["--log-file"], type=click.Path(dir_okay=False), help="Also write the log to this file."),
+    ]
+
+
+# The parameter names double as the State attributes they set.
+_GLOBAL_NAMES = tuple(str(option.name) for option in _global_options())
+_GLOBAL_SECTION = "Global options (before or after the command; the one after wins)"
+
+
+class GlobalOptionsCommand(click.Command):
+    """A command that takes the global options (``-c``, ``-v``, ``--log-file``) after its name too.
+
+    Its parent group takes them as well (before the name); each level copies the ones given on its part of
+    the command line into the shared State, outermost first, so the one nearest the end wins. The root
+    also takes ``$LEDGERLINK_CONFIG``. Logging is set up once, just before the command itself runs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options())
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from click.core import ParameterSource
+
+        state = ctx.ensure_object(State)
+        given = {ParameterSource.COMMANDLINE}
+        if ctx.parent is None:
+            given.add(ParameterSource.ENVIRONMENT)
+        for name in _GLOBAL_NAMES:
+            value = ctx.params.pop(name, None)
+            if ctx.get_parameter_source(name) in given:
+                setattr(state, name, value)
+        if not isinstance(self, click.Group):
+            _setup_logging(state.verbose, state.log_file)
+        return super().invoke(ctx)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own: list[tuple[str, str]] = []
+        shared: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and not isinstance(param, click.Argument):
+                (shared if param.name in _GLOBAL_NAMES else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        with formatter.section(_GLOBAL_SECTION):
+            formatter.write_dl(shared)
+        if isinstance(self, click.Group):
+            self.format_commands(ctx, formatter)
+
+
+class GlobalOptionsGroup(GlobalOptionsCommand, click.Group):
+    """A group whose commands and subgroups all take the global options."""
+
+    command_class = GlobalOptionsCommand
+
+
+GlobalOptionsGroup.group_class = GlobalOptionsGroup
+
+
+class LedgerlinkGroup(GlobalOptionsGroup):
     """Turns ledgerlink's errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -99,20 +167,17 @@ class LedgerlinkGroup(click.Group):
 
 
 @click.group(cls=LedgerlinkGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", envvar="LEDGERLINK_CONFIG", type=click.Path(dir_okay=False),
-              help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG).")
-@click.option("-v", "--verbose", count=True, help="More output: -v progress and waits, -vv debug.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="Also write the log to this file.")
 @click.version_option(package_name="ledgerlink")
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int, log_file: str | None) -> None:
+def main() -> None:
     """Move invoices and orders from where sales happen to where money is booked.
 
     Start with `ledgerlink demo`, then write a ledgerlink.toml (see README),
     `ledgerlink config validate`, `ledgerlink check` and `ledgerlink run --dry-run`.
+
+    The global options (-c, -v, --log-file) go before or after the command:
+    `ledgerlink -c f.toml run` or `ledgerlink run -c f.toml -vv`; given in both
+    places, the one after the command wins.
     """
-    _setup_logging(verbose, log_file)
-    ctx.obj = State(config_path, verbose)
 
 
 # -- plugins -------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from ledgerlink.testing import fake_store, invoke_cli, sample_document
 
@@ -130,3 +133,116 @@ def test_watch_runs_rounds_of_run_and_sync_status(cfg: str) -> None:
     result = invoke_cli(["-c", cfg, "watch", "--rounds", "1", "--interval", "0"])
     assert result.exit_code == 0
     assert "p: 1 pushed" in result.output and "p order-1: - -> open" in result.output
+
+
+# -- global options (-c, -v, --log-file) before or after the command ------------------------------------------------
+# a nested group command, too; the fake source offers no webhooks, which it can only say once the config is read
+GLOBAL_OPTION_COMMANDS = [["run"], ["status"], ["check"], ["config", "validate"],
+                          ["webhooks", "subscribe", "-p", "p", "--callback-url", "https://example.test/hook"]]
+
+
+@pytest.fixture
+def ledgerlink_logger() -> Iterator[logging.Logger]:
+    """The ``ledgerlink`` logger, put back as it was (the CLI sets its level and handlers)."""
+    logger = logging.getLogger("ledgerlink")
+    level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    yield logger
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+@pytest.mark.parametrize("command", GLOBAL_OPTION_COMMANDS, ids=" ".join)
+def test_config_option_before_or_after_the_command(command: list[str], cfg: str, tmp_path: Path) -> None:
+    before = invoke_cli(["-c", cfg, *command])
+    assert before.exit_code in (0, 2)
+    assert "config file not found" not in before.stderr
+    after = invoke_cli([*command, "-c", cfg])
+    assert (after.exit_code, after.output, after.stderr) == (before.exit_code, before.output, before.stderr)
+    assert invoke_cli([*command, "--config", cfg]).exit_code == before.exit_code
+    # a missing file after the command is the same one-line usage error as before it
+    missing = str(tmp_path / "missing.toml")
+    for args in (["-c", missing, *command], [*command, "-c", missing]):
+        result = invoke_cli(args)
+        assert result.exit_code == 2
+        assert result.stderr.strip().count("\n") == 0
+        assert f"{missing}: config file not found" in result.stderr
+
+
+@pytest.mark.parametrize("command", GLOBAL_OPTION_COMMANDS, ids=" ".join)
+def test_config_option_after_the_command_wins(command: list[str], cfg: str, tmp_path: Path) -> None:
+    first, last = str(tmp_path / "first.toml"), str(tmp_path / "last.toml")
+    both_missing = invoke_cli(["-c", first, *command, "-c", last])
+    assert both_missing.exit_code == 2 and "last.toml: config file not found" in both_missing.stderr
+    assert "first.toml" not in both_missing.stderr
+    assert invoke_cli(["-c", cfg, *command, "-c", last]).exit_code == 2
+    good_after = invoke_cli(["-c", first, *command, "-c", cfg])
+    assert good_after.exit_code == invoke_cli(["-c", cfg, *command]).exit_code
+    assert "config file not found" not in good_after.stderr
+
+
+def test_config_option_after_the_command_wins_over_the_environment(cfg: str, tmp_path: Path) -> None:
+    env = {"LEDGERLINK_CONFIG": str(tmp_path / "from-env.toml")}
+    assert "from-env.toml: config file not found" in invoke_cli(["run"], env=env).stderr
+    assert invoke_cli(["run", "-c", cfg], env=env).exit_code == 0
+    assert invoke_cli(["-c", cfg, "run"], env=env).exit_code == 0
+
+
+def test_config_option_between_a_group_and_its_command(cfg: str, tmp_path: Path) -> None:
+    assert invoke_cli(["config", "-c", cfg, "validate"]).exit_code == 0
+    nearest = invoke_cli(["-c", cfg, "config", "-c", str(tmp_path / "middle.toml"), "validate"])
+    assert nearest.exit_code == 2 and "middle.toml: config file not found" in nearest.stderr
+    assert invoke_cli(["config", "-c", str(tmp_path / "middle.toml"), "validate", "-c", cfg]).exit_code == 0
+
+
+@pytest.mark.parametrize("command", GLOBAL_OPTION_COMMANDS, ids=" ".join)
+def test_verbose_before_or_after_the_command(command: list[str], cfg: str,
+                                             ledgerlink_logger: logging.Logger) -> None:
+    def level(args: list[str]) -> int:
+        invoke_cli(args)
+        return ledgerlink_logger.level
+
+    assert level(["-c", cfg, *command]) == logging.WARNING
+    assert level(["-c", cfg, "-v", *command]) == logging.INFO
+    assert level(["-c", cfg, *command, "-v"]) == logging.INFO
+    assert level(["-vv", "-c", cfg, *command]) == logging.DEBUG
+    assert level([*command, "-c", cfg, "-vv"]) == logging.DEBUG
+    assert level([*command, "-c", cfg, "-v", "--verbose"]) == logging.DEBUG
+    # given in both places, the count after the command wins
+    assert level(["-vv", *command, "-c", cfg, "-v"]) == logging.INFO
+    assert level(["-v", *command, "-c", cfg, "-vv"]) == logging.DEBUG
+
+
+def test_verbose_after_run_shows_every_document(cfg: str, ledgerlink_logger: logging.Logger) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    result = invoke_cli(["run", "-c", cfg, "-v"])
+    assert result.exit_code == 0 and "pushed      p RE-1001" in result.output
+
+
+def test_log_file_after_the_command(cfg: str, tmp_path: Path, ledgerlink_logger: logging.Logger) -> None:
+    log_file = tmp_path / "ledgerlink.log"
+    assert invoke_cli(["status", "-c", cfg, "--log-file", str(log_file)]).exit_code == 0
+    assert log_file.exists()
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+
+
+def test_help_of_every_command_shows_the_global_options() -> None:
+    from ledgerlink._cli import main
+
+    paths = [(), *_command_paths(main)]
+    assert ("sandbox", "serve") in paths and ("webhooks", "subscribe") in paths
+    for path in paths:
+        result = invoke_cli([*path, "--help"])
+        assert result.exit_code == 0, path
+        assert "Global options (before or after the command; the one after wins):" in result.output, path
+        for option in ("-c, --config FILE", "-v, --verbose", "--log-file FILE"):
+            assert option in result.output, (path, option)
