@@ -70,7 +70,7 @@ class StreamSource(Source):
                 Line(description="Shipping", quantity=Decimal(1), total=Decimal("4.90"), tax_rate=Decimal(19),
                      kind=LineKind.SHIPPING),
             ],
-            extra={"cursor": f"{n:012d}"},
+            cursor=f"{n:012d}",
         )
 
     def customers(self) -> Iterator[Customer]:

@@ -293,8 +293,12 @@ class SandboxProcess:
             text = log.read_text(encoding="utf-8", errors="replace")
             if marker in text:
                 line = text[text.index(marker):].splitlines()[0]
-                self.url = line.split(" listening on ", 1)[1].strip()
-                self.port = int(self.url.split(":")[2].split("/")[0])
+                # "NAME sandbox listening on http://127.0.0.1:PORT (API under /api/v1)"
+                rest = line.split(" listening on ", 1)[1]
+                root, _, base = rest.partition(" (API under ")
+                base = base.rstrip(")").strip()
+                self.url = root.strip() + ("" if base == "/" else base)
+                self.port = int(root.split(":")[2])
                 return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()

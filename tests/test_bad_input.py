@@ -25,13 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
-from ledgerlink._demo import DEMO_RULES
 from ledgerlink._errors import LedgerlinkError
 from ledgerlink._operations import sync_status
 from ledgerlink._sandbox import SandboxServer
 from ledgerlink.testing import make_runtime, run_pipeline
 from ledgerlink_billbee.sandbox import BillbeeSandbox
-from ledgerlink_sevdesk.sandbox import SevdeskSandbox
+from ledgerlink_sevdesk.sandbox import DEMO_RULES, SevdeskSandbox
 
 CORPUS = Path(__file__).parent / "bad_input"
 BROKEN_REF = "900000000000001"

@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from ledgerlink import SandboxServer
+from ledgerlink import SandboxServer, hookimpl
 from ledgerlink._config import load_config
 from ledgerlink._ledger import Ledger
 from ledgerlink._operations import sync_status
-from ledgerlink._plugins import PluginManager, get_plugin_manager, hookimpl
+from ledgerlink._plugins import PluginManager, get_plugin_manager
 from ledgerlink._runner import PipelineRunner, Runtime
 from ledgerlink.testing import (
     CollectingReporter,
@@ -246,7 +246,7 @@ def test_export_lock_a_change_in_the_source_is_flagged_not_pushed(world: World) 
     # The shop changes order-1 after the export: a higher price, another invoice date.
     changed = sample_document(1, customer="cust-1", gross="129.00")
     changed.invoice_date = changed.invoice_date.replace(day=5)
-    changed.extra["cursor"] = "2026-03-05T09:00:00"  # its modification time: the source lists it again
+    changed.cursor = "2026-03-05T09:00:00"  # its modification time: the source lists it again
     world.write_docs("shop", [changed, sample_document(2, customer="cust-2")])
     code, report = world.run_subprocess("run")
     assert code == 0, report

@@ -451,12 +451,12 @@ def test_webhooks_from_elsewhere_are_refused_and_transfer_nothing(
     queued = httpx.post(endpoint.callback, json={"url": f"{world.cobot_url}/api/memberships/{NINA}"}, timeout=10)
     assert queued.status_code == 202
     poll("the membership handled", lambda: endpoint.worker.done)
-    assert endpoint.worker.done == [{"kind": "membership", "id": NINA, "state": "not a confirmed member"}]
+    assert endpoint.worker.done == [{"kind": "customer", "id": NINA, "state": "not a customer to sync"}]
     assert world.contact_of(NINA) is None
 
     # The real one is taken.
     [delivery] = deliver(world, event="created_invoice", invoice_id=ident)
     assert delivery["status"] == 202
     poll("the invoice in sevDesk", lambda: len(endpoint.worker.done) == 2)
-    assert endpoint.worker.done[1] == {"kind": "invoice", "id": ident, "state": "pushed"}
+    assert endpoint.worker.done[1] == {"kind": "document", "id": ident, "state": "pushed"}
     assert len(world.vouchers("CU-2024-106")) == 1

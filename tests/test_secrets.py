@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from ledgerlink._demo import DEMO_RULES, _toml_value
+from ledgerlink._demo import _toml_value
 from ledgerlink._ledger import Ledger
 from ledgerlink._sandbox import Faults, SandboxServer
 from ledgerlink_bilendo.sandbox import BilendoSandbox
@@ -31,7 +31,7 @@ from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_billy.sandbox import BillySandbox
 from ledgerlink_cobot.sandbox import DEMO_TOKEN as COBOT_DEMO_TOKEN
 from ledgerlink_cobot.sandbox import CobotSandbox
-from ledgerlink_sevdesk.sandbox import SevdeskSandbox
+from ledgerlink_sevdesk.sandbox import DEMO_RULES, SevdeskSandbox
 
 pytestmark = pytest.mark.slow  # 25 CLI processes, about 25 s
 

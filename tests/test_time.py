@@ -24,10 +24,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from ledgerlink._demo import DEMO_RULES
 from ledgerlink.testing import make_runtime, run_pipeline
 from ledgerlink_billbee.sandbox import BillbeeSandbox
-from ledgerlink_sevdesk.sandbox import SevdeskSandbox
+from ledgerlink_sevdesk.sandbox import DEMO_RULES, SevdeskSandbox
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TEMPLATE = BillbeeSandbox.demo_seed()["Data"][0]  # a paid order of 57.20 EUR

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._connectors import (  # noqa: E402
     BrokenDocument,
     ConnectorContext,
+    Demo,
     MappedStatus,
     Matcher,
     MatchResult,
@@ -17,9 +18,12 @@ from ._connectors import (  # noqa: E402
     PlannedLine,
     Settings,
     Source,
+    SourceItem,
     Status,
     StatusMapper,
     Target,
+    WebhookResource,
+    WebhookSource,
 )
 from ._errors import (  # noqa: E402
     ConfigError,
@@ -32,8 +36,8 @@ from ._errors import (  # noqa: E402
     TransientError,
     VendorRejected,
 )
-from ._http import HttpClient, RateLimit, key_id, redact  # noqa: E402
-from ._plugins import hookimpl  # noqa: E402
+from ._hookspecs import hookimpl  # noqa: E402
+from ._http import HttpClient, RateLimit, default_error_message, key_id, redact  # noqa: E402
 from ._records import (  # noqa: E402
     Address,
     Contact,
@@ -49,20 +53,32 @@ from ._records import (  # noqa: E402
     money,
     parse_decimal,
 )
+from ._states import DocumentState, LinkState, OutcomeState, PaymentState, WritebackState  # noqa: E402
 from ._version import __version__
 
 
 def __getattr__(name: str) -> object:
     # The sandbox kit pulls in starlette; load it only when asked (fast start-up).
-    if name in ("Faults", "OpenAPIValidator", "Sandbox", "SandboxServer"):
+    if name in ("Faults", "OpenAPIValidator", "Sandbox", "SandboxServer", "SANDBOX_PREFIX"):
         from . import _sandbox
 
         return getattr(_sandbox, name)
     raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
 
 __all__ = [
+    "SANDBOX_PREFIX",
     "Address",
     "BrokenDocument",
+    "Demo",
+    "DocumentState",
+    "LinkState",
+    "OutcomeState",
+    "PaymentState",
+    "SourceItem",
+    "WebhookResource",
+    "WebhookSource",
+    "WritebackState",
+    "default_error_message",
     "ConfigError",
     "ConnectionError_",
     "ConnectorContext",

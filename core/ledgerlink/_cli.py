@@ -616,9 +616,9 @@ def _sandbox_class(name: str) -> Any:
     registry = get_plugin_manager().registry
     for kind in ("source", "target"):
         reg = registry.items[kind].get(name)
-        if reg is not None and getattr(reg.factory, "sandbox", None):
+        if reg is not None and reg.factory.sandbox:
             return import_string(reg.factory.sandbox)
-    known = sorted(n for k in ("source", "target") for n, r in registry.items[k].items() if getattr(r.factory, "sandbox", None))
+    known = sorted(n for k in ("source", "target") for n, r in registry.items[k].items() if r.factory.sandbox)
     raise ConfigError(f"no sandbox named {name!r} (available: {', '.join(known) or 'none'})")
 
 
@@ -630,7 +630,7 @@ def sandbox_list() -> None:
     registry = get_plugin_manager().registry
     for kind in ("source", "target"):
         for name, reg in sorted(registry.items[kind].items()):
-            if getattr(reg.factory, "sandbox", None):
+            if reg.factory.sandbox:
                 click.echo(f"{name} ({kind}, {reg.distribution})")
 
 
@@ -660,7 +660,19 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
     instance = cls(seed=seed, state_path=state_file, faults=faults)
 
     def ready(bound: int) -> None:
-        click.echo(f"{name} sandbox listening on http://{host}:{bound}{cls.base_path}", err=True)
+        root = f"http://{host}:{bound}"
+        click.echo(f"{name} sandbox listening on {root} (API under {cls.base_path or '/'})", err=True)
+        try:
+            settings, env = instance.demo_connection(root)
+        except NotImplementedError:
+            settings, env = {}, {}
+        if settings:
+            click.echo(f"connect with [connections.NAME] plugin = {name!r} and:", err=True)
+            for key, value in settings.items():
+                if key != "plugin":
+                    click.echo(f"  {key} = {json.dumps(value, default=str)}", err=True)
+            for var, value in env.items():
+                click.echo(f"  with the sandbox's demo credential: export {var}={value}", err=True)
         sys.stderr.flush()
 
     serve(instance, host=host, port=port, ready=ready)
@@ -670,11 +682,20 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default="demo-run", show_default=True,
               help="Where the demo keeps its config, ledger and sandbox state.")
 @click.option("--fresh", is_flag=True, help="Start from empty sandboxes and ledger.")
-def demo(workdir: str, fresh: bool) -> None:
-    """Run the demo: Billbee orders into sevDesk, through bundled sandboxes on loopback."""
+@click.option("--list", "list_demos", is_flag=True, help="List the demos the installed plugins offer.")
+@click.argument("name", required=False)
+def demo(workdir: str, fresh: bool, list_demos: bool, name: str | None) -> None:
+    """Run a demo: a source's sandbox into a target's sandbox on loopback, through the real
+    pipeline. NAME picks one of `--list` (default: the first)."""
     from ._demo import run_demo
+    from ._plugins import get_plugin_manager
 
-    sys.exit(run_demo(Path(workdir), fresh=fresh, echo=click.echo))
+    if list_demos:
+        for demo_name, reg in sorted(get_plugin_manager().registry.items["demo"].items()):
+            click.echo(f"{demo_name}: {reg.factory.source} -> {reg.factory.target} ({reg.distribution})"
+                       + (f": {reg.factory.description}" if reg.factory.description else ""))
+        return
+    sys.exit(run_demo(Path(workdir), name=name, fresh=fresh, echo=click.echo))
 
 
 @main.command()
@@ -685,7 +706,7 @@ def demo(workdir: str, fresh: bool) -> None:
               show_default=True, help="The random secret in the callback path (created if missing).")
 @click.pass_obj
 def serve(state: State, pipeline: str, host: str, port: int, secret_file: str) -> None:
-    """Receive the source's webhooks and transfer at once (e.g. Cobot)."""
+    """Receive the source's webhooks and transfer at once (sources that take webhooks)."""
     from ._webhooks import serve_webhooks
 
     serve_webhooks(state, state.config().pipeline(pipeline), host=host, port=port, secret_file=Path(secret_file))
@@ -693,16 +714,18 @@ def serve(state: State, pipeline: str, host: str, port: int, secret_file: str) -
 
 @main.group()
 def webhooks() -> None:
-    """Manage the source's webhook subscriptions (e.g. Cobot)."""
+    """Manage the source's webhook subscriptions (sources that take webhooks)."""
 
 
 def _webhook_source(state: State, pipeline: str) -> Any:
+    from ._connectors import WebhookSource
     from ._errors import ConfigError
 
     runtime = state.runtime()
     p = state.config().pipeline(pipeline)
     source = runtime.source(p.source)
-    if not hasattr(source, "subscribe"):
+    if not isinstance(source, WebhookSource):
+        source.close()
         raise ConfigError(f"the source {p.source!r} offers no webhooks")
     return source
 
@@ -717,7 +740,7 @@ def webhooks_subscribe(state: State, pipeline: str, callback_url: str) -> None:
 
     source = _webhook_source(state, pipeline)
     try:
-        events = list(getattr(source, "webhook_events", None) or ())
+        events = list(source.webhook_events)
         if not events:
             raise ConfigError(f"the source of pipeline {pipeline!r} names no webhook events to subscribe to")
         for event in events:

@@ -116,12 +116,15 @@ class PipelineConfig(_Strict):
     tags: list[str] = Field(default_factory=lambda: ["Import"])
     cost_centre: Code | None = None
     start_date: date | None = Field(None, description="documents dated before it are skipped")
-    seller_country: str = Field("DE", min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$")
+    seller_country: str | None = Field(
+        None, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$",
+        description="the seller's ISO country; the default for documents whose source states none (then DE); "
+        "a document whose source states another country is quarantined")
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")
     status_wording: str | None = Field(
-        None, description="status mapper whose wording sync-status writes back to the source (e.g. bilendo_de); "
+        None, description="status mapper whose wording sync-status writes back to the source (a German wording of a target's statuses, say); "
         "default: the source's own, else the target's")
     require_rules: bool | None = Field(
         None, description="quarantine lines no rule matches (default: true when rules are given)"
@@ -130,8 +133,8 @@ class PipelineConfig(_Strict):
 
     @field_validator("seller_country")
     @classmethod
-    def _country(cls, value: str) -> str:
-        return value.upper()
+    def _country(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
 
     def options(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"rules"})

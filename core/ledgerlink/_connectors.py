@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -64,9 +64,14 @@ class Source:
     Settings: ClassVar[type[Settings]] = Settings
     description: ClassVar[str] = ""
     supports_write_customer_number: ClassVar[bool] = False
+    """True when ``write_customer_number`` stores the target's number on the source customer."""
     supports_write_status: ClassVar[bool] = False
+    """True when ``write_status`` shows the target's status on the source document."""
     status_mapper: ClassVar[str | None] = None
     """Name of the status mapper that speaks this source's wording, if any."""
+    sandbox: ClassVar[str | None] = None
+    """``"module:Class"`` of the vendor's :class:`ledgerlink.Sandbox` (imported only when
+    ``ledgerlink sandbox`` or a demo asks for it, so start-up stays fast)."""
 
     def __init__(self, settings: Any, context: ConnectorContext) -> None:
         self.settings = settings
@@ -78,14 +83,16 @@ class Source:
         line when the credentials or permissions are wrong."""
         raise NotImplementedError
 
-    def documents(self, since: str | None) -> Iterator[Document]:
+    def documents(self, since: str | None) -> Iterator[SourceItem]:
         """Documents changed since the cursor ``since`` (None: from the start date).
 
-        Each yielded document may carry ``extra["cursor"]``: the cursor value that is
-        safe to store once this document and every one before it are settled.
-        Yielding the same document twice is allowed; the engine deduplicates by
-        ``source_ref``. A record the source cannot map raises nothing here: yield
-        :class:`BrokenDocument` so the engine records it as failed and goes on.
+        Each yielded document carries ``Document.cursor``: the cursor value that is
+        safe to store once this document and every one before it are settled (the
+        runner stores it only then). Yielding the same document twice is allowed; the
+        runner deduplicates by ``source_ref``. A record the source must not transfer is
+        still a full :class:`Document`, with ``skip_reason`` set. A record the source
+        cannot map raises nothing here: yield :class:`BrokenDocument` so the runner
+        records it as failed (or quarantined) and goes on.
         """
         raise NotImplementedError
 
@@ -115,13 +122,64 @@ class Source:
 
 @dataclass
 class BrokenDocument:
-    """A source record that could not be mapped; recorded as failed/quarantined."""
+    """A source record that could not be mapped; recorded as failed (or quarantined)."""
 
     source_ref: str
+    """The record's id in the source (as ``Document.source_ref`` would be)."""
     reason: str
+    """Why it could not be mapped, naming the field and the value."""
     quarantine: bool = False
+    """True when a person must look at the record (it is not a passing problem)."""
     number: str | None = None
+    """The document number, if it could be read."""
     cursor: str | None = None
+    """As ``Document.cursor``."""
+
+
+SourceItem = Document | BrokenDocument
+"""What ``Source.documents`` yields."""
+
+
+@dataclass(frozen=True)
+class WebhookResource:
+    """What a webhook points at, as :meth:`WebhookSource.webhook_resource` reads it."""
+
+    kind: Literal["document", "customer"]
+    id: str
+    """The document's ``source_ref`` or the customer's ``source_id``."""
+
+
+class WebhookSource(Source):
+    """A source whose vendor calls back when something changes (``ledgerlink serve``).
+
+    A webhook is only a pointer: the runner fetches what it points at with the
+    connection's own credentials (``document(id)`` or ``customer(id)``) and handles
+    it like ``run`` does, so a forged payload can transfer nothing that is not in the
+    configured account.
+    """
+
+    webhook_events: ClassVar[tuple[str, ...]] = ()
+    """The vendor's event names ``ledgerlink webhooks subscribe`` subscribes to."""
+
+    def webhook_resource(self, payload: Any) -> WebhookResource | None:
+        """Read a webhook's JSON body. None: an event to ignore. Raise ``ValueError``
+        (answered 400) when it points outside the configured account or is malformed."""
+        raise NotImplementedError
+
+    def customer(self, source_id: str) -> Customer | None:
+        """One customer by id, for a customer webhook. None: not a customer to sync
+        (e.g. not confirmed yet)."""
+        raise NotImplementedError
+
+    def subscribe(self, callback_url: str, event: str) -> dict[str, Any]:
+        """Subscribe ``callback_url`` to ``event``; return the vendor's subscription.
+        Subscribing twice is not an error."""
+        raise NotImplementedError
+
+    def unsubscribe(self, callback_url: str, event: str | None = None) -> list[str]:
+        """Remove the subscriptions of ``callback_url`` (of one event, or all);
+        return the events removed."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -210,8 +268,11 @@ class Target:
     """True when an exported document belongs to the target from then on (Bilendo sends
     and dunns it): a later change in the source shows as "changed after export"."""
     books_without_rules: ClassVar[bool] = False
-    """True when the target's own settings book every line (e.g. Billy's templates), so
+    """True when the target's own settings book every line (e.g. per-region templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""
+    sandbox: ClassVar[str | None] = None
+    """``"module:Class"`` of the vendor's :class:`ledgerlink.Sandbox` (imported only when
+    ``ledgerlink sandbox`` or a demo asks for it, so start-up stays fast)."""
 
     def __init__(self, settings: Any, context: ConnectorContext) -> None:
         self.settings = settings
@@ -355,6 +416,20 @@ class Matcher:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Demo:
+    """A demo a plugin offers (``ledgerlink demo NAME``): a source and a target plugin,
+    both with sandboxes. The source's sandbox gives the seed (``demo_seed``), the
+    target's sandbox the pipeline's rules (``demo_rules``); both give their
+    connection settings (``demo_connection``)."""
+
+    source: str
+    """The registered source plugin's name."""
+    target: str
+    """The registered target plugin's name."""
+    description: str = ""
+
+
 @dataclass
 class Registration:
     """One registered factory, with the plugin that registered it."""
@@ -368,6 +443,10 @@ class Registration:
 
 __all__ = [
     "BrokenDocument",
+    "Demo",
+    "SourceItem",
+    "WebhookResource",
+    "WebhookSource",
     "ConnectorContext",
     "MappedStatus",
     "MatchResult",

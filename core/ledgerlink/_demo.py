@@ -1,9 +1,11 @@
-"""The demo: webshop orders from the Billbee sandbox into the sevDesk sandbox.
+"""The demo: a registered source plugin's sandbox into a registered target plugin's sandbox.
 
-Both sandboxes run on loopback in this process (real HTTP), keep their state in
-the demo folder, and the pipeline runs with a SQLite ledger there. A second run
-finds everything already transferred. The demo uses only the plugin registry: the
-core never imports a plugin.
+Plugins offer demos through ``ledgerlink_register_demos`` (a :class:`Demo` names a
+source and a target plugin). Both sandboxes run on loopback in this process (real
+HTTP) and keep their state in the demo folder; the pipeline runs with a SQLite
+ledger there. A second run finds everything already transferred. The core only
+asks the registry and the sandboxes (``demo_seed``, ``demo_rules``,
+``demo_connection``, ``describe``); it never imports a plugin.
 """
 
 from __future__ import annotations
@@ -14,18 +16,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ._connectors import Demo
 from ._errors import ConfigError
+from ._plugins import Registry, import_string
 
-SOURCE, TARGET = "billbee", "sevdesk"
-
-# SKR03 revenue accounts, for the demo only (an operator always chooses; see ACCOUNTING.md).
-DEMO_RULES: list[dict[str, Any]] = [
-    {"when": {"treatment": "intra_eu_supply"}, "account": "8125"},
-    {"when": {"treatment": "export"}, "account": "8120"},
-    {"when": {"tax_rate": 7}, "account": "8300"},
-    {"when": {"tax_rate": 0}, "account": "8200"},  # tax-free lines, e.g. redeemed multi-purpose vouchers
-    {"when": {}, "account": "8400"},
-]
+PIPELINE = "shop-to-books"
 
 
 def _toml_value(value: Any) -> str:
@@ -43,22 +38,23 @@ def _toml_value(value: Any) -> str:
     return f'"{text}"'
 
 
-def write_config(path: Path, source_settings: dict[str, Any], target_settings: dict[str, Any]) -> None:
+def write_config(path: Path, demo: Demo, source_settings: dict[str, Any], target_settings: dict[str, Any],
+                 rules: list[dict[str, Any]]) -> None:
     lines = [
-        "# Written by `ledgerlink demo`: Billbee orders into sevDesk, both sandboxes on loopback.",
+        f"# Written by `ledgerlink demo`: {demo.source} into {demo.target}, both sandboxes on loopback.",
         "[ledger]",
         'url = "sqlite:///ledger.db"',
         "",
         "[connections.shop]",
-        f'plugin = "{SOURCE}"',
+        f"plugin = {_toml_value(demo.source)}",
         *(f"{k} = {_toml_value(v)}" for k, v in source_settings.items()),
         "",
         "[connections.books]",
-        f'plugin = "{TARGET}"',
-        *(f"{k} = {_toml_value(v)}" for k, v in target_settings.items()),
+        f"plugin = {_toml_value(demo.target)}",
+        *(f"{k} = {_toml_value(v)}" for k, v in target_settings.items() if k != "plugin"),
         "",
         "[[pipelines]]",
-        'name = "shop-to-books"',
+        f"name = {_toml_value(PIPELINE)}",
         'source = "shop"',
         'target = "books"',
         'matchers = ["customer_number", "email", "name"]',
@@ -68,9 +64,29 @@ def write_config(path: Path, source_settings: dict[str, Any], target_settings: d
         "due_days = 14",
         'tags = ["Import"]',
     ]
-    for rule in DEMO_RULES:
-        lines += ["", "[[pipelines.rules]]", f"when = {_toml_value(rule['when'])}", f'account = "{rule["account"]}"']
+    for rule in rules:
+        lines += ["", "[[pipelines.rules]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in rule.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def choose_demo(registry: Registry, name: str | None) -> tuple[str, Demo]:
+    """The demo called ``name``, or the only (else the first, by name) registered one."""
+    demos = registry.items["demo"]
+    if not demos:
+        raise ConfigError("no installed plugin offers a demo (install the bundled plugins: make install)")
+    if name is None:
+        name = sorted(demos)[0]
+    if name not in demos:
+        raise ConfigError(f"no demo named {name!r} (available: {', '.join(sorted(demos))})")
+    return name, demos[name].factory  # type: ignore[no-any-return]
+
+
+def _sandbox_class(registry: Registry, kind: str, plugin: str) -> Any:
+    connector = registry.get(kind, plugin).factory
+    if not getattr(connector, "sandbox", None):
+        raise ConfigError(f"the {kind} plugin {plugin!r} has no sandbox, so it cannot take part in a demo")
+    return import_string(connector.sandbox)
 
 
 def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Path) -> dict[str, Any]:
@@ -86,27 +102,25 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
     return out
 
 
-def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] = print) -> int:
+def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
+             echo: Callable[[str], None] = print) -> int:
     from ._config import load_config
-    from ._plugins import get_plugin_manager, import_string
+    from ._plugins import get_plugin_manager
     from ._runner import Reporter, Runtime, run_pipelines
     from ._sandbox import SandboxServer
 
     registry = get_plugin_manager().registry
-    try:
-        source_cls = registry.get("source", SOURCE).factory
-        target_cls = registry.get("target", TARGET).factory
-    except ConfigError as exc:
-        raise ConfigError(f"the demo needs the billbee and sevdesk plugins ({exc})") from None
-    source_sandbox_cls = import_string(source_cls.sandbox)
-    target_sandbox_cls = import_string(target_cls.sandbox)
+    name, demo = choose_demo(registry, name)
+    source_sandbox_cls = _sandbox_class(registry, "source", demo.source)
+    target_sandbox_cls = _sandbox_class(registry, "target", demo.target)
 
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     first_run = not (workdir / "ledger.db").exists()
-    source_sandbox = source_sandbox_cls(seed=source_sandbox_cls.demo_seed(), state_path=workdir / "billbee-state.json")
-    target_sandbox = target_sandbox_cls(state_path=workdir / "sevdesk-state.json")
+    source_sandbox = source_sandbox_cls(seed=source_sandbox_cls.demo_seed(),
+                                        state_path=workdir / f"{demo.source}-state.json")
+    target_sandbox = target_sandbox_cls(state_path=workdir / f"{demo.target}-state.json")
 
     with SandboxServer(source_sandbox) as source_server, SandboxServer(target_sandbox) as target_server:
         source_settings, source_env = source_sandbox.demo_connection(source_server.url)
@@ -116,9 +130,10 @@ def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] 
         source_settings = _secrets_to_files(source_settings, source_env, secrets_dir)
         target_settings = _secrets_to_files(target_settings, target_env, secrets_dir)
         config_file = workdir / "ledgerlink.toml"
-        write_config(config_file, source_settings, target_settings)
-        echo(f"Billbee sandbox on {source_server.url}, sevDesk sandbox on {target_server.url}")
-        echo(f"{'First' if first_run else 'Repeated'} run of pipeline shop-to-books ({config_file})")
+        write_config(config_file, demo, source_settings, target_settings, target_sandbox_cls.demo_rules())
+        echo(f"Demo {name}: {demo.description}" if demo.description else f"Demo {name}")
+        echo(f"{demo.source} sandbox on {source_server.url}, {demo.target} sandbox on {target_server.url}")
+        echo(f"{'First' if first_run else 'Repeated'} run of pipeline {PIPELINE} ({config_file})")
 
         class Echo(Reporter):
             def message(self, text: str) -> None:
@@ -127,8 +142,8 @@ def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] 
         config = load_config(config_file)
         runtime = Runtime(config, reporter=Echo())
         [result] = run_pipelines(runtime, config.pipelines)
-        state = target_sandbox.snapshot()
-    summary = summarise(result, runtime, state)
+        held = target_sandbox.describe()
+    summary = summarise(result, runtime, held)
     for line in summary:
         echo(line)
     echo("")
@@ -137,7 +152,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, echo: Callable[[str], None] 
     return 0 if result.error is None else 1
 
 
-def summarise(result: Any, runtime: Any, target_state: dict[str, Any]) -> list[str]:
+def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
     counts = result.counts()
     pushed = [o for o in result.outcomes if o.state == "pushed"]
     total = sum((o.gross or Decimal(0) for o in pushed), Decimal("0.00"))
@@ -154,11 +169,9 @@ def summarise(result: Any, runtime: Any, target_state: dict[str, Any]) -> list[s
     created = sum(1 for o in pushed if o.reason and "(created)" in o.reason)
     matched = sum(1 for o in pushed if o.reason and ("matched by" in o.reason or "linked by" in o.reason))
     lines.append(f"Contacts: {created} created, {matched} documents reused an existing contact")
-    ledger_counts = runtime.ledger.counts("shop-to-books")
+    ledger_counts = runtime.ledger.counts(PIPELINE)
     lines.append("Ledger: " + ", ".join(f"{v} {k}" for k, v in sorted(ledger_counts.items())))
-    vouchers = target_state.get("vouchers") or target_state.get("Voucher") or {}
-    if isinstance(vouchers, dict):
-        lines.append(f"sevDesk sandbox now holds {len(vouchers)} vouchers")
+    lines.append(target_held)
     if counts.get("failed") or counts.get("quarantined"):
         lines.append("Some documents need a person: see `status --state failed --state quarantined`.")
     return lines

@@ -26,6 +26,8 @@ from typing import Any
 import pluggy
 
 hookspec = pluggy.HookspecMarker("ledgerlink")
+hookimpl = pluggy.HookimplMarker("ledgerlink")
+"""Marks a plugin's hook implementations (exported as ``ledgerlink.hookimpl``)."""
 
 
 @hookspec
@@ -89,6 +91,21 @@ def ledgerlink_register_status_mappers(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def ledgerlink_register_demos(register: Callable[..., None]) -> None:
+    """Register demos (``ledgerlink demo NAME``).
+
+    :param register: call ``register(name, ledgerlink.Demo(source=..., target=...))``
+        naming a registered source and target plugin whose connector classes declare a
+        ``sandbox``; the source's sandbox gives the seed (``demo_seed()``), the target's
+        sandbox the pipeline's booking rules (``demo_rules()``), both their connection
+        settings (``demo_connection(url)``).
+    :return: nothing.
+
+    Called once when the plugin manager is built.
+    """
+
+
+@hookspec
 def ledgerlink_document_pushed(pipeline: str, source_ref: str, target_ref: Any, document: Any) -> None:
     """A document arrived in the target.
 
@@ -142,6 +159,7 @@ HOOKS = [
     "ledgerlink_register_targets",
     "ledgerlink_register_matchers",
     "ledgerlink_register_status_mappers",
+    "ledgerlink_register_demos",
     "ledgerlink_document_pushed",
     "ledgerlink_document_failed",
     "ledgerlink_status_changed",

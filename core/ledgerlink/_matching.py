@@ -89,7 +89,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 
 from ._connectors import Matcher, MatchResult
-from ._plugins import hookimpl
+from ._hookspecs import hookimpl
 from ._records import Contact, Customer
 
 _SPACE = re.compile(r"\s+")

@@ -28,10 +28,8 @@ from . import _hookspecs
 from ._connectors import Registration
 from ._errors import ConfigError
 
-hookimpl = pluggy.HookimplMarker("ledgerlink")
-
 BUILTIN_PLUGINS = ("ledgerlink._matching", "ledgerlink._statuses")
-KINDS = ("source", "target", "matcher", "status_mapper")
+KINDS = ("source", "target", "matcher", "status_mapper", "demo")
 
 
 @dataclass
@@ -112,7 +110,7 @@ class PluginManager:
             self._load_entry_points()
         extra_plugins = list(extra_plugins or [])
         if _truthy("LEDGERLINK_FAKE_PLUGINS"):
-            from .testing import fake_plugin
+            from ._fakes import fake_plugin
 
             if fake_plugin not in extra_plugins:
                 extra_plugins.append(fake_plugin)
@@ -163,6 +161,7 @@ class PluginManager:
             ("target", self.pm.hook.ledgerlink_register_targets),
             ("matcher", self.pm.hook.ledgerlink_register_matchers),
             ("status_mapper", self.pm.hook.ledgerlink_register_status_mappers),
+            ("demo", self.pm.hook.ledgerlink_register_demos),
         ):
             for impl in hook.get_hookimpls():
                 info = self._info[self.pm.get_name(impl.plugin) or ""]

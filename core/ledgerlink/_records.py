@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("1e12")
 MAX_QUANTITY = Decimal("1e7")
+DEFAULT_SELLER_COUNTRY = "DE"
+"""The seller's country when neither the source nor the pipeline states one."""
 
 
 def money(value: Decimal | int | str) -> Decimal:
@@ -58,12 +60,16 @@ def standard_vat_rate(country: str) -> Decimal | None:
 
 
 class TaxRegion(StrEnum):
+    """Where the buyer is, seen from the seller's country."""
+
     DOMESTIC = "domestic"
     EU = "eu"
     NON_EU = "non_eu"
 
 
 class TaxTreatment(StrEnum):
+    """How a line is taxed; decides the target's tax rule (see ACCOUNTING notes in the README)."""
+
     STANDARD = "standard"
     REDUCED = "reduced"
     INTRA_EU_SUPPLY = "intra_eu_supply"  # goods to an EU business with VAT id, 0 %
@@ -92,6 +98,8 @@ def tax_region(seller_country: str, buyer_country: str | None) -> TaxRegion:
 
 
 class LineKind(StrEnum):
+    """What a line sells; rules and tax treatments tell goods from services."""
+
     GOODS = "goods"
     SERVICE = "service"
     SHIPPING = "shipping"
@@ -100,6 +108,8 @@ class LineKind(StrEnum):
 
 
 class DocumentKind(StrEnum):
+    """An invoice, or a credit note (see ``Line.total`` for its signs)."""
+
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
 
@@ -124,12 +134,16 @@ MAX_TEXT = 1_000
 
 
 class Address(_Record):
-    name: str | None = Field(None, max_length=MAX_TEXT)
-    street: str | None = Field(None, max_length=MAX_TEXT)
-    street2: str | None = Field(None, max_length=MAX_TEXT)
-    zip: str | None = Field(None, max_length=MAX_TEXT)
-    city: str | None = Field(None, max_length=MAX_TEXT)
-    country: str | None = Field(None, description="ISO 3166-1 alpha-2")
+    """A postal address (the billing address for a customer)."""
+
+    name: str | None = Field(None, max_length=MAX_TEXT, description="addressee line, if it differs from the customer's name")
+    street: str | None = Field(None, max_length=MAX_TEXT, description="street and house number")
+    street2: str | None = Field(None, max_length=MAX_TEXT, description="second address line")
+    zip: str | None = Field(None, max_length=MAX_TEXT, description="postal code, as text")
+    city: str | None = Field(None, max_length=MAX_TEXT, description="city")
+    country: str | None = Field(
+        None, description="ISO 3166-1 alpha-2 code, upper case (\"DE\"); decides the tax region; None: unknown, "
+        "treated as the seller's country")
 
     @field_validator("country")
     @classmethod
@@ -145,19 +159,24 @@ class Address(_Record):
 class Customer(_Record):
     """A customer as the source knows it."""
 
-    source_id: str = Field(min_length=1, max_length=200)
+    source_id: str = Field(min_length=1, max_length=200, description="the customer's id in the source, stable "
+                           "over time; the key of the customer's link to a target contact")
     customer_number: str | None = Field(
-        None, description="number stored on the source customer (the target's, once written back)"
+        None, description="number stored on the source customer (the target's, once written back); "
+        "the customer_number matcher looks contacts up by it"
     )
-    first_name: str | None = Field(None, max_length=MAX_TEXT)
-    last_name: str | None = Field(None, max_length=MAX_TEXT)
-    company: str | None = Field(None, max_length=MAX_TEXT)
-    email: str | None = Field(None, max_length=MAX_TEXT)
-    phone: str | None = Field(None, max_length=MAX_TEXT)
-    vat_id: str | None = Field(None, max_length=MAX_TEXT)
-    address: Address | None = None
-    language: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    first_name: str | None = Field(None, max_length=MAX_TEXT, description="a person's first name")
+    last_name: str | None = Field(None, max_length=MAX_TEXT, description="a person's last name")
+    company: str | None = Field(None, max_length=MAX_TEXT, description="company name; set: the customer is a "
+                                "business (and is never matched to a person)")
+    email: str | None = Field(None, max_length=MAX_TEXT, description="e-mail address")
+    phone: str | None = Field(None, max_length=MAX_TEXT, description="phone number, as text")
+    vat_id: str | None = Field(None, max_length=MAX_TEXT, description="the buyer's VAT identification number "
+                               "(with country prefix, e.g. \"ATU12345678\"); a business buyer in the EU")
+    address: Address | None = Field(None, description="billing address")
+    language: str | None = Field(None, description="ISO 639-1 language for documents sent to the customer")
+    extra: dict[str, Any] = Field(default_factory=dict, description="vendor-specific data for the plugin's own "
+                                  "use; the core never reads it")
 
     @property
     def is_company(self) -> bool:
@@ -178,13 +197,13 @@ class Customer(_Record):
 class Contact(_Record):
     """A contact (customer) as the target knows it."""
 
-    target_id: str
-    customer_number: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    email: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    target_id: str = Field(description="the contact's id in the target")
+    customer_number: str | None = Field(None, description="the target's customer number")
+    first_name: str | None = Field(None, description="a person's first name")
+    last_name: str | None = Field(None, description="a person's last name")
+    company: str | None = Field(None, description="company name (a business contact)")
+    email: str | None = Field(None, description="e-mail address")
+    extra: dict[str, Any] = Field(default_factory=dict, description="vendor-specific data for the plugin's own use")
 
     @property
     def display_name(self) -> str:
@@ -200,16 +219,24 @@ class Line(_Record):
     it states one; otherwise it is derived from the rate.
     """
 
-    description: str = Field(max_length=10_000)
-    quantity: Decimal = Decimal(1)
-    total: Decimal
-    tax_rate: Decimal = Field(description="percent, e.g. 19")
-    price_basis: Literal["gross", "net"] = "gross"
-    tax_amount: Decimal | None = None
-    unit_price: Decimal | None = None
-    kind: LineKind = LineKind.GOODS
-    booking_code: str | None = None
-    sku: str | None = None
+    description: str = Field(max_length=10_000, description="the line's text as the source shows it")
+    quantity: Decimal = Field(Decimal(1), description="units sold; never 0; negative only to correct a line "
+                              "(a credit note keeps positive quantities and negative totals, see total)")
+    total: Decimal = Field(description="the line total in the document's currency and in price_basis (gross "
+                           "for shops, net for B2B systems), after the line's own discount; negative for a "
+                           "discount line and on every line of a credit note")
+    tax_rate: Decimal = Field(description="VAT rate in percent, 0 to 100 (19 means 19 %, never 0.19); 0 for a "
+                              "tax-free line")
+    price_basis: Literal["gross", "net"] = Field("gross", description="whether total and unit_price include VAT; "
+                                                 "the same on every line of a document")
+    tax_amount: Decimal | None = Field(None, description="the VAT the source states for this line, same sign as "
+                                       "total; None: derived from tax_rate (half-up to the cent)")
+    unit_price: Decimal | None = Field(None, description="price of one unit in price_basis; None: total / quantity")
+    kind: LineKind = Field(LineKind.GOODS, description="goods, service, shipping, fee or discount; rules and the "
+                           "tax treatment use it")
+    booking_code: str | None = Field(None, description="the source's own account or booking code for the line "
+                                     "(a revenue account code on a coworking invoice, say); rules match on it")
+    sku: str | None = Field(None, description="article number")
 
     @field_validator("quantity")
     @classmethod
@@ -243,14 +270,17 @@ class Line(_Record):
 
     @property
     def tax(self) -> Decimal:
+        """The line's VAT: the stated tax_amount, else computed_tax."""
         return money(self.tax_amount) if self.tax_amount is not None else self.computed_tax
 
     @property
     def gross(self) -> Decimal:
+        """The line total including VAT."""
         return money(self.total) if self.price_basis == "gross" else money(self.total) + self.tax
 
     @property
     def net(self) -> Decimal:
+        """The line total without VAT."""
         return money(self.total) - self.tax if self.price_basis == "gross" else money(self.total)
 
     @property
@@ -266,10 +296,13 @@ class Line(_Record):
 
 
 class Payment(_Record):
-    amount: Decimal
-    date: _dt.date | None = None
-    method: str | None = None
-    reference: str | None = None
+    """Money received for a document, as the source records it."""
+
+    amount: Decimal = Field(description="amount received in the document's currency, gross; positive (a refund "
+                            "on a credit note is positive too)")
+    date: _dt.date | None = Field(None, description="the day the money arrived (value date)")
+    method: str | None = Field(None, description="how it was paid, in the source's words (\"PayPal\")")
+    reference: str | None = Field(None, description="the payment's reference (transaction id)")
 
     @field_validator("amount")
     @classmethod
@@ -281,27 +314,44 @@ class Payment(_Record):
 class Document(_Record):
     """An invoice or credit note from a source system."""
 
-    source_ref: str = Field(min_length=1, max_length=200, description="unique within the source")
-    number: str | None = Field(None, max_length=200, description="the document number people see")
-    kind: DocumentKind = DocumentKind.INVOICE
-    currency: str = "EUR"
-    order_date: date | None = None
-    invoice_date: date | None = None
-    payment_date: date | None = None
-    due_date: date | None = None
-    customer: Customer
-    lines: list[Line] = Field(min_length=1)
-    payments: list[Payment] = Field(default_factory=list)
-    stated_total: Decimal | None = Field(None, description="the source's own grand total (gross)")
-    seller_country: str = "DE"
-    shop: str | None = None
-    raw_status: str | None = None
+    source_ref: str = Field(min_length=1, max_length=200, description="the record's id in the source, unique "
+                            "within the source connection and stable over time; the ledger's key")
+    number: str | None = Field(None, max_length=200, description="the document number people see (invoice number)")
+    kind: DocumentKind = Field(DocumentKind.INVOICE, description="invoice or credit_note; a credit note has "
+                               "negative line totals and tax")
+    currency: str = Field("EUR", description="ISO 4217 code of every amount in the document")
+    order_date: date | None = Field(None, description="the day the order was placed")
+    invoice_date: date | None = Field(None, description="the invoice date (the day of supply unless stated)")
+    payment_date: date | None = Field(None, description="the day the document was paid in full")
+    due_date: date | None = Field(None, description="when payment is due, as the source states it")
+    customer: Customer = Field(description="the buyer")
+    lines: list[Line] = Field(min_length=1, description="at least one line; the document's totals are their sums")
+    payments: list[Payment] = Field(default_factory=list, description="money received so far")
+    stated_total: Decimal | None = Field(None, description="the source's own grand total, GROSS, in currency, "
+                                         "for the check that the lines add up to it (quarantined if not)")
+    seller_country: str | None = Field(None, description="the seller's ISO country as the source states it; "
+                                       "None: the pipeline's seller_country. Stated by both and different: the "
+                                       "document is quarantined")
+    shop: str | None = Field(None, description="the shop or sales channel within the source; rules match on it")
+    source_status: str | None = Field(None, description="the document's status in the source, in its own words")
     treatment_hint: TaxTreatment | None = Field(
-        None, description="the treatment the source states (e.g. Billbee's VatMode)"
+        None, description="the tax treatment the source states (a shop's VAT mode, say). Set it whenever the "
+        "source states a zero-rated or special treatment (intra-EU supply, reverse charge, export, OSS, small "
+        "business), because it cannot be derived from a 0 % line alone; leave it None when the source states "
+        "nothing or only standard/reduced. ledgerlink checks it against the facts"
     )
-    finalized: bool = True
-    pdf_url: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    finalized: bool = Field(True, description="False for drafts and other documents that must not be booked yet "
+                            "(recorded as skipped)")
+    cancelled: bool = Field(False, description="cancelled or voided in the source; before transfer it is "
+                            "skipped, after transfer it is reported as changed")
+    skip_reason: str | None = Field(None, description="set by the source when this record must not be "
+                                    "transferred (a state not selected, another shop), in a bookkeeper's words; "
+                                    "the document is still a full Document so the ledger keeps it")
+    cursor: str | None = Field(None, description="the source's cursor value that is safe to store once this "
+                               "document and every one before it are settled; not part of the content")
+    pdf_url: str | None = Field(None, description="where the source serves the document as PDF, if it does")
+    extra: dict[str, Any] = Field(default_factory=dict, description="vendor-specific data for the plugin's own "
+                                  "use; the core never reads it")
 
     @field_validator("currency")
     @classmethod
@@ -309,6 +359,16 @@ class Document(_Record):
         value = value.strip().upper()
         if value not in currencies():
             raise ValueError(f"currency {value!r} is not an ISO 4217 code")
+        return value
+
+    @field_validator("seller_country")
+    @classmethod
+    def _seller(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError(f"seller country {value!r} is not an ISO 3166 two-letter code")
         return value
 
     @field_validator("stated_total")
@@ -333,27 +393,33 @@ class Document(_Record):
     # -- derived -------------------------------------------------------------
     @property
     def total_gross(self) -> Decimal:
+        """Sum of the lines' gross amounts (what the buyer pays)."""
         return sum((line.gross for line in self.lines), Decimal("0.00"))
 
     @property
     def total_net(self) -> Decimal:
+        """Sum of the lines' net amounts."""
         return sum((line.net for line in self.lines), Decimal("0.00"))
 
     @property
     def total_tax(self) -> Decimal:
+        """Sum of the lines' VAT."""
         return sum((line.tax for line in self.lines), Decimal("0.00"))
 
     @property
     def paid_amount(self) -> Decimal:
+        """Sum of the payments, each rounded to the cent."""
         return sum((money(p.amount) for p in self.payments), Decimal("0.00"))
 
     @property
     def is_paid(self) -> bool:
+        """True when payments cover the gross total."""
         return bool(self.payments) and self.paid_amount >= self.total_gross
 
     @property
     def tax_region(self) -> TaxRegion:
-        return tax_region(self.seller_country, self.customer.country)
+        """Domestic, EU or non-EU, from the seller's and the buyer's country."""
+        return tax_region(self.seller_country or DEFAULT_SELLER_COUNTRY, self.customer.country)
 
     def tax_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
         """Net and tax per tax rate."""
@@ -396,7 +462,7 @@ class Document(_Record):
         return self._rate_treatment(line)
 
     def _rate_treatment(self, line: Line) -> TaxTreatment:
-        standard = standard_vat_rate(self.seller_country)
+        standard = standard_vat_rate(self.seller_country or DEFAULT_SELLER_COUNTRY)
         if standard is not None and line.tax_rate < standard:
             return TaxTreatment.REDUCED
         return TaxTreatment.STANDARD
@@ -426,11 +492,11 @@ class Document(_Record):
 class TargetRef(_Record):
     """Where a document landed in the target."""
 
-    target_id: str
-    number: str | None = None
-    kind: str = "document"
-    payment_pending: bool = False
-    """The document was written but its payment could not be booked yet (e.g. a draft)."""
+    target_id: str = Field(description="the document's id in the target")
+    number: str | None = Field(None, description="the document's number in the target")
+    kind: str = Field("document", description="the target's kind of object (voucher, invoice, ...)")
+    payment_pending: bool = Field(False, description="the document was written but its payment could not be "
+                                  "booked yet (e.g. a draft); the runner books it on a later run")
 
 
 def parse_decimal(value: Any, what: str) -> Decimal:

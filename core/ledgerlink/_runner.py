@@ -295,8 +295,8 @@ def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lin
 
 def fingerprint(document: Document) -> dict[str, Any]:
     """What counts as the document's content for 'changed after transfer'."""
-    data = document.model_dump(mode="json", exclude={"payments", "raw_status", "extra", "payment_date"})
-    data["cancelled"] = bool(document.extra.get("cancelled"))
+    data = document.model_dump(mode="json", exclude={"payments", "source_status", "extra", "payment_date",
+                                                      "cursor", "skip_reason"})
     data["total_gross"] = str(document.total_gross)
     return data
 
@@ -486,7 +486,7 @@ class PipelineRunner:
 
     # -- one document ------------------------------------------------------------------
     def process(self, item: Document | BrokenDocument, *, dry_run: bool, update_cursor: bool = True) -> Outcome | None:
-        cursor_value = item.cursor if isinstance(item, BrokenDocument) else item.extra.get("cursor")
+        cursor_value = item.cursor
         cursor = (self.pipeline.name, str(cursor_value)) if (update_cursor and cursor_value) else None
         row = self.ledger.document(self.pipeline.name, item.source_ref)
         if isinstance(item, BrokenDocument):
@@ -495,9 +495,12 @@ class PipelineRunner:
             state = "quarantined" if item.quarantine else "failed"
             return self._record(row, item.source_ref, item.number, state, item.reason, None, cursor, dry_run)
         document = item
-        if document.seller_country != self.pipeline.seller_country:
-            # The pipeline knows who sells; sources do not.
-            document = document.model_copy(update={"seller_country": self.pipeline.seller_country})
+        seller_problem = None
+        if document.seller_country is None:
+            document = document.model_copy(update={"seller_country": self.pipeline.seller_country or "DE"})
+        elif self.pipeline.seller_country and document.seller_country != self.pipeline.seller_country:
+            seller_problem = (f"the source states seller country {document.seller_country}, the pipeline's "
+                              f"seller_country is {self.pipeline.seller_country}; correct one of them")
         if row is not None and row.state == "pending":
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
@@ -517,6 +520,8 @@ class PipelineRunner:
             return self._record(row, document.source_ref, document.number, "skipped", reason, document, cursor, dry_run)
         try:
             problems = document.consistency_problems()
+            if seller_problem:
+                problems.insert(0, seller_problem)
             if problems:
                 raise QuarantineError("; ".join(problems))
             plan = self.plan(document, dry_run=dry_run)
@@ -532,9 +537,10 @@ class PipelineRunner:
         return self._push(row, document, plan, cursor)
 
     def _skip_reason(self, document: Document) -> str | None:
-        reason = document.extra.get("skip_reason")
-        if reason:
-            return str(reason)
+        if document.skip_reason:
+            return document.skip_reason
+        if document.cancelled:
+            return "cancelled in the source"
         if not document.finalized:
             return "not finalized in the source"
         start = self.pipeline.start_date

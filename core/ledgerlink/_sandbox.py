@@ -274,6 +274,9 @@ class Sandbox:
     base_path: ClassVar[str] = ""
     """Where the API lives under the server root (e.g. "/api/v1")."""
     openapi_file: ClassVar[str | Path | None] = None
+    auth_headers: ClassVar[tuple[str, ...]] = ("authorization",)
+    """The request headers that carry the vendor's credentials (lower case); the
+    sandbox's rate limiting tells callers apart by them."""
 
     def __init__(
         self,
@@ -313,9 +316,33 @@ class Sandbox:
         raise NotImplementedError(f"the {self.name} sandbox takes no seed")
 
     def credential(self, request: Request) -> str:
-        """The caller's identity for rate limiting (default: the auth headers)."""
-        parts = [request.headers.get(h, "") for h in ("authorization", "x-billbee-api-key", "x-access-token")]
+        """The caller's identity for rate limiting (default: the ``auth_headers``)."""
+        parts = [request.headers.get(h, "") for h in self.auth_headers]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    # -- what demos and `ledgerlink sandbox serve` ask for ------------------------------
+    @classmethod
+    def demo_seed(cls) -> Any:
+        """Seed data for a demo, in the vendor's own format (None: starts empty)."""
+        return None
+
+    @classmethod
+    def demo_rules(cls) -> list[dict[str, Any]]:
+        """Booking rules (``[[pipelines.rules]]`` tables) a demo pipeline into this
+        sandbox uses; a target's accounts are the operator's choice, so a demo says them."""
+        return []
+
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The ``[connections.NAME]`` settings that reach this sandbox at ``server_url``
+        (the server root, without ``base_path``), and the environment variables the
+        settings' secrets name (``"${VAR}"``) with the sandbox's demo credentials."""
+        raise NotImplementedError(f"the {self.name or type(self).__name__} sandbox offers no demo connection")
+
+    def describe(self) -> str:
+        """One line on what the sandbox holds now (the demo prints it)."""
+        counts = {k: len(v) for k, v in self.state.items() if isinstance(v, dict | list) and not k.startswith("_")}
+        held = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"
+        return f"{self.vendor or self.name} sandbox holds {held}"
 
     def error_response(self, status: int, message: str) -> Response:
         """An error in the vendor's own shape."""

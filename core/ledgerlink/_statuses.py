@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from ._connectors import MappedStatus, Status, StatusMapper
-from ._plugins import hookimpl
+from ._hookspecs import hookimpl
 
 _REMINDER = re.compile(r"^reminder[ _-]?(\d+)$")
 

@@ -1,9 +1,9 @@
 """Immediate transfer: an HTTP endpoint for a source's webhooks (``ledgerlink serve``).
 
 The callback path carries a random secret (``/webhooks/<secret>``); anything else
-is 404. A webhook payload is only a pointer: the source connector's
-``webhook_resource(payload)`` checks that it points at the configured account and
-says what it is (``("invoice", id)`` or ``("membership", id)``); the endpoint
+is 404. A webhook payload is only a pointer: the source (a :class:`WebhookSource`)
+checks in ``webhook_resource(payload)`` that it points at the configured account and
+says what it is (a document or a customer, with its id); the endpoint
 answers 202 at once and a worker thread re-fetches the resource with the
 connection's own token and runs it through the same engine as ``run``.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import PipelineConfig
+from ._connectors import WebhookResource, WebhookSource
 from ._errors import LedgerlinkError
 from ._runner import PipelineRunner, Reporter, Runtime
 
@@ -39,13 +40,13 @@ class WebhookWorker:
     def __init__(self, runtime: Runtime, pipeline: PipelineConfig) -> None:
         self.runtime = runtime
         self.pipeline = pipeline
-        self.queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self.queue: queue.Queue[WebhookResource | None] = queue.Queue()
         self.done: list[dict[str, Any]] = []
         self._thread = threading.Thread(target=self._loop, daemon=True, name="webhook-worker")
         self._thread.start()
 
-    def submit(self, kind: str, ident: str) -> None:
-        self.queue.put((kind, ident))
+    def submit(self, resource: WebhookResource) -> None:
+        self.queue.put(resource)
 
     def stop(self) -> None:
         self.queue.put(None)
@@ -56,7 +57,7 @@ class WebhookWorker:
             item = self.queue.get()
             if item is None:
                 return
-            kind, ident = item
+            kind, ident = item.kind, item.id
             try:
                 self.done.append(self.handle(kind, ident))
             except LedgerlinkError as exc:
@@ -68,8 +69,10 @@ class WebhookWorker:
 
     def handle(self, kind: str, ident: str) -> dict[str, Any]:
         runner = PipelineRunner(self.runtime, self.pipeline)
+        source = runner.source
+        assert isinstance(source, WebhookSource)
         try:
-            if kind == "invoice":
+            if kind == "document":
                 document = runner.source.document(ident)
                 if document is None:
                     return {"kind": kind, "id": ident, "state": "not found in the source"}
@@ -77,17 +80,17 @@ class WebhookWorker:
                                     sync_members=False)
                 outcome = result.outcomes[0] if result.outcomes else None
                 self.runtime.reporter.message(
-                    f"webhook invoice {ident}: {outcome.state if outcome else 'unchanged'}"
+                    f"webhook document {ident}: {outcome.state if outcome else 'unchanged'}"
                     f"{': ' + outcome.reason if outcome and outcome.reason else ''}")
                 return {"kind": kind, "id": ident, "state": outcome.state if outcome else "unchanged"}
-            if kind == "membership":
-                customer = runner.source.customer(ident)  # type: ignore[attr-defined]
-                if customer is None or ("confirmed_at" in customer.extra and not customer.extra["confirmed_at"]):
-                    return {"kind": kind, "id": ident, "state": "not a confirmed member"}
+            if kind == "customer":
+                customer = source.customer(ident)
+                if customer is None:
+                    return {"kind": kind, "id": ident, "state": "not a customer to sync"}
                 if not (self.pipeline.sync_members or self.pipeline.create_contacts):
                     return {"kind": kind, "id": ident, "state": "contact creation is off"}
                 contact, decision = runner.contact_for(customer, dry_run=False)
-                self.runtime.reporter.message(f"webhook membership {ident}: {decision}")
+                self.runtime.reporter.message(f"webhook customer {ident}: {decision}")
                 return {"kind": kind, "id": ident, "state": decision}
             return {"kind": kind, "id": ident, "state": "ignored"}
         finally:
@@ -102,7 +105,8 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str) -> tuple[A
 
     worker = WebhookWorker(runtime, pipeline)
     source = runtime.source(pipeline.source)
-    if not hasattr(source, "webhook_resource"):
+    if not isinstance(source, WebhookSource):
+        source.close()
         raise LedgerlinkError(f"the source {pipeline.source!r} does not take webhooks")
 
     async def receive(request: Request) -> JSONResponse:
@@ -118,8 +122,8 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str) -> tuple[A
             return JSONResponse({"error": str(exc)}, status_code=400)
         if resource is None:
             return JSONResponse({"ignored": True}, status_code=202)
-        worker.submit(*resource)
-        return JSONResponse({"queued": {"kind": resource[0], "id": resource[1]}}, status_code=202)
+        worker.submit(resource)
+        return JSONResponse({"queued": {"kind": resource.kind, "id": resource.id}}, status_code=202)
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": len(worker.done)})

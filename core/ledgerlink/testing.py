@@ -27,242 +27,30 @@ or automatically once ledgerlink is installed).
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import SecretStr
 
 from ._config import Config, parse_config
-from ._connectors import BrokenDocument, Plan, Settings, Source, Target
-from ._errors import ConnectionError_, NotSupported, OutcomeUnknown, TransientError
+from ._connectors import Source
+from ._errors import NotSupported, OutcomeUnknown, TransientError
+from ._fakes import (
+    FakeSource,
+    FakeTarget,
+    fake_plugin,
+    fake_store,
+    reset_fake_stores,
+    sample_document,
+)
+from ._http import make_http_client
 from ._ledger import Ledger
-from ._plugins import PluginManager, hookimpl
-from ._records import Address, Contact, Customer, Document, Line, LineKind, Payment, TargetRef
+from ._plugins import PluginManager
+from ._records import Document
 from ._runner import PipelineRunner, Reporter, RunResult, Runtime, SimulatedCrash
-
-# -- fakes ----------------------------------------------------------------------
-_STORES: dict[str, dict[str, Any]] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def fake_store(name: str) -> dict[str, Any]:
-    with _STORES_LOCK:
-        return _STORES.setdefault(name, {"documents": {}, "customers": {}, "contacts": {}, "pushed": {},
-                                         "payments": [], "writes": [], "statuses": {}, "source_statuses": {}})
-
-
-def reset_fake_stores() -> None:
-    with _STORES_LOCK:
-        _STORES.clear()
-
-
-class FakeSourceSettings(Settings):
-    store: str = "default"
-    token: SecretStr | None = None
-    file: str | None = None
-    """A JSON file with {"documents": [...], "customers": [...]} (canonical records)."""
-
-
-class FakeSource(Source):
-    """Documents and customers from memory (``fake_store(store)``) or a JSON file."""
-
-    Settings = FakeSourceSettings
-    supports_write_customer_number = True
-    supports_write_status = True
-    status_mapper = "identity"
-
-    def _data(self) -> dict[str, Any]:
-        store = fake_store(self.settings.store)
-        if self.settings.file:
-            data = json.loads(Path(self.settings.file).read_text(encoding="utf-8"))
-            for raw in data.get("documents", []):
-                store["documents"].setdefault(raw["source_ref"], raw)
-            for raw in data.get("customers", []):
-                store["customers"].setdefault(raw["source_id"], raw)
-        return store
-
-    def check(self) -> str:
-        if self.settings.token and self.settings.token.get_secret_value() == "wrong":
-            raise ConnectionError_("the fake source rejected the token", connection=self.context.connection)
-        return f"fake source {self.settings.store!r}: {len(self._data()['documents'])} documents"
-
-    def documents(self, since: str | None) -> Iterator[Document | BrokenDocument]:  # type: ignore[override]
-        items = sorted(self._data()["documents"].items(), key=lambda kv: str(_cursor_of(kv[1])))
-        for ref, raw in items:
-            cursor = _cursor_of(raw)
-            if since is not None and cursor <= since:
-                continue
-            yield _to_document(ref, raw, cursor)
-
-    def document(self, source_ref: str) -> Document | None:
-        raw = self._data()["documents"].get(source_ref)
-        if raw is None:
-            return None
-        result = _to_document(source_ref, raw, _cursor_of(raw))
-        return result if isinstance(result, Document) else None
-
-    def customers(self) -> Iterator[Customer]:
-        for raw in self._data()["customers"].values():
-            yield raw if isinstance(raw, Customer) else Customer.model_validate(raw)
-
-    def write_customer_number(self, customer: Customer, number: str) -> None:
-        store = self._data()
-        store["writes"].append(("customer_number", customer.source_id, number))
-        raw = store["customers"].get(customer.source_id)
-        if isinstance(raw, Customer):
-            raw.customer_number = number
-        elif isinstance(raw, dict):
-            raw["customer_number"] = number
-
-    def write_status(self, source_ref: str, status: Any, wording: str) -> None:
-        self._data()["source_statuses"][source_ref] = wording
-
-
-def _cursor_of(raw: Any) -> str:
-    if isinstance(raw, Document):
-        return str(raw.extra.get("cursor") or raw.source_ref)
-    return str(raw.get("extra", {}).get("cursor") or raw.get("source_ref"))
-
-
-def _to_document(ref: str, raw: Any, cursor: str) -> Document | BrokenDocument:
-    if isinstance(raw, Document):
-        doc = raw.model_copy(deep=True)
-        doc.extra.setdefault("cursor", cursor)
-        return doc
-    try:
-        doc = Document.model_validate(raw)
-    except Exception as exc:  # the fake source reports broken records like a real one
-        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first["loc"])
-        return BrokenDocument(ref, f"the source record is invalid: {where}: {first['msg']}", cursor=cursor)
-    doc.extra.setdefault("cursor", cursor)
-    return doc
-
-
-class FakeTargetSettings(Settings):
-    store: str = "default"
-    token: SecretStr | None = None
-
-
-class FakeTarget(Target):
-    """A target in memory. ``fake_store(store)["fail"]`` may hold exceptions to raise on the next pushes
-    (``("after", exc)``: the document is stored, then ``exc`` raised, as a lost answer)."""
-
-    Settings = FakeTargetSettings
-    status_mapper = "identity"
-
-    @property
-    def store(self) -> dict[str, Any]:
-        return fake_store(self.settings.store)
-
-    def check(self) -> str:
-        if self.settings.token and self.settings.token.get_secret_value() == "wrong":
-            raise ConnectionError_("the fake target rejected the token", connection=self.context.connection)
-        return f"fake target {self.settings.store!r}"
-
-    def contacts(self) -> Iterator[Contact]:
-        yield from list(self.store["contacts"].values())
-
-    def find_contact(self, key: str) -> Contact | None:
-        for contact in self.store["contacts"].values():
-            if contact.extra.get("key") == key:
-                return contact  # type: ignore[no-any-return]
-        return None
-
-    def create_contact(self, customer: Customer, key: str) -> Contact:
-        number = str(10000 + len(self.store["contacts"]) + 1)
-        contact = Contact(target_id=f"c{number}", customer_number=number, first_name=customer.first_name,
-                          last_name=customer.last_name, company=customer.company, email=customer.email,
-                          extra={"key": key})
-        self.store["contacts"][contact.target_id] = contact
-        return contact
-
-    def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
-        item = self.store["pushed"].get(source_ref)
-        return None if item is None else TargetRef(target_id=item["id"], number=item["number"])
-
-    def push(self, document: Document, plan: Plan) -> TargetRef:
-        failures = self.store.setdefault("fail", [])
-        if failures:
-            failure = failures.pop(0)
-            if isinstance(failure, tuple) and failure[0] == "after":
-                self._store_document(document, plan)
-                raise failure[1]
-            raise failure
-        return self._store_document(document, plan)
-
-    def _store_document(self, document: Document, plan: Plan) -> TargetRef:
-        ident = f"d{len(self.store['writes']) + 1}"
-        self.store["writes"].append(("push", document.source_ref, ident))
-        self.store["pushed"][document.source_ref] = {
-            "id": ident, "number": document.number, "gross": str(document.total_gross),
-            "contact": plan.contact.target_id if plan.contact else None, "tags": list(plan.tags),
-            "accounts": [pl.account for pl in plan.lines], "document_date": plan.document_date.isoformat(),
-            "due_date": plan.due_date.isoformat() if plan.due_date else None, "paid": plan.mark_paid,
-        }
-        return TargetRef(target_id=ident, number=document.number)
-
-    def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        """Records the call in ``store["completed"]``; ``store["fail_complete"]`` is raised once."""
-        failure = self.store.pop("fail_complete", None)
-        if failure is not None:
-            raise failure
-        self.store.setdefault("completed", []).append((ref.target_id, list(plan.tags)))
-
-    def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        self.store["payments"].append((ref.target_id, str(document.paid_amount)))
-
-    def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
-        for ref in refs:
-            yield ref, self.store["statuses"].get(ref.target_id, "open")
-
-
-class _FakePlugin:
-    distribution = "ledgerlink (testing)"
-
-    @staticmethod
-    @hookimpl
-    def ledgerlink_register_sources(register: Callable[..., None]) -> None:
-        register("fake-source", FakeSource)
-
-    @staticmethod
-    @hookimpl
-    def ledgerlink_register_targets(register: Callable[..., None]) -> None:
-        register("fake-target", FakeTarget)
-
-
-fake_plugin = _FakePlugin()
-
-
-def sample_document(n: int = 1, *, customer: str = "cust-1", gross: str = "119.00", rate: str = "19",
-                    shipping: str | None = "4.90", country: str = "DE", paid: bool = False,
-                    day: date = date(2026, 3, 2)) -> Document:
-    """A realistic shop order: goods (and shipping) at the German rate, gross prices."""
-    lines = [Line(description=f"Article {n}", quantity=Decimal(1), total=Decimal(gross), tax_rate=Decimal(rate),
-                  kind=LineKind.GOODS, sku=f"SKU-{n}")]
-    if shipping:
-        lines.append(Line(description="Shipping", quantity=Decimal(1), total=Decimal(shipping),
-                          tax_rate=Decimal(rate), kind=LineKind.SHIPPING))
-    doc = Document(
-        source_ref=f"order-{n}", number=f"RE-{1000 + n}", currency="EUR", invoice_date=day, order_date=day,
-        customer=Customer(source_id=customer, first_name="Erika", last_name=f"Mustermann{customer[-1]}",
-                          email=f"{customer}@example.com",
-                          address=Address(street="Hauptstr. 1", zip="10115", city="Berlin", country=country)),
-        lines=lines,
-        extra={"cursor": f"2026-03-02T10:{n // 60:02d}:{n % 60:02d}"},
-    )
-    if paid:
-        doc.payments = [Payment(amount=doc.total_gross, date=day, method="paypal")]
-        doc.payment_date = day
-    return doc
 
 
 # -- runtime helpers ----------------------------------------------------------------------
@@ -516,8 +304,8 @@ class SourceContract:
         sandbox = self.make_sandbox()
         source = self._source(sandbox, tmp_path, monkeypatch)
         items = list(source.documents(None))
-        cursors = [i.extra.get("cursor") if isinstance(i, Document) else i.cursor for i in items]
-        assert all(cursors), "every document must carry extra['cursor']"
+        cursors = [i.cursor for i in items]
+        assert all(cursors), "every document must carry Document.cursor"
         middle = len(items) // 2
         resumed = {i.source_ref for i in source.documents(str(cursors[middle]))}
         after = {i.source_ref for i in items[middle + 1:]}
@@ -534,12 +322,11 @@ class SourceContract:
         assert again is not None and again.total_gross == first.total_gross
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault("LEDGERLINK_FAKE_PLUGINS", "1")
-
-
 __all__ = [
     "CRASH_POINTS",
+    "PluginManager",
+    "make_http_client",
+    "plugin_manager",
     "CliResult",
     "CollectingReporter",
     "FakeSource",

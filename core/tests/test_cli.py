@@ -111,7 +111,7 @@ def test_help_lists_every_command() -> None:
 
 def test_backfill_by_id_leaves_the_cursor_alone(cfg: str, tmp_path: Path) -> None:
     old = sample_document(1)
-    old.extra["cursor"] = "2020-01-01T00:00:00"
+    old.cursor = "2020-01-01T00:00:00"
     fake_store("shop")["documents"]["order-1"] = old
     result = invoke_cli(["-c", cfg, "backfill", "-p", "p", "--id", "order-1", "--id", "order-404", "--json"])
     assert result.exit_code == 1  # order-404 does not exist

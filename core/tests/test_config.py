@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from ledgerlink import hookimpl
 from ledgerlink._config import (
     Config,
     PipelineConfig,
@@ -32,7 +33,7 @@ from ledgerlink._config import (
 from ledgerlink._connectors import Settings
 from ledgerlink._errors import ConfigError
 from ledgerlink._http import redact
-from ledgerlink._plugins import PluginManager, hookimpl
+from ledgerlink._plugins import PluginManager
 from ledgerlink.testing import fake_plugin
 from pydantic import Field, SecretStr
 
@@ -367,7 +368,7 @@ def test_pipeline_defaults(config_dir: Path, registry: Any) -> None:
     assert pipeline.tags == ["Import"]
     assert pipeline.cost_centre is None
     assert pipeline.start_date is None
-    assert pipeline.seller_country == "DE"
+    assert pipeline.seller_country is None  # the documents' own, else DE
     assert pipeline.oss is False and pipeline.small_business is False and pipeline.sync_members is False
     assert pipeline.require_rules is None
     assert pipeline.rules == []

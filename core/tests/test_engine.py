@@ -177,7 +177,7 @@ def test_filtered_documents_are_recorded_as_skipped_with_reason(tmp_path: Path) 
     early = sample_document(1)
     early.invoice_date = early.order_date = early.invoice_date.replace(year=2025)
     marked = sample_document(2)
-    marked.extra["skip_reason"] = "order state 'Storniert' is not selected"
+    marked.skip_reason = "order state 'Storniert' is not selected"
     seed(early, marked, sample_document(3))
     runtime = make_runtime(config(start_date="2026-01-01"), tmp_path)
     run_pipeline(runtime)
@@ -238,7 +238,7 @@ def test_change_after_transfer_is_flagged_not_overwritten(tmp_path: Path) -> Non
     run_pipeline(runtime)
     changed = sample_document(1)
     changed.lines.append(Line(description="Gift wrap", total=Decimal("2.50"), tax_rate=Decimal(19), kind=LineKind.FEE))
-    changed.extra["cursor"] = "2026-03-03T00:00:00"
+    changed.cursor = "2026-03-03T00:00:00"
     seed(changed)
     result = run_pipeline(runtime)
     assert [o.state for o in result.outcomes] == ["changed"]
@@ -252,10 +252,10 @@ def test_payment_after_transfer_is_booked_once(tmp_path: Path) -> None:
     runtime = make_runtime(config(payment_reconciliation="source"), tmp_path)
     run_pipeline(runtime)
     paid = sample_document(1, paid=True)
-    paid.extra["cursor"] = "2026-03-04T00:00:00"
+    paid.cursor = "2026-03-04T00:00:00"
     seed(paid)
     run_pipeline(runtime)
-    paid.extra["cursor"] = "2026-03-05T00:00:00"
+    paid.cursor = "2026-03-05T00:00:00"
     run_pipeline(runtime)
     assert fake_store("t")["payments"] == [(fake_store("t")["pushed"]["order-1"]["id"], "123.90")]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from ledgerlink._sandbox import SANDBOX_PREFIX, Sandbox
+from ledgerlink import SANDBOX_PREFIX, Sandbox
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from ledgerlink import Address, ConnectorContext, Customer, Document, Line, Plan, PlannedLine
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_bilendo.sandbox import DEMO_TOKEN, BilendoSandbox
 from ledgerlink_bilendo.target import BilendoTarget
 

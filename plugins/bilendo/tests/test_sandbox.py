@@ -9,8 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from bilendo_helpers import advance, customer, invoice, make_target, plan_for
-from ledgerlink import ConnectionError_, MappedStatus, Status, VendorRejected
-from ledgerlink._sandbox import SandboxServer
+from ledgerlink import ConnectionError_, MappedStatus, SandboxServer, Status, VendorRejected
 from ledgerlink_bilendo.sandbox import DEMO_TOKEN, TOKEN_ENV, BilendoSandbox
 from ledgerlink_bilendo.statuses import BilendoGermanStatusMapper, BilendoStatusMapper
 

@@ -104,7 +104,7 @@ def test_raw_status_keeps_the_reminder_stage_when_bilendo_reports_it_apart() -> 
 
 
 def test_mappers_are_registered_through_the_hook() -> None:
-    from ledgerlink._plugins import PluginManager
+    from ledgerlink.testing import PluginManager
 
     registry = PluginManager().registry
     assert registry.get("status_mapper", "bilendo").factory is BilendoStatusMapper

@@ -46,7 +46,6 @@ class MappingError(ValueError):
 @dataclass(frozen=True)
 class MappingOptions:
     tz: tzinfo
-    seller_country: str = "DE"
     shipping_tax: ShippingTax = "highest"
     customer_numbers: bool = False
 
@@ -450,9 +449,8 @@ def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
         lines=lines,
         payments=payments,
         stated_total=total,
-        seller_country=options.seller_country,
         shop=shop_name(order),
-        raw_status=state_name(state),
+        source_status=state_name(state),
         treatment_hint=VAT_MODES[vat_mode],
         extra={
             "billbee_order_id": int(ref),

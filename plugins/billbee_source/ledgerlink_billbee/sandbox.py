@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledgerlink._sandbox import Faults, OpenAPIValidator, Sandbox
+from ledgerlink import Faults, OpenAPIValidator, Sandbox
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -102,6 +102,7 @@ class BillbeeSandbox(Sandbox):
     vendor = "Billbee"
     base_path = "/api/v1"
     openapi_file = SPEC_PATH
+    auth_headers = ("authorization", "x-billbee-api-key")
 
     per_endpoint = 2
     per_user = 10
@@ -135,8 +136,8 @@ class BillbeeSandbox(Sandbox):
     def initial_state(self) -> dict[str, Any]:
         return {"orders": {}, "customers": {}, "shops": {}}
 
-    @staticmethod
-    def demo_seed() -> Any:
+    @classmethod
+    def demo_seed(cls) -> Any:
         """The demo data: a ``GET /api/v1/orders`` answer with about 50 orders."""
         text = resources.files("ledgerlink_billbee").joinpath("data/demo_orders.json").read_text("utf-8")
         return json.loads(text, parse_float=Decimal)

@@ -3,7 +3,7 @@
 Reads ``GET /api/v1/orders`` incrementally by modification time (``modifiedAtMin``)
 for the selected shops, and decides at transfer time, from the state each order
 is in *now*, whether it is transferred. Orders that are not transferred are
-still yielded, marked with ``extra["skip_reason"]``, so the ledger shows why.
+still yielded, marked with ``Document.skip_reason``, so the ledger shows why.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ class BillbeeSettings(Settings):
     )
     start_date: date = Field(description="orders dated before it are never transferred")
     timezone: str = Field("Europe/Berlin", description="time zone of Billbee's dates")
-    seller_country: str = Field("DE", min_length=2, max_length=2)
     shipping_tax: ShippingTax = "highest"
     use_billbee_customer_numbers: bool = False
     page_size: int = Field(250, ge=1, le=250)
@@ -102,11 +101,6 @@ class BillbeeSettings(Settings):
             if value <= 0:
                 raise ValueError(f"shop id {value} is not a Billbee shop id")
         return values
-
-    @field_validator("seller_country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return value.upper()
 
 
 def loads_decimal(response: httpx.Response, client: HttpClient) -> Any:
@@ -153,7 +147,6 @@ class BillbeeSource(Source):
         self.tz = ZoneInfo(settings.timezone)
         self.options = MappingOptions(
             tz=self.tz,
-            seller_country=settings.seller_country,
             shipping_tax=settings.shipping_tax,
             customer_numbers=settings.use_billbee_customer_numbers,
         )
@@ -414,14 +407,15 @@ class BillbeeSource(Source):
                 source_ref=ref,
                 customer=Customer(source_id=f"order:{ref}"),
                 lines=[Line(description="(not mapped: order skipped)", total=Decimal(0), tax_rate=Decimal(0))],
-                raw_status=state_name(order.get("State")),
+                source_status=state_name(order.get("State")),
                 extra={"billbee_order_id": int(ref), "mapping_problem": str(exc)},
             )
+        update: dict[str, Any] = {}
         if reason is not None:
-            document.extra["skip_reason"] = reason
+            update["skip_reason"] = reason
         if cursor is not None:
-            document.extra["cursor"] = cursor
-        return document
+            update["cursor"] = cursor
+        return document.model_copy(update=update) if update else document
 
 
 def _plain(value: Any) -> Any:

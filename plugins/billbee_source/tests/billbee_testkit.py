@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerlink import ConnectorContext
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_billbee.sandbox import DEMO_API_KEY, DEMO_API_PASSWORD, BillbeeSandbox
 from ledgerlink_billbee.source import BillbeeSource
 

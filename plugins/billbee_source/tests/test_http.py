@@ -121,7 +121,7 @@ def test_same_order_within_and_across_pages_is_one_document_in_modification_orde
     ])
     docs = list(make_source(base_settings()).documents(None))
     assert [d.source_ref for d in docs] == ["3", "5", "7"]
-    assert [d.extra["cursor"] for d in docs] == [
+    assert [d.cursor for d in docs] == [
         "2025-01-09T09:00:00+01:00", "2025-01-11T09:00:00+01:00", "2025-01-12T08:00:00.500000+01:00"]
 
 

@@ -41,7 +41,7 @@ def test_sdk_orders_fixture_maps_to_the_cent() -> None:
     assert doc.source_ref == "100000186018330"
     assert (doc.order_date, doc.invoice_date, doc.payment_date) == (
         date(2022, 7, 22), date(2022, 7, 22), date(2022, 8, 10))
-    assert doc.currency == "EUR" and doc.shop == "test" and doc.raw_status == "ordered"
+    assert doc.currency == "EUR" and doc.shop == "test" and doc.source_status == "ordered"
     assert doc.treatment_hint == TaxTreatment.STANDARD
     assert [(p.amount, p.date, p.method, p.reference) for p in doc.payments] == [
         (Decimal("162.0"), date(2022, 8, 17), "bank transfer", "txid")]

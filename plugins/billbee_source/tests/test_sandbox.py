@@ -9,8 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from billbee_testkit import base_settings, demo_pair, make_source
-from ledgerlink import Customer, Document, NotSupported, TaxTreatment
-from ledgerlink._sandbox import SandboxServer
+from ledgerlink import Customer, Document, NotSupported, SandboxServer, TaxTreatment
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_billbee.source import BillbeeSettings
 
@@ -26,9 +25,9 @@ def test_demo_data_gives_the_documented_outcome(demo) -> None:  # type: ignore[n
     docs = list(source.documents(None))
     assert all(isinstance(d, Document) for d in docs)
     assert len(sandbox.state["orders"]) == 50 and len(docs) == 49  # the Amazon order is filtered by shopId
-    skipped = Counter(d.extra["skip_reason"] for d in docs if "skip_reason" in d.extra)
+    skipped = Counter(d.skip_reason for d in docs if d.skip_reason)
     assert skipped == SKIPS
-    transfer = [d for d in docs if "skip_reason" not in d.extra]
+    transfer = [d for d in docs if not d.skip_reason]
     assert len(transfer) == 46
     assert all(d.consistency_problems() == [] for d in docs)
     assert sum((d.total_gross for d in transfer), Decimal(0)) == Decimal("5958.30")
@@ -39,7 +38,7 @@ def test_demo_data_gives_the_documented_outcome(demo) -> None:  # type: ignore[n
     assert hints == {TaxTreatment.STANDARD: 35, TaxTreatment.INTRA_EU_SUPPLY: 6, TaxTreatment.EXPORT: 5}
     assert sum(1 for d in transfer if d.is_paid) == 39
     assert len({d.customer.source_id for d in transfer}) == 18
-    cursors = [d.extra["cursor"] for d in docs]
+    cursors = [d.cursor for d in docs]
     assert cursors == sorted(cursors)  # modification order
     late = next(d for d in docs if d.number == "RE-2025-1011")
     assert late.invoice_date is not None and late.invoice_date.isoformat() == "2025-01-31"
@@ -89,11 +88,11 @@ def test_orders_shifting_between_pages_are_yielded_once() -> None:
 def test_state_decides_at_transfer_time_and_the_cursor_resumes(demo) -> None:  # type: ignore[no-untyped-def]
     sandbox, source = demo
     docs = list(source.documents(None))
-    confirmed = next(d for d in docs if d.extra.get("skip_reason") == "order state confirmed not selected")
-    cursor = max(d.extra["cursor"] for d in docs)
+    confirmed = next(d for d in docs if d.skip_reason == "order state confirmed not selected")
+    cursor = max(d.cursor for d in docs)
     # Only what lies in the 10-minute overlap comes again (the engine dedupes it).
     (overlap,) = source.documents(cursor)
-    assert overlap.extra["cursor"] == cursor
+    assert overlap.cursor == cursor
     put = httpx.Client(transport=sandbox.transport(), base_url="http://billbee.test/api/v1",
                        headers={"X-Billbee-Api-Key": sandbox.api_key}, auth=(sandbox.username, sandbox.api_password))
     answer = put.put(f"orders/{confirmed.source_ref}/orderstate", json={"NewStateId": 3})
@@ -101,7 +100,7 @@ def test_state_decides_at_transfer_time_and_the_cursor_resumes(demo) -> None:  #
     overlap_again, again = source.documents(cursor)
     assert overlap_again.source_ref == overlap.source_ref
     assert again.source_ref == confirmed.source_ref and "skip_reason" not in again.extra
-    assert again.raw_status == "paid"
+    assert again.source_status == "paid"
 
 
 def test_single_order_customers_and_dates(demo) -> None:  # type: ignore[no-untyped-def]
@@ -115,7 +114,7 @@ def test_single_order_customers_and_dates(demo) -> None:  # type: ignore[no-unty
     from datetime import date
     between = list(source.documents_between(date(2025, 1, 1), date(2025, 1, 31)))
     assert between and all(d.order_date and date(2025, 1, 1) <= d.order_date <= date(2025, 1, 31) for d in between)
-    assert all("cursor" not in d.extra for d in between)
+    assert all(d.cursor is None for d in between)
 
 
 def test_customer_number_is_written_back(demo) -> None:  # type: ignore[no-untyped-def]

@@ -42,10 +42,10 @@ from ledgerlink import (
     TargetRef,
     TransientError,
     VendorRejected,
+    default_error_message,
     key_id,
     money,
 )
-from ledgerlink._http import default_error_message
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 log = logging.getLogger("ledgerlink.billy")

@@ -19,8 +19,7 @@ from ledgerlink import (
     Plan,
     PlannedLine,
 )
-from ledgerlink._http import make_http_client
-from ledgerlink.testing import closing_factory
+from ledgerlink.testing import closing_factory, make_http_client
 from ledgerlink_billy.connector import BillyTarget
 from ledgerlink_billy.sandbox import DEMO_TOKEN, BillySandbox
 

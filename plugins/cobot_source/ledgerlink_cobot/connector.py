@@ -32,9 +32,10 @@ from ledgerlink import (
     QuarantineError,
     RateLimit,
     Settings,
-    Source,
     TransientError,
     VendorRejected,
+    WebhookResource,
+    WebhookSource,
     key_id,
 )
 from pydantic import Field, SecretStr, field_validator
@@ -65,7 +66,7 @@ EVENTS = frozenset({
     "deleted_invoice", "requested_e_invoice",
 })
 #: What a webhook URL's resource segment means to ledgerlink.
-RESOURCES = {"memberships": "membership", "invoices": "invoice"}
+RESOURCES: dict[str, Literal["customer", "document"]] = {"memberships": "customer", "invoices": "document"}
 
 
 class CobotSettings(Settings):
@@ -80,7 +81,6 @@ class CobotSettings(Settings):
     page_size: int = Field(200, ge=1, le=200, description="API 2 page[size] (Cobot: max 200)")
     requests_per_minute: float = Field(60, gt=0, description="per-token limit kept for API 2 and API 1 (Cobot: 60)")
     memberships_requests_per_minute: float = Field(6, gt=0, description="GET /api/memberships limit (Cobot: 6)")
-    seller_country: str = Field("DE", min_length=2, max_length=2, description="used when an invoice's senderAddress has no countryCode")
     line_kind: Literal["service", "goods"] = Field("service", description="kind of every invoice line")
 
     @field_validator("subdomain")
@@ -103,11 +103,6 @@ class CobotSettings(Settings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value
-
-    @field_validator("seller_country")
-    @classmethod
-    def _country(cls, value: str) -> str:
-        return value.upper()
 
     @property
     def api1_url(self) -> str:
@@ -160,7 +155,7 @@ def _scope_from(response: httpx.Response) -> str | None:
     return match.group(1) if match else "(not named by Cobot)"
 
 
-class CobotSource(Source):
+class CobotSource(WebhookSource):
     """Cobot (coworking management): confirmed members and their invoices."""
 
     Settings: ClassVar[type[CobotSettings]] = CobotSettings
@@ -357,7 +352,7 @@ class CobotSource(Source):
 
     def _map(self, resource: dict[str, Any]) -> Document | BrokenDocument:
         return document_from_invoice(
-            resource, seller_country=self.settings.seller_country, line_kind=self._line_kind()
+            resource, line_kind=self._line_kind()
         )
 
     def _belongs_here(self, resource: dict[str, Any]) -> bool:
@@ -392,7 +387,7 @@ class CobotSource(Source):
 
     def documents(self, since: str | None) -> Iterator[Document | BrokenDocument]:  # type: ignore[override]
         """Invoices dated from the cursor (minus ``overlap_days``) or ``start_date`` up
-        to tomorrow (UTC; the space's day may be ahead). ``extra["cursor"]`` is the
+        to tomorrow (UTC; the space's day may be ahead). ``Document.cursor`` is the
         invoice date (ISO); a stored cursor re-reads that day, which is safe because
         the engine deduplicates by id."""
         start = self.settings.start_date
@@ -465,9 +460,17 @@ class CobotSource(Source):
         out.sort(key=lambda c: (str(c.extra["confirmed_at"]), c.source_id))
         yield from out
 
-    def customer(self, membership_id: str) -> Customer | None:
-        """One membership, fetched with our own token (webhooks). None when Cobot does
-        not know it. Unconfirmed ones come back with ``extra["confirmed_at"] = None``."""
+    def customer(self, source_id: str) -> Customer | None:
+        """One confirmed membership, fetched with our own token (webhooks). None when
+        Cobot does not know it or it is not confirmed (not a customer to sync yet)."""
+        customer = self.membership(source_id)
+        if customer is None or not customer.extra.get("confirmed_at"):
+            return None
+        return customer
+
+    def membership(self, membership_id: str) -> Customer | None:
+        """One membership, fetched with our own token. None when Cobot does not know
+        it. Unconfirmed ones come back with ``extra["confirmed_at"] = None``."""
         if not ID.match(membership_id or ""):
             raise ValueError(f"{membership_id[:60]!r} is not a Cobot membership id")
         status, body = self._call(
@@ -509,8 +512,8 @@ class CobotSource(Source):
             )
 
     # -- webhooks --------------------------------------------------------------
-    def webhook_resource(self, payload: dict[str, Any]) -> tuple[str, str] | None:
-        """("membership", id) or ("invoice", id) from a Cobot webhook payload
+    def webhook_resource(self, payload: Any) -> WebhookResource | None:
+        """A customer (membership) or a document (invoice) from a Cobot webhook payload
         (``{"url": "https://<subdomain>.cobot.me/api/memberships/<id>"}``).
 
         Raises ValueError with the reason when the payload is not a Cobot payload or
@@ -553,7 +556,7 @@ class CobotSource(Source):
         kind, ident = parts
         if not ID.match(ident):
             raise ValueError(f"the webhook url {url[:100]!r} has an invalid id")
-        return RESOURCES[kind], ident
+        return WebhookResource(RESOURCES[kind], ident)
 
     def subscriptions(self) -> list[dict[str, Any]]:
         """The webhook subscriptions of this token's user and app (API 1)."""

@@ -229,7 +229,7 @@ def invoice_date_of(resource: dict[str, Any]) -> date | None:
 
 
 def document_from_invoice(
-    resource: dict[str, Any], *, seller_country: str = "DE", line_kind: LineKind = LineKind.SERVICE
+    resource: dict[str, Any], *, line_kind: LineKind = LineKind.SERVICE
 ) -> Document | BrokenDocument:
     """An API 2 invoice resource as a Document, or a BrokenDocument saying why not.
 
@@ -237,7 +237,7 @@ def document_from_invoice(
     ``tax_amount`` = the sum of ``totalAmount.taxes[].amount`` as stated,
     ``unit_price`` = ``amount.net``, ``booking_code`` = ``accountingCode``.
     An invoice with items lacking an accounting code is returned as a Document with
-    ``extra["skip_reason"]`` naming them.
+    ``skip_reason`` naming them.
     """
     inv_id = _text(resource.get("id")) if isinstance(resource, dict) else None
     if not inv_id:
@@ -249,7 +249,7 @@ def document_from_invoice(
     try:
         if attrs is None:
             raise MappingError("the invoice has no attributes")
-        return _document(inv_id, attrs, resource.get("relationships") or {}, seller_country, line_kind)
+        return _document(inv_id, attrs, resource.get("relationships") or {}, line_kind)
     except MappingError as exc:
         return BrokenDocument(
             source_ref=inv_id, reason=f"Cobot invoice {number or inv_id}: {exc}",
@@ -264,7 +264,7 @@ def document_from_invoice(
 
 
 def _document(
-    inv_id: str, attrs: dict[str, Any], rel: dict[str, Any], seller_country: str, line_kind: LineKind
+    inv_id: str, attrs: dict[str, Any], rel: dict[str, Any], line_kind: LineKind
 ) -> Document:
     invoice_date = parse_date(attrs.get("invoiceDate"), "invoiceDate")
     due = parse_date(attrs["dueDate"], "dueDate") if _text(attrs.get("dueDate")) else None
@@ -329,9 +329,8 @@ def _document(
     if paid_amount != 0:
         payments.append(Payment(amount=paid_amount, date=paid_date))
     sender = attrs.get("senderAddress") if isinstance(attrs.get("senderAddress"), dict) else {}
-    seller = _country(sender.get("countryCode")) or seller_country
+    seller = _country(sender.get("countryCode"))  # None: the pipeline's seller_country
     extra: dict[str, Any] = {
-        "cursor": invoice_date.isoformat(),
         "debitor_type": customer.extra.get("debitor_type"),
         "paid_status": _text(attrs.get("paidStatus")),
         "locked": attrs.get("canUpdate") is False,
@@ -343,8 +342,7 @@ def _document(
         extra["corrected_invoice"] = str(corrected["id"])
     if _text(attrs.get("invoiceText")):
         extra["invoice_text"] = _text(attrs.get("invoiceText"))
-    if missing_code:
-        extra["skip_reason"] = "lines without accounting code: " + ", ".join(missing_code)
+    skip_reason = ("lines without accounting code: " + ", ".join(missing_code)) if missing_code else None
     document = Document(
         source_ref=inv_id,
         number=_text(attrs.get("number")),
@@ -358,8 +356,10 @@ def _document(
         payments=payments,
         stated_total=total_gross,
         seller_country=seller,
-        raw_status=_text(attrs.get("paidStatus")),
+        source_status=_text(attrs.get("paidStatus")),
         finalized=True,
+        skip_reason=skip_reason,
+        cursor=invoice_date.isoformat(),
         extra=extra,
     )
     if money(total_net) != document.total_net:

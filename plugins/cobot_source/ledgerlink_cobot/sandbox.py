@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
-from ledgerlink._sandbox import Sandbox
+from ledgerlink import Sandbox
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route

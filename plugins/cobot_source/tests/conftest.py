@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from ledgerlink import ConnectorContext
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_cobot.connector import CobotSettings, CobotSource
 
 SPACE = "99da6cb66b5e6b39007690854fd66df9"

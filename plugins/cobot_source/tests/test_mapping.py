@@ -35,7 +35,7 @@ def test_invoice_lines_are_net_with_stated_tax_to_the_cent(seed):
     assert doc.customer.source_id == "a1b2c3d4e5f60718293a4b5c6d7e8f90"
     assert doc.customer.customer_number == "1001"
     assert doc.customer.company == "Acme GmbH" and doc.customer.country == "DE"
-    assert doc.extra["cursor"] == "2024-02-01"
+    assert doc.cursor == "2024-02-01"
     assert doc.extra["cost_centres"] == ["100", None]
     assert "skip_reason" not in doc.extra
 
@@ -54,7 +54,7 @@ def test_stated_tax_is_kept_even_when_rounding_differs(seed):
 def test_missing_accounting_codes_give_the_skip_reason(seed):
     doc = document_from_invoice(seed["invoices"][1])
     assert isinstance(doc, Document)
-    assert doc.extra["skip_reason"] == "lines without accounting code: 2 ('Day pass'), 3 ('Coffee flat')"
+    assert doc.skip_reason == "lines without accounting code: 2 ('Day pass'), 3 ('Coffee flat')"
     assert doc.lines[2].tax_rate == Decimal("7.0") and doc.lines[2].tax == Decimal("0.70")
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledgerlink._sandbox import OpenAPIValidator, Sandbox
+from ledgerlink import OpenAPIValidator, Sandbox
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -45,6 +45,15 @@ SPEC = Path(__file__).parent / "spec" / "openapi.yaml"
 BERLIN = ZoneInfo("Europe/Berlin")
 TOKEN_ENV = "SEVDESK_API_TOKEN"
 DEMO_TOKEN = "d3m0d3m0d3m0d3m0d3m0d3m0d3m0d3m0"
+
+# SKR03 revenue accounts, for demos only (an operator always chooses; see the README).
+DEMO_RULES: list[dict[str, Any]] = [
+    {"when": {"treatment": "intra_eu_supply"}, "account": "8125"},
+    {"when": {"treatment": "export"}, "account": "8120"},
+    {"when": {"tax_rate": 7}, "account": "8300"},
+    {"when": {"tax_rate": 0}, "account": "8200"},  # tax-free lines, e.g. redeemed multi-purpose vouchers
+    {"when": {}, "account": "8400"},
+]
 CLIENT = {"id": "1303847", "objectName": "SevClient"}
 USER = {"id": "1551095", "objectName": "SevUser"}
 CENT = Decimal("0.01")
@@ -272,6 +281,14 @@ class SevdeskSandbox(Sandbox):
             "objects": None,
         }
         return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    @classmethod
+    def demo_rules(cls) -> list[dict[str, Any]]:
+        """SKR03 revenue accounts, for demos only (an operator always chooses)."""
+        return [dict(rule) for rule in DEMO_RULES]
+
+    def describe(self) -> str:
+        return f"sevDesk sandbox now holds {len(self.state.get('vouchers') or {})} vouchers"
 
     def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         settings = {

@@ -19,7 +19,7 @@ from ledgerlink import (
     Plan,
     PlannedLine,
 )
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_sevdesk.sandbox import DEMO_TOKEN, SevdeskSandbox
 from ledgerlink_sevdesk.target import SevdeskTarget
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 from ledgerlink import Address, ConnectorContext, Customer, Line, QuarantineError, SandboxServer
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_sevdesk.sandbox import DEMO_TOKEN, SevdeskSandbox
 from ledgerlink_sevdesk.target import SevdeskTarget
 

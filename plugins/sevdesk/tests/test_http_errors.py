@@ -19,7 +19,7 @@ from ledgerlink import (
     TransientError,
     VendorRejected,
 )
-from ledgerlink._http import make_http_client
+from ledgerlink.testing import make_http_client
 from ledgerlink_sevdesk.target import SevdeskTarget
 from ledgerlink_sevdesk.taxes import ReceiptGuidance
 
