@@ -60,7 +60,7 @@ def setup(count: int, docs: int, rate: float, workdir: Path, offset: int = 0) ->
 
 
 def timed_run(runtime: Any, pipelines: list[Any], jobs: int) -> tuple[float, list[Any], dict[str, float]]:
-    from ledgerlink._runner import run_pipelines
+    from ledgerlink._pipelines import run_pipelines
 
     durations: dict[str, float] = {}
 

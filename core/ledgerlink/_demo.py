@@ -33,7 +33,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return str(value.isoformat())
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -79,7 +79,7 @@ def choose_demo(registry: Registry, name: str | None) -> tuple[str, Demo]:
         name = sorted(demos)[0]
     if name not in demos:
         raise ConfigError(f"no demo named {name!r} (available: {', '.join(sorted(demos))})")
-    return name, demos[name].factory  # type: ignore[no-any-return]
+    return name, demos[name].factory
 
 
 def _sandbox_class(registry: Registry, kind: str, plugin: str) -> Any:
@@ -105,8 +105,9 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
 def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
              echo: Callable[[str], None] = print) -> int:
     from ._config import load_config
+    from ._pipelines import run_pipelines
     from ._plugins import get_plugin_manager
-    from ._runner import Reporter, Runtime, run_pipelines
+    from ._runtime import Reporter, Runtime
     from ._sandbox import SandboxServer
 
     registry = get_plugin_manager().registry

@@ -15,6 +15,13 @@ it did not. Tables:
 
 SQLite (WAL) by default, PostgreSQL by URL. The schema is versioned; older
 ledgers are migrated forward on open (``MIGRATIONS``).
+
+The ledger owns the documents' state machine: the runner asks for a transition
+(``mark_pending``, ``mark_pushed``, ``mark_failed``, ``mark_quarantined``,
+``mark_skipped``, ``keep_pending``, ``mark_changed``, ``set_payment_state``) and the
+ledger sets the row's fields and commits them, with the audit entry and the cursor,
+in one transaction. ``TRANSITIONS`` lists what is allowed; anything else raises
+:class:`TransitionError`. A cursor is never stored with a ``pending`` document.
 """
 
 from __future__ import annotations
@@ -41,9 +48,31 @@ from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.base import instance_state
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from ._changes import fingerprint
+from ._records import Contact, Document, TargetRef
+from ._states import DocumentState, LinkState, PaymentState
+
 SCHEMA_VERSION = 3
 
-STATES = ("pending", "pushed", "skipped", "failed", "quarantined")
+STATES = tuple(DocumentState)
+
+_S = DocumentState
+TRANSITIONS: dict[DocumentState | None, frozenset[DocumentState]] = {
+    None: frozenset({_S.PENDING, _S.SKIPPED, _S.FAILED, _S.QUARANTINED}),
+    # pending -> pending: the target could not be asked whether the write arrived.
+    _S.PENDING: frozenset({_S.PENDING, _S.PUSHED, _S.FAILED, _S.QUARANTINED}),
+    _S.FAILED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
+    _S.QUARANTINED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
+    _S.SKIPPED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
+    # A pushed document stays pushed: changes after transfer, payments and statuses are
+    # recorded on it; it is never pushed again.
+    _S.PUSHED: frozenset({_S.PUSHED}),
+}
+"""From each state (None: a new row) the states a document may move to."""
+
+
+class TransitionError(RuntimeError):
+    """A state change the ledger's state machine does not allow (a bug, never user input)."""
 
 
 def utcnow() -> datetime:
@@ -464,6 +493,101 @@ class Ledger:
         self._save(row, audit, cursor=cursor)
         return row
 
+    # -- the documents' state machine ---------------------------------------------
+    def _transition(self, row: DocumentRow | None, pipeline: str, source_ref: str, to: DocumentState, *,
+                    cursor: tuple[str, str] | None = None, audit: AuditRow | None = None,
+                    document: Document | None = None, **fields: Any) -> DocumentRow:
+        if row is None:
+            row = fresh(DocumentRow, pipeline=pipeline, source_ref=source_ref, state=to.value)
+            current: DocumentState | None = None
+        else:
+            current = DocumentState(row.state)
+        if to not in TRANSITIONS[current]:
+            raise TransitionError(f"document {source_ref!r} of pipeline {pipeline!r} cannot go from "
+                                  f"{current or 'new'} to {to}")
+        if cursor is not None and to == DocumentState.PENDING:
+            raise TransitionError(f"the cursor must not pass the pending document {source_ref!r}")
+        row.state = to.value
+        if document is not None:
+            row.payload = document.model_dump_json()
+            row.content_hash = payload_hash(fingerprint(document))
+            row.customer_source_id = document.customer.source_id
+        for name, value in fields.items():
+            setattr(row, name, value)
+        return self.save_document(row, cursor=cursor, audit=audit)
+
+    def mark_pending(self, row: DocumentRow | None, pipeline: str, document: Document) -> DocumentRow:
+        """The intent, committed before the target is called: it is found again by
+        ``find_document(source_ref)`` whatever happens next."""
+        return self._transition(row, pipeline, document.source_ref, DocumentState.PENDING,
+                                document=document, reason=None, number=document.number,
+                                attempts=(row.attempts if row else 0) + 1, payment_state=None)
+
+    def mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None,
+                    cursor: tuple[str, str] | None = None, audit: AuditRow | None = None,
+                    payment_booked: bool | None = None) -> DocumentRow:
+        """In the target, with its reference. ``payment_booked``: True books the payment
+        state, False clears it, None leaves it."""
+        fields: dict[str, Any] = {"reason": note, "target_id": ref.target_id, "target_number": ref.number,
+                                  "pushed_at": utcnow(), "retryable": None}
+        if payment_booked is not None:
+            fields["payment_state"] = PaymentState.BOOKED.value if payment_booked else None
+        return self._transition(row, row.pipeline, row.source_ref, DocumentState.PUSHED, cursor=cursor,
+                                audit=audit, **fields)
+
+    def mark_failed(self, row: DocumentRow | None, pipeline: str, source_ref: str, reason: str, *,
+                    retryable: bool, number: str | None = None, document: Document | None = None,
+                    cursor: tuple[str, str] | None = None, audit: AuditRow | None = None) -> DocumentRow:
+        """Not transferred; ``retryable``: it may go away by itself, so ``run`` tries again."""
+        fields: dict[str, Any] = {"reason": reason, "retryable": retryable}
+        if number is not None or row is None:
+            fields["number"] = number
+        if row is not None and row.state == DocumentState.PENDING:
+            fields["attempts"] = row.attempts or 1
+        return self._transition(row, pipeline, source_ref, DocumentState.FAILED, cursor=cursor, audit=audit,
+                                document=document, **fields)
+
+    def mark_quarantined(self, row: DocumentRow | None, pipeline: str, source_ref: str, reason: str, *,
+                         number: str | None = None, document: Document | None = None,
+                         cursor: tuple[str, str] | None = None, audit: AuditRow | None = None) -> DocumentRow:
+        """Refused before sending (or by the target): a person must look at it."""
+        return self._transition(row, pipeline, source_ref, DocumentState.QUARANTINED, cursor=cursor, audit=audit,
+                                document=document, reason=reason, number=number, retryable=None)
+
+    def mark_skipped(self, row: DocumentRow | None, pipeline: str, source_ref: str, reason: str, *,
+                     number: str | None = None, document: Document | None = None,
+                     cursor: tuple[str, str] | None = None) -> DocumentRow:
+        """Not to be transferred, with the reason."""
+        return self._transition(row, pipeline, source_ref, DocumentState.SKIPPED, cursor=cursor,
+                                document=document, reason=reason, number=number, retryable=None)
+
+    def keep_pending(self, row: DocumentRow, reason: str, *, audit: AuditRow | None = None) -> DocumentRow:
+        """The write may have arrived and the target could not be asked: the intent stays,
+        so the next run asks before sending again. The cursor does not move."""
+        return self._transition(row, row.pipeline, row.source_ref, DocumentState.PENDING, audit=audit,
+                                reason=reason, retryable=None)
+
+    def mark_changed(self, row: DocumentRow, text: str, *, cursor: tuple[str, str] | None = None) -> DocumentRow:
+        """A pushed document changed in the source: recorded, never pushed again."""
+        return self._transition(row, row.pipeline, row.source_ref, DocumentState.PUSHED, cursor=cursor,
+                                changed=text)
+
+    def set_payment_state(self, row: DocumentRow, state: PaymentState | None, *,
+                          audit: AuditRow | None = None) -> DocumentRow:
+        """The booking of a pushed document's payments: pending (sent), retry, booked, or None."""
+        if row.state != DocumentState.PUSHED:
+            raise TransitionError(f"document {row.source_ref!r} is {row.state}, not pushed: no payment to book")
+        row.payment_state = None if state is None else state.value
+        return self.save_document(row, audit=audit)
+
+    def payments_to_retry(self, pipeline: str) -> list[DocumentRow]:
+        """Pushed documents whose payment booking was cut short or must be tried again."""
+        with self.session() as session:
+            return list(session.exec(select(DocumentRow).where(
+                DocumentRow.pipeline == pipeline, DocumentRow.state == DocumentState.PUSHED.value,
+                DocumentRow.payment_state.in_([PaymentState.PENDING.value, PaymentState.RETRY.value]),  # type: ignore[union-attr]
+            ).order_by(DocumentRow.id)))
+
     def counts(self, pipeline: str | None = None) -> dict[str, int]:
         with self.session() as session:
             query = select(DocumentRow.state, func.count()).group_by(DocumentRow.state)
@@ -508,6 +632,30 @@ class Ledger:
             if state:
                 query = query.where(CustomerLink.state == state)
             return list(session.exec(query.order_by(CustomerLink.id)))
+
+    def mark_link_pending(self, link: CustomerLink | None, target_connection: str, source_connection: str,
+                          source_customer_id: str, key: str) -> CustomerLink:
+        """The intent to create a contact, committed with the key it will be found by."""
+        link = link or fresh(CustomerLink, target_connection=target_connection,
+                             source_connection=source_connection, source_customer_id=source_customer_id)
+        link.state, link.key = LinkState.PENDING.value, key
+        return self.save_link(link)
+
+    def mark_linked(self, link: CustomerLink | None, target_connection: str, source_connection: str,
+                    source_customer_id: str, contact: Contact, matched_by: str, *,
+                    keep_matched_by: bool = False, writeback: str | None = None,
+                    audit: AuditRow | None = None) -> CustomerLink:
+        """The source customer is the target's contact (matched or created).
+        ``keep_matched_by``: an earlier ``matched_by`` stays (a settled creation)."""
+        link = link or fresh(CustomerLink, target_connection=target_connection,
+                             source_connection=source_connection, source_customer_id=source_customer_id)
+        link.state = LinkState.LINKED.value
+        link.target_contact_id = contact.target_id
+        link.target_customer_number = contact.customer_number
+        link.matched_by = (link.matched_by or matched_by) if keep_matched_by else matched_by
+        if writeback is not None:
+            link.writeback = writeback
+        return self.save_link(link, audit)
 
     def save_link(self, link: CustomerLink, audit: AuditRow | None = None) -> CustomerLink:
         link.updated_at = utcnow()

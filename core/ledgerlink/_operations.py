@@ -63,7 +63,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
                 new.state, new.target_contact_id = "linked", contact.target_id
                 new.target_customer_number, new.matched_by = contact.customer_number, match.matcher
                 new = runtime.ledger.save_link(new)
-                runner._write_back(new, customer)
+                runner.contacts.write_back(new, customer)
         return rows
     finally:
         runner.close()

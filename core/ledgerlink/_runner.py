@@ -1,4 +1,8 @@
-"""The engine: fetch, filter, match customer, plan, push, record.
+"""The runner: one pipeline, top to bottom: fetch -> filter -> match -> plan -> push -> record.
+
+It orchestrates and decides nothing on its own: planning is ``_planning`` (pure),
+contacts are ``_contacts``, every state change is a ledger transition (``_ledger``),
+and what changed after transfer is ``_changes``.
 
 The crash-safety protocol, for every write to a target:
 
@@ -11,25 +15,21 @@ The crash-safety protocol, for every write to a target:
 At start-up an unresolved ``pending`` is settled with the target's
 ``find_document`` / ``find_contact`` before anything is pushed again. A write
 whose answer is lost (``OutcomeUnknown``) is settled the same way, at once. The
-cursor is stored in the same commit as the document it passed, so it never
-passes a document that is not settled. One bad document never stops the others.
+cursor is stored only in the commit of a settled document; once a document stays
+``pending`` in a run, the cursor stays where it is for the rest of that run, so it
+never passes a document that is not settled. One bad document never stops the others.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
-from functools import partial
+from collections.abc import Iterable
 from typing import Any
 
-from ._config import Config, PipelineConfig, Rule
-from ._connectors import BrokenDocument, ConnectorContext, Plan, PlannedLine, Source, Target
+from . import _planning as planning
+from ._changes import describe_changes, fingerprint
+from ._config import PipelineConfig
+from ._connectors import BrokenDocument, Plan, Source, SourceItem, Target
+from ._contacts import Contacts
 from ._errors import (
     ConfigError,
     ConnectionError_,
@@ -40,297 +40,30 @@ from ._errors import (
     QuarantineError,
     TransientError,
 )
-from ._http import make_http_client, redact
-from ._ledger import AuditRow, CustomerLink, DocumentRow, Ledger, fresh, payload_hash, utcnow
-from ._matching import ContactIndex
-from ._plugins import PluginManager, get_plugin_manager
-from ._records import Contact, Customer, Document, TargetRef
-
-log = logging.getLogger("ledgerlink._runner")
+from ._http import redact
+from ._ledger import AuditRow, DocumentRow, fresh, payload_hash
+from ._records import Document, TargetRef
+from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
+from ._states import DocumentState, OutcomeState, PaymentState
 
 MAX_SETTLE_ROUNDS = 5
+Cursor = tuple[str, str]
+S, OS = DocumentState, OutcomeState
 
 
-class SimulatedCrash(BaseException):
-    """Raised at a checkpoint named in ``Runtime.crash_points`` (tests only).
-
-    A BaseException, so nothing in the engine catches it: it behaves like the
-    process dying at that point.
-    """
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one document in this run."""
-
-    pipeline: str
-    source_ref: str
-    number: str | None
-    state: str  # pushed, skipped, failed, quarantined, unchanged, changed, planned, settled
-    reason: str | None = None
-    target_ref: str | None = None
-    plan: dict[str, Any] | None = None
-    gross: Decimal | None = None
-    currency: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "source_ref": self.source_ref,
-            "number": self.number,
-            "state": self.state,
-            "reason": self.reason,
-            "target_ref": self.target_ref,
-            "gross": None if self.gross is None else str(self.gross),
-            "currency": self.currency,
-            **({"plan": self.plan} if self.plan is not None else {}),
-        }
-
-
-@dataclass
-class RunResult:
-    pipeline: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    contacts_created: int = 0
-    error: str | None = None
-    keep_outcomes: bool = True
-    """False: ``add`` only counts (``outcomes`` stays empty), so a long run's memory
-    does not grow with its documents; for callers that report each outcome as it
-    comes (``Reporter.document``) and need only the counts at the end."""
-    _counts: dict[str, int] = field(default_factory=dict, repr=False)
-
-    def add(self, outcome: Outcome) -> None:
-        if self.keep_outcomes:
-            self.outcomes.append(outcome)
-        else:
-            self._counts[outcome.state] = self._counts.get(outcome.state, 0) + 1
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = dict(self._counts)
-        for outcome in self.outcomes:
-            out[outcome.state] = out.get(outcome.state, 0) + 1
-        return out
-
-    @property
-    def ok(self) -> bool:
-        counts = self.counts()
-        return self.error is None and not (counts.get("failed") or counts.get("quarantined"))
-
-
-class Reporter:
-    """Receives progress from the engine. The CLI prints; tests collect."""
-
-    def document(self, outcome: Outcome) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        log.info(text)
-
-    def wait(self, text: str) -> None:
-        self.message(text)
-
-
-class Runtime:
-    """Config, ledger and plugins for one command; builds connectors."""
-
-    def __init__(
-        self,
-        config: Config,
-        *,
-        ledger: Ledger | None = None,
-        plugins: PluginManager | None = None,
-        transports: dict[str, Any] | None = None,
-        reporter: Reporter | None = None,
-        crash_points: Iterable[str] = (),
-        http_options: dict[str, Any] | None = None,
-        keep_outcomes: bool = True,
-    ) -> None:
-        self.config = config
-        self.keep_outcomes = keep_outcomes
-        """False: results count outcomes instead of keeping them (see RunResult)."""
-        self.plugins = plugins or get_plugin_manager()
-        self.ledger = ledger or Ledger(config.ledger_url)
-        self.transports = transports or {}
-        self.reporter = reporter or Reporter()
-        env_crash = os.environ.get("LEDGERLINK_CRASH_AT", "")
-        self.crash_points = set(crash_points) | {p for p in env_crash.split(",") if p}
-        self.http_options = dict(http_options or {})
-        env_timeout = os.environ.get("LEDGERLINK_HTTP_TIMEOUT", "").strip()
-        if env_timeout and "timeout" not in self.http_options:
-            # The default HTTP timeout (s) of connectors that set none themselves (tests
-            # use it to make "slow answer" faults quick); a connection's own setting wins.
-            try:
-                timeout = float(env_timeout)
-            except ValueError:
-                timeout = 0.0
-            if not timeout > 0:
-                raise ConfigError(f"LEDGERLINK_HTTP_TIMEOUT must be a positive number of seconds, not {env_timeout!r}")
-            self.http_options["timeout"] = timeout
-        self._indexes: dict[tuple[str, tuple[str, ...]], ContactIndex] = {}
-        self._index_lock = threading.Lock()
-        self._target_locks: dict[str, threading.Lock] = {}
-
-    def checkpoint(self, name: str) -> None:
-        if name in self.crash_points:
-            raise SimulatedCrash(name)
-
-    def context(self, connection: str) -> ConnectorContext:
-        factory = partial(make_http_client, on_wait=self.reporter.wait, **self.http_options)
-        return ConnectorContext(
-            connection=connection,
-            http_factory=factory,
-            logger=logging.getLogger(f"ledgerlink.{connection}"),
-            transport=self.transports.get(connection),
-        )
-
-    def connector(self, name: str) -> Any:
-        conn = self.config.connections[name]
-        return conn.factory(conn.settings, self.context(name))
-
-    def source(self, name: str) -> Source:
-        return self.connector(name)  # type: ignore[no-any-return]
-
-    def target(self, name: str) -> Target:
-        return self.connector(name)  # type: ignore[no-any-return]
-
-    def target_lock(self, target_connection: str) -> threading.Lock:
-        with self._index_lock:
-            return self._target_locks.setdefault(target_connection, threading.Lock())
-
-    def contact_index(self, target_connection: str, matchers: list[str], target: Target) -> ContactIndex:
-        key = (target_connection, tuple(matchers))
-        with self._index_lock:
-            index = self._indexes.get(key)
-        if index is None:
-            instances = [self.plugins.registry.get("matcher", m).factory() for m in matchers]
-            index = ContactIndex(instances, target.contacts())
-            with self._index_lock:
-                self._indexes[key] = index
-        return index
-
-    def add_contact(self, target_connection: str, contact: Contact) -> None:
-        with self._index_lock:
-            for (conn, _), index in self._indexes.items():
-                if conn == target_connection:
-                    index.add(contact)
-
-    def fire(self, hook: str, **kwargs: Any) -> None:
-        self.plugins.fire(hook, **kwargs)
-
-
-# -- planning -----------------------------------------------------------------
-def rule_matches(rule: Rule, document: Document, line_index: int, treatment: str) -> bool:
-    line = document.lines[line_index]
-    for key, wanted in rule.when.conditions().items():
-        if key == "line":
-            have: Any = line.kind
-        elif key == "region":
-            have = document.tax_region
-        elif key == "treatment":
-            have = treatment
-        elif key == "booking_code":
-            have = line.booking_code
-        elif key == "tax_rate":
-            have = line.tax_rate
-            if have is not None and Decimal(have) == Decimal(wanted):
-                continue
-            return False
-        elif key == "shop":
-            have = document.shop
-        elif key == "currency":
-            have = document.currency
-            wanted = str(wanted).upper()
-        elif key == "kind":
-            have = document.kind
-        else:  # pragma: no cover - RuleWhen forbids other keys
-            return False
-        if str(have) != str(wanted):
-            return False
-    return True
-
-
-def choose_document_date(pipeline: PipelineConfig, document: Document) -> date:
-    order = {
-        "invoice": (document.invoice_date, document.order_date),
-        "payment": (document.payment_date, document.invoice_date, document.order_date),
-        "order": (document.order_date, document.invoice_date),
-    }[pipeline.document_date]
-    for candidate in order:
-        if candidate is not None:
-            return candidate
-    raise QuarantineError("the document has no invoice, order or payment date")
-
-
-def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False) -> list[PlannedLine]:
-    planned: list[PlannedLine] = []
-    require = pipeline.require_rules
-    if require is None:
-        require = bool(pipeline.rules) and not target_books_lines
-    unmapped: list[str] = []
-    for index, line in enumerate(document.lines):
-        treatment = str(document.tax_treatment(line, oss=pipeline.oss, small_business=pipeline.small_business))
-        rule = next((r for r in pipeline.rules if rule_matches(r, document, index, treatment)), None)
-        if rule is None:
-            if require:
-                what = (
-                    f"booking code {line.booking_code!r}" if line.booking_code else
-                    f"{line.kind}, {document.tax_region}, {line.tax_rate}%"
-                )
-                unmapped.append(f"line {index + 1} ({line.description[:40]!r}: {what})")
-            planned.append(PlannedLine(line=line, treatment=treatment, cost_centre=pipeline.cost_centre))
-            continue
-        planned.append(
-            PlannedLine(
-                line=line,
-                account=rule.account,
-                tax_rule=rule.tax_rule,
-                treatment=treatment,
-                cost_centre=rule.cost_centre or pipeline.cost_centre,
-            )
-        )
-    if unmapped:
-        raise QuarantineError(f"no rule of pipeline {pipeline.name!r} books " + "; ".join(unmapped))
-    return planned
-
-
-def fingerprint(document: Document) -> dict[str, Any]:
-    """What counts as the document's content for 'changed after transfer'."""
-    data = document.model_dump(mode="json", exclude={"payments", "source_status", "extra", "payment_date",
-                                                      "cursor", "skip_reason"})
-    data["total_gross"] = str(document.total_gross)
-    return data
-
-
-def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    changes = []
-    old_total = old.get("total_gross")
-    new_total = new.get("total_gross")
-    if old_total != new_total:
-        changes.append(f"total {old_total} -> {new_total}")
-    for key in sorted(set(old) | set(new)):
-        if key in ("lines", "customer", "cancelled", "total_gross"):
-            continue
-        if old.get(key) != new.get(key):
-            changes.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
-    if old.get("lines") != new.get("lines") and old_total == new_total:
-        changes.append("lines changed")
-    if old.get("customer") != new.get("customer"):
-        changes.append("customer changed")
-    if new.get("cancelled") and not old.get("cancelled"):
-        changes.append("cancelled in the source")
-    return "; ".join(changes) or "content changed"
-
-
-# -- the pipeline runner ------------------------------------------------------------
 class PipelineRunner:
+    """Runs one pipeline of the config with the runtime's ledger and connectors."""
+
     def __init__(self, runtime: Runtime, pipeline: PipelineConfig) -> None:
         self.rt = runtime
         self.pipeline = pipeline
         self.ledger = runtime.ledger
         self.source: Source = runtime.source(pipeline.source)
         self.target: Target = runtime.target(pipeline.target)
+        self.contacts = Contacts(runtime, pipeline, self.source, self.target, self._audit_row)
         self._prepared = False
         self._retrying = False
+        self._cursor_held = False  # a document stayed pending: the cursor must not pass it
         self._options = pipeline.options()  # the same for every document of the run
 
     def close(self) -> None:
@@ -340,52 +73,36 @@ class PipelineRunner:
             except Exception:  # closing must not hide the run's result
                 pass
 
-    # -- entry points ---------------------------------------------------------------
-    def run(
-        self,
-        *,
-        dry_run: bool = False,
-        command: str = "run",
-        documents: Iterable[Document | BrokenDocument] | None = None,
-        use_cursor: bool = True,
-        retry_failed: bool | str = "transient",
-        retry_quarantined: bool = False,
-        sync_members: bool = True,
-    ) -> RunResult:
+    def run(self, *, dry_run: bool = False, command: str = "run", documents: Iterable[SourceItem] | None = None,
+            use_cursor: bool = True, retry_failed: bool | str = "transient", retry_quarantined: bool = False,
+            sync_members: bool = True) -> RunResult:
         """Run the pipeline. ``retry_failed``: "transient" (the default for `run`) retries
         failures that may have gone away (network, interruption); True every failed
-        document; False none."""
-        """``sync_members=False`` leaves the member sync out (a webhook for one invoice
-        must not list every member: sources pace that listing, e.g. Cobot 6/min)."""
+        document; False none. ``sync_members=False`` leaves the member sync out (a webhook
+        for one document must not list every customer: sources pace that listing)."""
         result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         try:
             if not dry_run:
                 self.settle_pending(result)
-                self.settle_links()
+                self.contacts.settle()
                 self.retry_payments()
-                self.retry_writebacks()
+                self.contacts.retry_write_backs()
                 if retry_failed or retry_quarantined:
                     self.retry_stored(result, quarantined=retry_quarantined,
                                       transient_only=retry_failed == "transient")
                 if self.pipeline.sync_members and sync_members:
-                    self.sync_members(result)
-            if documents is None:
+                    result.contacts_created += self.contacts.sync_members()
+            if documents is None:  # fetch
                 cursor = self.ledger.cursor(self.pipeline.name) if use_cursor else None
                 documents = self.source.documents(cursor)
             seen: set[str] = set()
             for item in documents:
-                ref = item.source_ref
-                if ref in seen:
+                if item.source_ref in seen:
                     continue
-                seen.add(ref)
-                outcome = self.process(item, dry_run=dry_run, update_cursor=use_cursor)
-                if outcome is not None:
-                    result.add(outcome)
-                    self.rt.reporter.document(outcome)
-        except ConnectionError_ as exc:
-            result.error = str(exc)
-        except ConfigError as exc:
+                seen.add(item.source_ref)
+                self._report(result, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
+        except (ConnectionError_, ConfigError) as exc:
             result.error = str(exc)
         except TransientError as exc:
             # The message names the vendor and the request (source or target); the
@@ -397,33 +114,23 @@ class PipelineRunner:
                 self.ledger.finish_run(run_row, result.counts(), outcome_text)
         return result
 
-    # -- settling what a crash left -----------------------------------------------------
+    def _report(self, result: RunResult, outcome: Outcome | None) -> None:
+        if outcome is not None:
+            result.add(outcome)
+            self.rt.reporter.document(outcome)
+
+    # -- what a crash or an earlier run left ------------------------------------------
     def settle_pending(self, result: RunResult) -> None:
-        for row in self.ledger.documents(self.pipeline.name, ["pending"]):
+        for row in self.ledger.documents(self.pipeline.name, [S.PENDING]):
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled after an interruption: found in the target")
                 self._settle_payment(row)
-                result.add(
-                    Outcome(self.pipeline.name, row.source_ref, row.number, "pushed",
-                            "was interrupted; found in the target", ref.target_id)
-                )
+                result.add(Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED,
+                                   "was interrupted; found in the target", ref.target_id))
             else:
-                row.state = "failed"
-                row.reason = "interrupted before it reached the target; it will be pushed again"
-                row.retryable = True
-                row.attempts = row.attempts or 1
-                self.ledger.save_document(row)
-
-    def settle_links(self) -> None:
-        for link in self.ledger.links(self.pipeline.target, state="pending"):
-            if link.source_connection != self.pipeline.source or not link.key:
-                continue
-            contact = self.target.find_contact(link.key)
-            if contact is None:
-                self.ledger.delete_link(link)
-            else:
-                self._complete_link(link, contact, "created (settled after an interruption)")
+                self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
+                                        reason="interrupted before it reached the target; it will be pushed again")
 
     def retry_payments(self) -> None:
         """Book the payments of pushed documents whose booking was cut short (a crash:
@@ -431,33 +138,18 @@ class PipelineRunner:
         The source may never list these documents again (the cursor has passed them)."""
         if self.pipeline.payment_reconciliation != "source":
             return
-        from sqlmodel import select
-
-        with self.ledger.session() as session:
-            rows = list(session.exec(select(DocumentRow).where(
-                DocumentRow.pipeline == self.pipeline.name, DocumentRow.state == "pushed",
-                DocumentRow.payment_state.in_(["pending", "retry"]),  # type: ignore[union-attr]
-            )))
-        for row in rows:
+        for row in self.ledger.payments_to_retry(self.pipeline.name):
             self._settle_payment(row)
-
-    def retry_writebacks(self) -> None:
-        if not getattr(self.source, "supports_write_customer_number", False):
-            return
-        for link in self.ledger.links(self.pipeline.target):
-            if (link.source_connection == self.pipeline.source and link.state == "linked"
-                    and link.writeback and link.writeback != "done" and link.target_customer_number):
-                self._write_back(link, Customer(source_id=link.source_customer_id))
 
     def retry_stored(self, result: RunResult, *, quarantined: bool, transient_only: bool = False) -> None:
         """Try failed (and quarantined) documents again: fetched fresh from the source
         where it can, else from the copy the ledger kept. ``transient_only``: only failures
         that may have gone away by themselves (what every `run` does)."""
-        states = ["failed"] + (["quarantined"] if quarantined else [])
+        states = [S.FAILED] + ([S.QUARANTINED] if quarantined else [])
         for row in self.ledger.documents(self.pipeline.name, states):
             if transient_only and not row.retryable:
                 continue
-            item: Document | BrokenDocument | None = None
+            item: SourceItem | None = None
             try:
                 item = self.source.document(row.source_ref)
             except NotSupported:
@@ -477,62 +169,50 @@ class PipelineRunner:
                 continue
             self._retrying = True
             try:
-                outcome = self.process(item, dry_run=False, update_cursor=False)
+                self._report(result, self.process(item, dry_run=False, update_cursor=False))
             finally:
                 self._retrying = False
-            if outcome is not None:
-                result.add(outcome)
-                self.rt.reporter.document(outcome)
 
     # -- one document ------------------------------------------------------------------
-    def process(self, item: Document | BrokenDocument, *, dry_run: bool, update_cursor: bool = True) -> Outcome | None:
-        cursor_value = item.cursor
-        cursor = (self.pipeline.name, str(cursor_value)) if (update_cursor and cursor_value) else None
+    def process(self, item: SourceItem, *, dry_run: bool, update_cursor: bool = True) -> Outcome | None:
+        cursor = (self.pipeline.name, item.cursor) if update_cursor and item.cursor else None
         row = self.ledger.document(self.pipeline.name, item.source_ref)
-        if isinstance(item, BrokenDocument):
-            if row is not None and row.state == "pushed":
-                return None
-            state = "quarantined" if item.quarantine else "failed"
-            return self._record(row, item.source_ref, item.number, state, item.reason, None, cursor, dry_run)
-        document = item
-        seller_problem = None
-        if document.seller_country is None:
-            document = document.model_copy(update={"seller_country": self.pipeline.seller_country or "DE"})
-        elif self.pipeline.seller_country and document.seller_country != self.pipeline.seller_country:
-            seller_problem = (f"the source states seller country {document.seller_country}, the pipeline's "
-                              f"seller_country is {self.pipeline.seller_country}; correct one of them")
-        if row is not None and row.state == "pending":
+        if row is not None and row.state == S.PENDING and not dry_run:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled: found in the target")
                 self._settle_payment(row)
-                return Outcome(self.pipeline.name, row.source_ref, row.number, "pushed", "settled", ref.target_id)
-        if row is not None and row.state == "pushed":
+                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, "settled", ref.target_id)
+        if isinstance(item, BrokenDocument):
+            if row is not None and row.state == S.PUSHED:
+                return None
+            return self._record(row, item.source_ref, item.number, S.QUARANTINED if item.quarantine else S.FAILED,
+                                item.reason, None, cursor, dry_run)
+        document, seller_problem = planning.resolve_seller_country(self.pipeline, item)
+        if row is not None and row.state == S.PUSHED:
             return self._after_transfer(row, document, cursor, dry_run)
-
         # filter
         reason = self._skip_reason(document)
-        if reason and row is not None and row.state == "skipped" and row.reason == reason:
-            if cursor is not None and not dry_run:
-                self.ledger.set_cursor(*cursor)
+        if reason and row is not None and row.state == S.SKIPPED and row.reason == reason:
+            self._move_cursor(cursor, dry_run)
             return None  # still skipped for the same reason: nothing new to say
         if reason:
-            return self._record(row, document.source_ref, document.number, "skipped", reason, document, cursor, dry_run)
+            return self._record(row, document.source_ref, document.number, S.SKIPPED, reason, document, cursor, dry_run)
+        # check, match, plan
         try:
-            problems = document.consistency_problems()
-            if seller_problem:
-                problems.insert(0, seller_problem)
+            problems = ([seller_problem] if seller_problem else []) + document.consistency_problems()
             if problems:
                 raise QuarantineError("; ".join(problems))
             plan = self.plan(document, dry_run=dry_run)
             self.target.validate(document, plan)
         except QuarantineError as exc:
-            return self._record(row, document.source_ref, document.number, "quarantined", str(exc), document, cursor, dry_run)
+            return self._record(row, document.source_ref, document.number, S.QUARANTINED, str(exc), document,
+                                cursor, dry_run)
         except (DocumentError, TransientError) as exc:
-            return self._record(row, document.source_ref, document.number, "failed", str(exc), document, cursor,
+            return self._record(row, document.source_ref, document.number, S.FAILED, str(exc), document, cursor,
                                 dry_run, retryable=isinstance(exc, TransientError))
         if dry_run:
-            return Outcome(self.pipeline.name, document.source_ref, document.number, "planned",
+            return Outcome(self.pipeline.name, document.source_ref, document.number, OS.PLANNED,
                            plan.contact_decision, None, plan.describe(), document.total_gross, document.currency)
         return self._push(row, document, plan, cursor)
 
@@ -549,47 +229,21 @@ class PipelineRunner:
             return f"dated {dated.isoformat()}, before the pipeline's start date {start.isoformat()}"
         return None
 
-    def _record(self, row: DocumentRow | None, source_ref: str, number: str | None, state: str, reason: str,
-                document: Document | None, cursor: tuple[str, str] | None, dry_run: bool,
-                retryable: bool = False) -> Outcome | None:
-        reason = redact(reason)
-        if (not dry_run and not self._retrying and row is not None and row.state == state
-                and row.reason == reason and not retryable):
-            # The same document, the same verdict (e.g. listed again by an overlapping
-            # window): nothing new to report; the ledger already says why.
-            if cursor is not None:
-                self.ledger.set_cursor(*cursor)
-            return None
-        outcome = Outcome(self.pipeline.name, source_ref, number, state, reason,
-                          gross=document.total_gross if document and state != "failed" else None,
-                          currency=document.currency if document else None)
-        if dry_run:
-            return outcome
-        if row is None:
-            row = fresh(DocumentRow, pipeline=self.pipeline.name, source_ref=source_ref, state=state)
-        row.state, row.reason, row.number = state, reason, number
-        row.retryable = retryable if state == "failed" else None
-        if document is not None:
-            row.payload = document.model_dump_json()
-            row.content_hash = payload_hash(fingerprint(document))
-            row.customer_source_id = document.customer.source_id
-        self.ledger.save_document(row, cursor=cursor)
-        if state in ("failed", "quarantined"):
-            self.rt.fire("ledgerlink_document_failed", pipeline=self.pipeline.name, source_ref=source_ref,
-                         state=state, reason=reason)
-        return outcome
+    def plan(self, document: Document, *, dry_run: bool, contact_needed: bool = True) -> Plan:
+        """Draft the booking (pure), match the customer, complete the plan."""
+        if not self._prepared:
+            self.target.prepare(self._options)
+            self._prepared = True
+        draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules)
+        contact, decision = (None, "")
+        if contact_needed:
+            contact, decision = self.contacts.resolve(document.customer, dry_run=dry_run)
+        return planning.complete(self.pipeline, document, draft, self._options, contact=contact,
+                                 decision=decision, contact_needed=contact_needed)
 
-    def _push(self, row: DocumentRow | None, document: Document, plan: Plan, cursor: tuple[str, str] | None) -> Outcome:
-        if row is None:
-            row = fresh(DocumentRow, pipeline=self.pipeline.name, source_ref=document.source_ref, state="pending")
-        data = document.model_dump_json()
-        row.state, row.reason, row.number = "pending", None, document.number
-        row.payload = data
-        row.content_hash = payload_hash(fingerprint(document))
-        row.customer_source_id = document.customer.source_id
-        row.attempts += 1
-        row.payment_state = None
-        row = self.ledger.save_document(row)
+    def _push(self, row: DocumentRow | None, document: Document, plan: Plan, cursor: Cursor | None) -> Outcome:
+        row = self.ledger.mark_pending(row, self.pipeline.name, document)
+        data = row.payload
         self.rt.checkpoint("after_pending")
         ref: TargetRef | None = None
         error: Exception | None = None
@@ -616,32 +270,11 @@ class PipelineRunner:
                 break
         if ref is None:
             assert error is not None
-            state = "quarantined" if isinstance(error, QuarantineError) else "failed"
-            reason = redact(str(error))
-            row_state = state
-            if unsettled is not None:
-                # The write may have arrived, and the target could not be asked: keep the
-                # intent (pending), so the next run asks the target before sending again.
-                row_state = "pending"
-                reason = (f"{redact(str(unsettled))}; the target could not be asked whether it arrived"
-                          f" ({reason}); the next run asks before sending it again")
-            elif isinstance(error, OutcomeUnknown):
-                # Not found after the lost answer: nothing arrived; the next run pushes it.
-                reason = f"{reason}; not found in the target, will be pushed again"
-            row.state, row.reason = row_state, reason
-            row.retryable = isinstance(error, TransientError) if row_state == "failed" else None
-            self.ledger.save_document(
-                row, cursor=cursor,
-                audit=self._audit_row("push", document.source_ref, None, data, f"error: {reason}"),
-            )
-            self.rt.fire("ledgerlink_document_failed", pipeline=self.pipeline.name,
-                         source_ref=document.source_ref, state=state, reason=reason)
-            return Outcome(self.pipeline.name, document.source_ref, document.number, state, reason,
-                           gross=document.total_gross, currency=document.currency)
+            return self._push_failed(row, document, error, unsettled, cursor, data)
         self.rt.checkpoint("after_push")
         note = plan.contact_decision
-        row.payment_state = "booked" if plan.mark_paid and not ref.payment_pending and not settled else None
-        self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data)
+        self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data,
+                          payment_booked=plan.mark_paid and not ref.payment_pending and not settled)
         if settled:
             # Found after a lost answer: the steps after the create (tags) and the
             # payment may be missing. Targets do only what is still missing.
@@ -650,58 +283,82 @@ class PipelineRunner:
         self.rt.checkpoint("after_pushed")
         self.rt.fire("ledgerlink_document_pushed", pipeline=self.pipeline.name, source_ref=document.source_ref,
                      target_ref=ref, document=document)
-        return Outcome(self.pipeline.name, document.source_ref, document.number, "pushed", note,
+        return Outcome(self.pipeline.name, document.source_ref, document.number, OS.PUSHED, note,
                        ref.target_id, gross=document.total_gross, currency=document.currency)
 
-    def _mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None,
-                     cursor: tuple[str, str] | None = None, payload: str | None = None) -> None:
-        row.state = "pushed"
-        row.reason = note
-        row.target_id = ref.target_id
-        row.target_number = ref.number
-        row.pushed_at = utcnow()
-        outcome = "ok" + (f" ({note})" if note else "")
-        self.ledger.save_document(
-            row, cursor=cursor,
-            audit=self._audit_row("push", row.source_ref, ref.target_id, payload or row.payload, outcome),
-        )
+    def _push_failed(self, row: DocumentRow, document: Document, error: Exception, unsettled: OutcomeUnknown | None,
+                     cursor: Cursor | None, data: str | None) -> Outcome:
+        state = S.QUARANTINED if isinstance(error, QuarantineError) else S.FAILED
+        reason = redact(str(error))
+        if unsettled is not None:
+            # The write may have arrived, and the target could not be asked: keep the
+            # intent (pending), so the next run asks the target before sending again.
+            reason = (f"{redact(str(unsettled))}; the target could not be asked whether it arrived"
+                      f" ({reason}); the next run asks before sending it again")
+        elif isinstance(error, OutcomeUnknown):
+            # Not found after the lost answer: nothing arrived; the next run pushes it.
+            reason = f"{reason}; not found in the target, will be pushed again"
+        audit = self._audit_row("push", document.source_ref, None, data, f"error: {reason}")
+        if unsettled is not None:
+            self.ledger.keep_pending(row, reason, audit=audit)
+            self._cursor_held = True
+        elif state == S.QUARANTINED:
+            self.ledger.mark_quarantined(row, row.pipeline, row.source_ref, reason, number=row.number,
+                                         cursor=self._held(cursor), audit=audit)
+        else:
+            self.ledger.mark_failed(row, row.pipeline, row.source_ref, reason, number=row.number,
+                                    retryable=isinstance(error, TransientError), cursor=self._held(cursor),
+                                    audit=audit)
+        self.rt.fire("ledgerlink_document_failed", pipeline=self.pipeline.name,
+                     source_ref=document.source_ref, state=str(state), reason=reason)
+        return Outcome(self.pipeline.name, document.source_ref, document.number, state, reason,
+                       gross=document.total_gross, currency=document.currency)
 
-    def _after_transfer(self, row: DocumentRow, document: Document, cursor: tuple[str, str] | None,
-                        dry_run: bool) -> Outcome | None:
-        new_hash = payload_hash(fingerprint(document))
-        changes: list[str] = []
-        old_document: Document | None = None
-        if row.payload:
-            try:
-                old_document = Document.model_validate_json(row.payload)
-            except ValueError:
-                old_document = None
-        if new_hash != row.content_hash and old_document is not None:
-            changes.append(describe_changes(fingerprint(old_document), fingerprint(document)))
-        became_paid = (
-            self.pipeline.payment_reconciliation == "source"
-            and document.is_paid
-            and row.payment_state != "booked"
-        )
-        if dry_run:
-            if became_paid or changes:
-                what = "would book the payment" if became_paid else f"changed after transfer: {'; '.join(changes)}"
-                return Outcome(self.pipeline.name, row.source_ref, row.number, "planned", what, row.target_id)
+    def _record(self, row: DocumentRow | None, source_ref: str, number: str | None, state: DocumentState,
+                reason: str, document: Document | None, cursor: Cursor | None, dry_run: bool,
+                retryable: bool = False) -> Outcome | None:
+        """A document that is not pushed in this run: skipped, failed or quarantined."""
+        reason = redact(reason)
+        if (not dry_run and not self._retrying and row is not None and row.state == state
+                and row.reason == reason and not retryable):
+            # The same document, the same verdict (e.g. listed again by an overlapping
+            # window): nothing new to report; the ledger already says why.
+            self._move_cursor(cursor, dry_run)
             return None
-        outcome: Outcome | None = None
-        if became_paid and not changes:
-            outcome = self._book_payment(row, document)
-        if changes:
-            word = "export" if getattr(self.target, "locks_exported", False) else "transfer"
-            text = f"changed after {word}: " + "; ".join(changes)
-            if row.changed != text:
-                row.changed = text
-                self.ledger.save_document(row, cursor=cursor)
-                outcome = Outcome(self.pipeline.name, row.source_ref, row.number, "changed", text, row.target_id)
-                return outcome
-        if cursor is not None and outcome is None:
-            self.ledger.set_cursor(*cursor)
+        outcome = Outcome(self.pipeline.name, source_ref, number, state, reason,
+                          gross=document.total_gross if document and state != S.FAILED else None,
+                          currency=document.currency if document else None)
+        if dry_run:
+            return outcome
+        cursor = self._held(cursor)
+        name = self.pipeline.name
+        if state == S.SKIPPED:
+            self.ledger.mark_skipped(row, name, source_ref, reason, number=number, document=document, cursor=cursor)
+        elif state == S.QUARANTINED:
+            self.ledger.mark_quarantined(row, name, source_ref, reason, number=number, document=document,
+                                         cursor=cursor)
+        else:
+            self.ledger.mark_failed(row, name, source_ref, reason, number=number, retryable=retryable,
+                                    document=document, cursor=cursor)
+        if state != S.SKIPPED:
+            self.rt.fire("ledgerlink_document_failed", pipeline=name, source_ref=source_ref, state=str(state),
+                         reason=reason)
         return outcome
+
+    def _held(self, cursor: Cursor | None) -> Cursor | None:
+        return None if self._cursor_held else cursor
+
+    def _move_cursor(self, cursor: Cursor | None, dry_run: bool) -> None:
+        cursor = self._held(cursor)
+        if cursor is not None and not dry_run:
+            self.ledger.set_cursor(*cursor)
+
+    def _mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None, cursor: Cursor | None = None,
+                     payload: str | None = None, payment_booked: bool | None = None) -> None:
+        audit = self._audit_row("push", row.source_ref, ref.target_id, payload or row.payload,
+                                "ok" + (f" ({note})" if note else ""))
+        self.ledger.mark_pushed(row, ref, note=note, cursor=self._held(cursor), audit=audit,
+                                payment_booked=payment_booked)
 
     def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
         try:
@@ -715,234 +372,83 @@ class PipelineRunner:
                 f"({reason}); check its tags there"
             )
 
+    # -- after transfer -------------------------------------------------------------
+    def _after_transfer(self, row: DocumentRow, document: Document, cursor: Cursor | None,
+                        dry_run: bool) -> Outcome | None:
+        changes: list[str] = []
+        old_document: Document | None = None
+        if row.payload:
+            try:
+                old_document = Document.model_validate_json(row.payload)
+            except ValueError:
+                old_document = None
+        if payload_hash(fingerprint(document)) != row.content_hash and old_document is not None:
+            changes.append(describe_changes(fingerprint(old_document), fingerprint(document)))
+        became_paid = (self.pipeline.payment_reconciliation == "source" and document.is_paid
+                       and row.payment_state != PaymentState.BOOKED)
+        if dry_run:
+            if became_paid or changes:
+                what = "would book the payment" if became_paid else f"changed after transfer: {'; '.join(changes)}"
+                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PLANNED, what, row.target_id)
+            return None
+        outcome: Outcome | None = None
+        if became_paid and not changes:
+            outcome = self._book_payment(row, document)
+        if changes:
+            word = "export" if self.target.locks_exported else "transfer"
+            text = f"changed after {word}: " + "; ".join(changes)
+            if row.changed != text:
+                self.ledger.mark_changed(row, text, cursor=self._held(cursor))
+                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.CHANGED, text, row.target_id)
+        if outcome is None:
+            self._move_cursor(cursor, dry_run)
+        return outcome
+
     def _settle_payment(self, row: DocumentRow) -> None:
         """After adopting a document found in the target: book its payment if it is still due."""
         if self.pipeline.payment_reconciliation != "source" or not row.payload:
             return
         document = Document.model_validate_json(row.payload)
-        if document.is_paid and row.payment_state != "booked":
+        if document.is_paid and row.payment_state != PaymentState.BOOKED:
             outcome = self._book_payment(row, document)
             if outcome is not None:
                 self.rt.reporter.document(outcome)
 
     def _book_payment(self, row: DocumentRow, document: Document) -> Outcome | None:
         ref = TargetRef(target_id=row.target_id or "", number=row.target_number)
-        row.payment_state = "pending"
-        self.ledger.save_document(row)
+        self.ledger.set_payment_state(row, PaymentState.PENDING)
         try:
             plan = self.plan(document, dry_run=False, contact_needed=False)
             self.target.book_payment(ref, document, plan)
         except NotSupported:
-            row.payment_state = None
-            self.ledger.save_document(row)
+            self.ledger.set_payment_state(row, None)
             return None
         except TransientError as exc:
             # e.g. the document is still a draft in the target, or the answer was lost:
             # the next run tries again (retry_payments).
-            row.payment_state = "retry"
-            self.ledger.save_document(row)
-            return Outcome(self.pipeline.name, row.source_ref, row.number, "payment_pending",
+            self.ledger.set_payment_state(row, PaymentState.RETRY)
+            return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PAYMENT_PENDING,
                            f"payment not booked yet: {redact(str(exc))}", row.target_id)
         except DocumentError as exc:
-            row.payment_state = None
-            self.ledger.save_document(row, audit=self._audit_row("book_payment", row.source_ref, row.target_id,
-                                                                    document.model_dump_json(), f"error: {exc}"))
-            return Outcome(self.pipeline.name, row.source_ref, row.number, "failed", f"payment not booked: {exc}", row.target_id)
-        row.payment_state = "booked"
-        self.ledger.save_document(row, audit=self._audit_row("book_payment", row.source_ref, row.target_id,
-                                                                [str(p.amount) for p in document.payments], "ok"))
-        return Outcome(self.pipeline.name, row.source_ref, row.number, "payment_booked", None, row.target_id,
+            self.ledger.set_payment_state(row, None, audit=self._audit_row(
+                "book_payment", row.source_ref, row.target_id, document.model_dump_json(), f"error: {exc}"))
+            return Outcome(self.pipeline.name, row.source_ref, row.number, OS.FAILED, f"payment not booked: {exc}",
+                           row.target_id)
+        self.ledger.set_payment_state(row, PaymentState.BOOKED, audit=self._audit_row(
+            "book_payment", row.source_ref, row.target_id, [str(p.amount) for p in document.payments], "ok"))
+        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PAYMENT_BOOKED, None, row.target_id,
                        gross=document.paid_amount, currency=document.currency)
-
-    # -- planning and contacts --------------------------------------------------------------
-    def plan(self, document: Document, *, dry_run: bool, contact_needed: bool = True) -> Plan:
-        if not self._prepared:
-            self.target.prepare(self._options)
-            self._prepared = True
-        lines = plan_lines(self.pipeline, document,
-                           target_books_lines=getattr(self.target, "books_without_rules", False))
-        document_date = choose_document_date(self.pipeline, document)
-        if self.pipeline.due_days is not None:
-            due = document_date + timedelta(days=self.pipeline.due_days)
-        else:
-            due = document.due_date or document_date
-        contact, decision = (None, "") if not contact_needed else self.contact_for(document.customer, dry_run=dry_run)
-        tags = list(self.pipeline.tags)
-        mismatch = contact_needed and contact is None and not decision.startswith("would create")
-        if mismatch and self.pipeline.mismatch_tag not in tags:
-            tags.append(self.pipeline.mismatch_tag)
-        return Plan(
-            pipeline=self.pipeline.name,
-            contact=contact,
-            lines=lines,
-            document_date=document_date,
-            due_date=due,
-            tags=tags,
-            cost_centre=self.pipeline.cost_centre,
-            mark_paid=self.pipeline.payment_reconciliation == "source" and document.is_paid,
-            mismatch=mismatch,
-            contact_decision=decision,
-            options=self._options,
-        )
-
-    def contact_for(self, customer: Customer, *, dry_run: bool) -> tuple[Contact | None, str]:
-        target_conn = self.pipeline.target
-        with self.rt.target_lock(target_conn):
-            linked = self.ledger.linked_contact(target_conn, self.pipeline.source, customer.source_id)
-            if linked is not None:
-                contact_id, number, matched_by = linked
-                contact = Contact(target_id=contact_id, customer_number=number)
-                return contact, f"contact {number or contact_id} (linked by {matched_by})"
-            link = self.ledger.link(target_conn, self.pipeline.source, customer.source_id)
-            index = self.rt.contact_index(target_conn, self.pipeline.matchers, self.target)
-            match = index.match(customer)
-            if match is not None and match.unique is not None:
-                contact = match.unique
-                if not dry_run:
-                    new_link = link or CustomerLink(target_connection=target_conn, source_connection=self.pipeline.source,
-                                                    source_customer_id=customer.source_id)
-                    new_link.state = "linked"
-                    new_link.target_contact_id = contact.target_id
-                    new_link.target_customer_number = contact.customer_number
-                    new_link.matched_by = match.matcher
-                    new_link = self.ledger.save_link(new_link)
-                    self._write_back(new_link, customer)
-                return contact, f"contact {contact.customer_number or contact.target_id} (matched by {match.matcher})"
-            if match is not None and match.ambiguous:
-                names = ", ".join(f"{c.customer_number or c.target_id} {c.display_name}" for c in match.candidates)
-                return None, f"ambiguous by {match.matcher}: {names}; left unlinked for a person to decide"
-            if not self.pipeline.create_contacts:
-                return None, "no matching contact; contact creation is off"
-            if dry_run:
-                return None, f"would create a contact for {customer.display_name}"
-            return self._create_contact(customer, link)
-
-    def _create_contact(self, customer: Customer, link: CustomerLink | None) -> tuple[Contact | None, str]:
-        target_conn = self.pipeline.target
-        key = f"{self.pipeline.source}:{customer.source_id}"
-        link = link or CustomerLink(target_connection=target_conn, source_connection=self.pipeline.source,
-                                    source_customer_id=customer.source_id)
-        link.state, link.key = "pending", key
-        link = self.ledger.save_link(link)
-        self.rt.checkpoint("after_contact_pending")
-        try:
-            contact = self.target.create_contact(customer, key)
-        except OutcomeUnknown:
-            contact = self.target.find_contact(key)
-            if contact is None:
-                self.ledger.delete_link(link)
-                raise
-        except (DocumentError, TransientError):
-            self.ledger.delete_link(link)
-            raise
-        self.rt.checkpoint("after_contact_create")
-        self._complete_link(link, contact, "created")
-        return contact, f"contact {contact.customer_number or contact.target_id} (created)"
-
-    def _complete_link(self, link: CustomerLink, contact: Contact, how: str) -> None:
-        link.state = "linked"
-        link.target_contact_id = contact.target_id
-        link.target_customer_number = contact.customer_number
-        link.matched_by = link.matched_by or how
-        if getattr(self.source, "supports_write_customer_number", False) and contact.customer_number:
-            link.writeback = "pending"
-        link = self.ledger.save_link(link, audit=self._audit_row(
-            "create_contact", None, contact.target_id, {"key": link.key}, f"ok ({how})"))
-        self.rt.add_contact(self.pipeline.target, contact)
-        self._write_back(link, Customer(source_id=link.source_customer_id))
-
-    def _write_back(self, link: CustomerLink, customer: Customer) -> None:
-        if not getattr(self.source, "supports_write_customer_number", False) or not link.target_customer_number:
-            return
-        if customer.customer_number == link.target_customer_number or link.writeback == "done":
-            return
-        try:
-            self.source.write_customer_number(customer, link.target_customer_number)
-            link.writeback = "done"
-        except (LedgerlinkError, ConnectionError_) as exc:
-            link.writeback = f"error: {redact(str(exc))}"
-            self.rt.reporter.message(
-                f"could not write customer number {link.target_customer_number} back to "
-                f"{customer.source_id}: {redact(str(exc))} (will retry)"
-            )
-        self.ledger.save_link(link)
-
-    def sync_members(self, result: RunResult) -> None:
-        """Create (or link) target contacts for source customers without waiting for a document."""
-        try:
-            customers = list(self.source.customers())
-        except NotSupported:
-            return
-        for customer in customers:
-            link = self.ledger.link(self.pipeline.target, self.pipeline.source, customer.source_id)
-            if link is not None and link.state == "linked":
-                continue
-            try:
-                contact, decision = self.contact_for(customer, dry_run=False)
-            except (DocumentError, TransientError) as exc:
-                self.rt.reporter.message(f"member {customer.display_name}: contact not created: {exc}")
-                continue
-            if contact is not None and "created" in decision:
-                result.contacts_created += 1
-            self.rt.reporter.message(f"member {customer.display_name}: {decision}")
 
     # -- audit ---------------------------------------------------------------------------
     def _audit_row(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any,
                    outcome: str) -> AuditRow:
-        return fresh(AuditRow, pipeline=self.pipeline.name, target_connection=self.pipeline.target,  # type: ignore[no-any-return]
-                     source_ref=source_ref, action=action, target_ref=target_ref,
-                     payload_hash=payload_hash(payload) if payload else None, outcome=redact(outcome)[:1000])
+        row: AuditRow = fresh(AuditRow, pipeline=self.pipeline.name, target_connection=self.pipeline.target,
+                              source_ref=source_ref, action=action, target_ref=target_ref,
+                              payload_hash=payload_hash(payload) if payload else None, outcome=redact(outcome)[:1000])
+        return row
 
     def _audit(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any, outcome: str) -> None:
         self.ledger.add_audit(self._audit_row(action, source_ref, target_ref, payload, outcome))
 
 
-# -- running several pipelines -----------------------------------------------------------
-def run_pipelines(
-    runtime: Runtime,
-    pipelines: list[PipelineConfig],
-    *,
-    jobs: int = 4,
-    run: Callable[[PipelineRunner], RunResult] | None = None,
-) -> list[RunResult]:
-    """Run pipelines; those with different target connections side by side.
-
-    Pipelines sharing a target connection run one after another in one worker, so
-    they share its rate limit and its customer links without racing.
-    """
-    groups: dict[str, list[PipelineConfig]] = {}
-    for pipeline in pipelines:
-        groups.setdefault(pipeline.target, []).append(pipeline)
-
-    def do(pipeline: PipelineConfig) -> RunResult:
-        try:
-            runner = PipelineRunner(runtime, pipeline)
-        except LedgerlinkError as exc:
-            return RunResult(pipeline.name, error=str(exc))
-        try:
-            return run(runner) if run else runner.run()
-        finally:
-            runner.close()
-
-    def do_group(group: list[PipelineConfig]) -> list[RunResult]:
-        return [do(p) for p in group]
-
-    results: list[RunResult] = []
-    if jobs <= 1 or len(groups) == 1:
-        for group in groups.values():
-            results.extend(do_group(group))
-        return results
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for group_results in pool.map(do_group, groups.values()):
-            results.extend(group_results)
-    return results
-
-
-def iter_documents_by_ids(source: Source, ids: list[str]) -> Iterator[Document | BrokenDocument]:
-    for ref in ids:
-        document = source.document(ref)
-        if document is None:
-            yield BrokenDocument(ref, f"the source has no document {ref!r}")
-        else:
-            yield document
-
+__all__ = ["Outcome", "PipelineRunner", "Reporter", "RunResult", "Runtime", "SimulatedCrash"]

@@ -89,7 +89,7 @@ class WebhookWorker:
                     return {"kind": kind, "id": ident, "state": "not a customer to sync"}
                 if not (self.pipeline.sync_members or self.pipeline.create_contacts):
                     return {"kind": kind, "id": ident, "state": "contact creation is off"}
-                contact, decision = runner.contact_for(customer, dry_run=False)
+                contact, decision = runner.contacts.resolve(customer, dry_run=False)
                 self.runtime.reporter.message(f"webhook customer {ident}: {decision}")
                 return {"kind": kind, "id": ident, "state": decision}
             return {"kind": kind, "id": ident, "state": "ignored"}

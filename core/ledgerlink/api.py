@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ._config import load_config
+from ._pipelines import run_pipelines
 from ._records import Document
-from ._runner import Outcome, PipelineRunner, Reporter, RunResult, Runtime, run_pipelines
+from ._runner import PipelineRunner
+from ._runtime import Outcome, Reporter, RunResult, Runtime
 
 
 def load(config_path: str | Path | None = None, *, reporter: Reporter | None = None,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from ledgerlink import OutcomeUnknown, TransientError, VendorRejected
+from ledgerlink._pipelines import run_pipelines
 from ledgerlink._records import Line, LineKind
-from ledgerlink._runner import PipelineRunner, Runtime, SimulatedCrash, run_pipelines
+from ledgerlink._runner import PipelineRunner, Runtime, SimulatedCrash
 from ledgerlink.testing import (
     CRASH_POINTS,
     CollectingReporter,
