@@ -30,7 +30,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.base import instance_state
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ._changes import fingerprint
 from ._records import Contact, Document, TargetRef
@@ -254,7 +254,7 @@ class _Rows:
         dialect = engine.dialect
         # sqlite3 takes :name, psycopg %(name)s; both take a dict of parameters.
         self._sqlite = dialect.name == "sqlite"
-        self._mark = (lambda name: f":{name}") if self._sqlite else (lambda name: f"%({name})s")
+        self._mark: Callable[[str], str] = (lambda name: f":{name}") if self._sqlite else (lambda name: f"%({name})s")
         self._binds: dict[str, dict[str, Any]] = {}
         self._result_of: dict[str, dict[str, Any]] = {}  # every column, in the table's order
         for model in (DocumentRow, CustomerLink, AuditRow, StatusHistoryRow, CursorRow):
@@ -429,7 +429,7 @@ class Ledger:
                     session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
                     session.commit()
             return
-        SQLModel.metadata.create_all(self.engine, tables=[SchemaVersion.__table__])  # type: ignore[list-item]
+        SQLModel.metadata.create_all(self.engine, tables=[_table(SchemaVersion)])
         with Session(self.engine) as session:
             row = session.get(SchemaVersion, 1)
             version = row.version if row else 1
@@ -477,14 +477,14 @@ class Ledger:
     def document(self, pipeline: str, source_ref: str) -> DocumentRow | None:
         return self._rows.one(DocumentRow, pipeline=pipeline, source_ref=source_ref)  # type: ignore[no-any-return]
 
-    def documents(self, pipeline: str | None = None, states: list[str] | None = None) -> list[DocumentRow]:
+    def documents(self, pipeline: str | None = None, states: Sequence[str] | None = None) -> list[DocumentRow]:
         with self.session() as session:
             query = select(DocumentRow)
             if pipeline:
                 query = query.where(DocumentRow.pipeline == pipeline)
             if states:
                 query = query.where(DocumentRow.state.in_(states))  # type: ignore[attr-defined]
-            return list(session.exec(query.order_by(DocumentRow.id)))
+            return list(session.exec(query.order_by(col(DocumentRow.id))))
 
     def save_document(self, row: DocumentRow, *, cursor: tuple[str, str] | None = None,
                       audit: AuditRow | None = None) -> DocumentRow:
@@ -586,7 +586,7 @@ class Ledger:
             return list(session.exec(select(DocumentRow).where(
                 DocumentRow.pipeline == pipeline, DocumentRow.state == DocumentState.PUSHED.value,
                 DocumentRow.payment_state.in_([PaymentState.PENDING.value, PaymentState.RETRY.value]),  # type: ignore[union-attr]
-            ).order_by(DocumentRow.id)))
+            ).order_by(col(DocumentRow.id))))
 
     def counts(self, pipeline: str | None = None) -> dict[str, int]:
         with self.session() as session:
@@ -631,7 +631,7 @@ class Ledger:
                 query = query.where(CustomerLink.target_connection == target_connection)
             if state:
                 query = query.where(CustomerLink.state == state)
-            return list(session.exec(query.order_by(CustomerLink.id)))
+            return list(session.exec(query.order_by(col(CustomerLink.id))))
 
     def mark_link_pending(self, link: CustomerLink | None, target_connection: str, source_connection: str,
                           source_customer_id: str, key: str) -> CustomerLink:
@@ -690,7 +690,7 @@ class Ledger:
             query = select(RunRow)
             if pipeline:
                 query = query.where(RunRow.pipeline == pipeline)
-            return list(session.exec(query.order_by(RunRow.id)))
+            return list(session.exec(query.order_by(col(RunRow.id))))
 
     def add_audit(self, entry: AuditRow) -> None:
         self._save(entry)
@@ -700,7 +700,7 @@ class Ledger:
             query = select(AuditRow)
             if pipeline:
                 query = query.where(AuditRow.pipeline == pipeline)
-            return list(session.exec(query.order_by(AuditRow.id)))
+            return list(session.exec(query.order_by(col(AuditRow.id))))
 
     def audit_csv(self, pipeline: str | None = None) -> str:
         out = io.StringIO()
@@ -730,7 +730,7 @@ class Ledger:
                 query = query.where(StatusHistoryRow.pipeline == pipeline)
             if source_ref:
                 query = query.where(StatusHistoryRow.source_ref == source_ref)
-            return list(session.exec(query.order_by(StatusHistoryRow.id)))
+            return list(session.exec(query.order_by(col(StatusHistoryRow.id))))
 
     def iter_table(self, name: str) -> Iterator[dict[str, Any]]:
         """Every row of a table as a dict (for exports and the secrets test)."""
