@@ -23,6 +23,7 @@ never passes a document that is not settled. One bad document never stops the ot
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any
 
 from . import _planning as planning
@@ -68,10 +69,8 @@ class PipelineRunner:
 
     def close(self) -> None:
         for connector in (self.source, self.target):
-            try:
+            with suppress(Exception):  # closing must not hide the run's result
                 connector.close()
-            except Exception:  # closing must not hide the run's result
-                pass
 
     def run(self, *, dry_run: bool = False, command: str = "run", documents: Iterable[SourceItem] | None = None,
             use_cursor: bool = True, retry_failed: bool | str = "transient", retry_quarantined: bool = False,
@@ -101,7 +100,7 @@ class PipelineRunner:
                 if item.source_ref in seen:
                     continue
                 seen.add(item.source_ref)
-                self._report(result, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
+                result.report(self.rt.reporter, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
         except (ConnectionError_, ConfigError) as exc:
             result.error = str(exc)
         except TransientError as exc:
@@ -113,11 +112,6 @@ class PipelineRunner:
                 outcome_text = "error: " + result.error if result.error else ("ok" if result.ok else "partial")
                 self.ledger.finish_run(run_row, result.counts(), outcome_text)
         return result
-
-    def _report(self, result: RunResult, outcome: Outcome | None) -> None:
-        if outcome is not None:
-            result.add(outcome)
-            self.rt.reporter.document(outcome)
 
     # -- what a crash or an earlier run left ------------------------------------------
     def settle_pending(self, result: RunResult) -> None:
@@ -153,23 +147,23 @@ class PipelineRunner:
             try:
                 item = self.source.document(row.source_ref)
             except NotSupported:
-                item = None
+                pass
             except QuarantineError as exc:
                 item = BrokenDocument(row.source_ref, str(exc), quarantine=True, number=row.number)
             except DocumentError as exc:
                 item = BrokenDocument(row.source_ref, str(exc), number=row.number)
             except LedgerlinkError:
-                item = None  # the source cannot be asked now; use the stored copy
+                pass  # the source cannot be asked now; use the stored copy
             if item is None and row.payload:
                 try:
                     item = Document.model_validate_json(row.payload)
                 except ValueError:
-                    item = None
+                    pass
             if item is None:
                 continue
             self._retrying = True
             try:
-                self._report(result, self.process(item, dry_run=False, update_cursor=False))
+                result.report(self.rt.reporter, self.process(item, dry_run=False, update_cursor=False))
             finally:
                 self._retrying = False
 
@@ -376,14 +370,12 @@ class PipelineRunner:
     def _after_transfer(self, row: DocumentRow, document: Document, cursor: Cursor | None,
                         dry_run: bool) -> Outcome | None:
         changes: list[str] = []
-        old_document: Document | None = None
-        if row.payload:
+        if row.payload and payload_hash(fingerprint(document)) != row.content_hash:
             try:
                 old_document = Document.model_validate_json(row.payload)
+                changes.append(describe_changes(fingerprint(old_document), fingerprint(document)))
             except ValueError:
-                old_document = None
-        if payload_hash(fingerprint(document)) != row.content_hash and old_document is not None:
-            changes.append(describe_changes(fingerprint(old_document), fingerprint(document)))
+                pass  # a stored copy this version cannot read: nothing to compare with
         became_paid = (self.pipeline.payment_reconciliation == "source" and document.is_paid
                        and row.payment_state != PaymentState.BOOKED)
         if dry_run:

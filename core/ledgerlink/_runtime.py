@@ -86,6 +86,12 @@ class RunResult:
         else:
             self._counts[outcome.state] = self._counts.get(outcome.state, 0) + 1
 
+    def report(self, reporter: Reporter, outcome: Outcome | None) -> None:
+        """Add an outcome (if any) and hand it to the reporter."""
+        if outcome is not None:
+            self.add(outcome)
+            reporter.document(outcome)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = dict(self._counts)
         for outcome in self.outcomes:
