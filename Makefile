@@ -22,8 +22,14 @@ $(STAMP): $(PYPROJECTS) Makefile
 demo: $(STAMP)
 	$(BIN)/ledgerlink demo
 
+# mypy checks the core strictly and every plugin's package (plugins/*/ledgerlink_*,
+# new plugins included) in normal mode; its settings are in pyproject.toml.
+PLUGIN_PACKAGES = $(patsubst %/__init__.py,%,$(wildcard plugins/*/ledgerlink_*/__init__.py))
+
 lint: $(STAMP)
 	$(BIN)/ruff check core plugins tests bench
+	$(BIN)/mypy --strict core/ledgerlink
+	$(BIN)/mypy $(PLUGIN_PACKAGES)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

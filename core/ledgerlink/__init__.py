@@ -7,6 +7,8 @@ are the implementation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._connectors import (  # noqa: E402
     BrokenDocument,
     ConnectorContext,
@@ -55,6 +57,9 @@ from ._records import (  # noqa: E402
 )
 from ._states import DocumentState, LinkState, OutcomeState, PaymentState, WritebackState  # noqa: E402
 from ._version import __version__
+
+if TYPE_CHECKING:  # imported on first use, by __getattr__ below
+    from ._sandbox import SANDBOX_PREFIX, Faults, OpenAPIValidator, Sandbox, SandboxServer
 
 
 def __getattr__(name: str) -> object:

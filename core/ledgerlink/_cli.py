@@ -188,7 +188,7 @@ def plugins(as_json: bool) -> None:
     from ._plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    items = []
+    items: list[dict[str, Any]] = []
     for info in pm.registry.plugins:
         provided = {kind: sorted(name for name, reg in pm.registry.items[kind].items()
                                  if reg.distribution == info.distribution)
@@ -498,9 +498,9 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
     histories: dict[tuple[str, str], list[Any]] = {}
     for h in ledger.status_history(pipeline):
         histories.setdefault((h.pipeline, h.source_ref), []).append(h)
-    items = []
+    items: list[dict[str, Any]] = []
     for r in rows:
-        item = {"pipeline": r.pipeline, "source_ref": r.source_ref, "number": r.number, "state": r.state,
+        item: dict[str, Any] = {"pipeline": r.pipeline, "source_ref": r.source_ref, "number": r.number, "state": r.state,
                 "reason": r.reason, "target_id": r.target_id, "target_number": r.target_number,
                 "attempts": r.attempts, "status": r.status, "status_raw": r.status_raw,
                 "changed": r.changed, "updated_at": r.updated_at.isoformat()}
@@ -518,9 +518,10 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
              i["status"] or "-", (i["changed"] or i["reason"] or "")[:90]] for i in items])
     if history:
         for i in items:
-            for h in i["history"]:
-                click.echo(f"  {i['number'] or i['source_ref']}: {h['at']} {h['old'] or '-'} -> {h['new']} "
-                           f"(raw {h['raw']!r}){' written back: ' + h['written_back'] if h['written_back'] else ''}")
+            for entry in i["history"]:
+                click.echo(f"  {i['number'] or i['source_ref']}: {entry['at']} {entry['old'] or '-'} -> "
+                           f"{entry['new']} (raw {entry['raw']!r})"
+                           f"{' written back: ' + entry['written_back'] if entry['written_back'] else ''}")
     click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no documents yet")
 
 

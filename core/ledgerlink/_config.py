@@ -512,7 +512,7 @@ def _ledger_url(ledger_raw: dict[str, Any], path: Path) -> str:
     value = ledger_raw.get("url", DEFAULT_LEDGER_URL)
     where = "ledger.url"
     if isinstance(value, dict) or (isinstance(value, str) and _ENV_REF.match(value.strip())):
-        url = _resolve_secret(value, where, path)
+        url: str = _resolve_secret(value, where, path)
         _register_secret(*_url_password(url))
     elif isinstance(value, str):
         url = value.strip()

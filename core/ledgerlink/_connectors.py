@@ -112,7 +112,7 @@ class Source:
         """Store the target's customer number on the source customer. Optional."""
         raise NotSupported(f"{type(self).__name__} cannot store customer numbers")
 
-    def write_status(self, source_ref: str, status: Status, wording: str) -> None:
+    def write_status(self, source_ref: str, status: MappedStatus, wording: str) -> None:
         """Show the target's status on the source document. Optional."""
         raise NotSupported(f"{type(self).__name__} cannot store statuses")
 

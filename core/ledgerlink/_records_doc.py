@@ -242,7 +242,7 @@ def _model_section(cls: type[BaseModel]) -> list[str]:
         out.append(
             f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {_cell(description)} |"
         )
-    derived = []
+    derived: list[tuple[str, property]] = []
     for klass in reversed(cls.__mro__):
         if klass is BaseModel or not (isinstance(klass, type) and issubclass(klass, BaseModel)):
             continue

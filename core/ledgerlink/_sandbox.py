@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -454,7 +454,7 @@ class Sandbox:
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
         validation: list[str] = []
 
-        async def capture(message: dict[str, Any]) -> None:
+        async def capture(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = list(message.get("headers", []))
@@ -588,7 +588,7 @@ class SyncASGITransport(httpx.BaseTransport):
     """
 
     def __init__(self, app: Callable[..., Any], *, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self._inner = httpx.ASGITransport(app=app)
         self._loop = loop or _start_loop()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
