@@ -117,7 +117,7 @@ class CustomerLink(SQLModel, table=True):
     target_connection: str = Field(index=True)
     source_connection: str = Field(index=True)
     source_customer_id: str = Field(index=True)
-    state: str = "linked"  # pending (a create was sent) | linked
+    state: str = LinkState.LINKED.value  # LinkState: pending (a create was sent) | linked
     key: str | None = None
     target_contact_id: str | None = None
     target_customer_number: str | None = None
@@ -620,7 +620,7 @@ class Ledger:
         found = self._rows.values(
             CustomerLink, ("target_contact_id", "target_customer_number", "matched_by"),
             target_connection=target_connection, source_connection=source_connection,
-            source_customer_id=source_customer_id, state="linked",
+            source_customer_id=source_customer_id, state=LinkState.LINKED.value,
         )
         return None if found is None or not found[0] else (found[0], found[1], found[2])
 
@@ -643,7 +643,7 @@ class Ledger:
 
     def mark_linked(self, link: CustomerLink | None, target_connection: str, source_connection: str,
                     source_customer_id: str, contact: Contact, matched_by: str, *,
-                    keep_matched_by: bool = False, writeback: str | None = None,
+                    keep_matched_by: bool = False, writeback: str | None = None, manual: bool = False,
                     audit: AuditRow | None = None) -> CustomerLink:
         """The source customer is the target's contact (matched or created).
         ``keep_matched_by``: an earlier ``matched_by`` stays (a settled creation)."""
@@ -655,6 +655,8 @@ class Ledger:
         link.matched_by = (link.matched_by or matched_by) if keep_matched_by else matched_by
         if writeback is not None:
             link.writeback = writeback
+        if manual:
+            link.manual = True  # a person's decision: no matching pass overwrites it
         return self.save_link(link, audit)
 
     def save_link(self, link: CustomerLink, audit: AuditRow | None = None) -> CustomerLink:

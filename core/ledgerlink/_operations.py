@@ -18,6 +18,7 @@ from ._http import redact
 from ._ledger import AuditRow, CustomerLink
 from ._records import TargetRef
 from ._runner import PipelineRunner, Runtime
+from ._states import DocumentState, LinkState
 
 
 @dataclass
@@ -41,7 +42,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
         rows: list[MatchRow] = []
         for customer in runner.source.customers():
             link = runtime.ledger.link(pipeline.target, pipeline.source, customer.source_id)
-            if link is not None and link.state == "linked":
+            if link is not None and link.state == LinkState.LINKED:
                 rows.append(MatchRow(customer.source_id, customer.display_name, "already_linked",
                                      link.matched_by, link.target_customer_number or link.target_contact_id))
                 continue
@@ -58,11 +59,8 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
             rows.append(MatchRow(customer.source_id, customer.display_name, "linked", match.matcher,
                                  contact.customer_number or contact.target_id))
             if not dry_run:
-                new = link or CustomerLink(target_connection=pipeline.target, source_connection=pipeline.source,
-                                           source_customer_id=customer.source_id)
-                new.state, new.target_contact_id = "linked", contact.target_id
-                new.target_customer_number, new.matched_by = contact.customer_number, match.matcher
-                new = runtime.ledger.save_link(new)
+                new = runtime.ledger.mark_linked(link, pipeline.target, pipeline.source, customer.source_id,
+                                                 contact, match.matcher)
                 runner.contacts.write_back(new, customer)
         return rows
     finally:
@@ -78,11 +76,9 @@ def link_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str, ta
         runner.close()
     if contact is None:
         raise ConfigError(f"the target {pipeline.target!r} has no contact with id or customer number {target_id!r}")
-    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id) or CustomerLink(
-        target_connection=pipeline.target, source_connection=pipeline.source, source_customer_id=source_id)
-    link.state, link.target_contact_id, link.target_customer_number = "linked", contact.target_id, contact.customer_number
-    link.matched_by, link.manual = "manual", True
-    return runtime.ledger.save_link(link)
+    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id)
+    return runtime.ledger.mark_linked(link, pipeline.target, pipeline.source, source_id, contact, "manual",
+                                      manual=True)
 
 
 def unlink_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str) -> bool:
@@ -123,7 +119,7 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange
         wording_name = (pipeline.status_wording or getattr(runner.source, "status_mapper", None)
                         or target_mapper_name)
         source_mapper = runtime.plugins.registry.get("status_mapper", wording_name).factory()
-        rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, ["pushed"]) if row.target_id}
+        rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, [DocumentState.PUSHED]) if row.target_id}
         refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
         changes: list[StatusChange] = []
         if not refs:
