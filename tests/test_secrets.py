@@ -40,7 +40,7 @@ GOOD = {
     "BILLBEE_API_KEY": "SECRET-billbee-key-7f3a9c1e5d",
     "BILLBEE_API_PASSWORD": "SECRET-billbee-pw-2b8d4f6a0c",
     "SEVDESK_API_TOKEN": "SECRET-sevdesk-5e1c0b9d3a7f",
-    "BILLY_ACCESS_TOKEN": "SECRET-billy-3a7f2c8e6b1d",
+    "BILLY_API_TOKEN": "SECRET-billy-3a7f2c8e6b1d",
     "BILENDO_API_TOKEN": "SECRET-bilendo-9d4b6e1f0a2c",
     "COBOT_ACCESS_TOKEN": "SECRET-cobot-6c2e8a4b9f3e",
 }
@@ -84,7 +84,7 @@ def sandboxes() -> dict[str, Any]:
     sevdesk = SevdeskSandbox()
     sevdesk.state["tokens"] = [GOOD["SEVDESK_API_TOKEN"]]
     billy = BillySandbox()
-    billy.state["tokens"] = [GOOD["BILLY_ACCESS_TOKEN"]]
+    billy.state["tokens"] = [GOOD["BILLY_API_TOKEN"]]
     bilendo = BilendoSandbox()
     bilendo.state["tokens"] = [GOOD["BILENDO_API_TOKEN"]]
     cobot = CobotSandbox(demo=True)
@@ -103,7 +103,7 @@ def write_config(path: Path, urls: dict[str, str], boxes: dict[str, Any]) -> Non
         if name == "space":  # Cobot's own limits (60 and 6 a minute) would make this test take minutes
             settings.update(requests_per_minute=60_000, memberships_requests_per_minute=60_000, window_days=366)
         if name == "billy":
-            settings.update(rate_limit=100)
+            settings.update(requests_per_second=100)
         lines += ["", f"[connections.{name}]", f'plugin = "{plugins[name]}"',
                   *(f"{k} = {_toml_value(v)}" for k, v in settings.items())]
     pipelines = [("shop-to-books", "shop", "books", DEMO_RULES), ("space-to-billy", "space", "billy", []),

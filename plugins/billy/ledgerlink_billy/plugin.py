@@ -1,7 +1,7 @@
 """Entry point: registers the Billy target and its status mapper with ledgerlink.
 
-Kept light: the connector module imports no starlette (the sandbox is named
-lazily in ``BillyTarget.sandbox``).
+Kept light: the target module imports no starlette (the sandbox is named lazily
+in ``BillyTarget.sandbox``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from ledgerlink import hookimpl
 
-from .connector import BillyStatusMapper, BillyTarget
+from .statuses import BillyStatusMapper
+from .target import BillyTarget
 
 
 @hookimpl

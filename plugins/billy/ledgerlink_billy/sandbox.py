@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import secrets
-from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
@@ -41,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 DEMO_TOKEN = "billy-demo-token-0f3c9a"
+TOKEN_ENV = "BILLY_API_TOKEN"
 HELP_URL = "https://www.billy.dk/support/"
 CENT = Decimal("0.01")
 
@@ -117,7 +117,7 @@ class BillyError(Exception):
 
 def danish_company() -> dict[str, Any]:
     """A Danish company as Billy sets it up: chart of accounts, tax rates and rulesets."""
-    accounts = [
+    accounts: list[tuple[str, int, str, str, dict[str, Any]]] = [
         ("acc_sales", 1110, "Salg", "revenue", {}),
         ("acc_sales_eu", 1120, "Salg af varer til EU", "revenue", {}),
         ("acc_sales_world", 1130, "Salg af varer uden for EU", "revenue", {}),
@@ -189,33 +189,30 @@ class BillySandbox(Sandbox):
     vendor: ClassVar[str] = "Billy"
     base_path: ClassVar[str] = "/v2"
     openapi_file = None  # Billy publishes no OpenAPI; see validate() and spec/SOURCE.md
-
-    @property
-    def app(self) -> Callable[..., Any]:
-        # The kit's app is a bound method, which uvicorn takes for ASGI 2; a plain
-        # coroutine function is recognised as ASGI 3 (SandboxServer, `sandbox serve`).
-        inner = Sandbox.app.fget(self)  # type: ignore[attr-defined]
-
-        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            await inner(scope, receive, send)
-
-        return asgi
+    auth_headers: ClassVar[tuple[str, ...]] = ("x-access-token",)  # rate limits per token
 
     # -- kit hooks -------------------------------------------------------------------
     def initial_state(self) -> dict[str, Any]:
         return danish_company()
 
-    def credential(self, request: Request) -> str:
-        return request.headers.get("x-access-token", "")[-8:] or "anonymous"
-
     def error_response(self, status: int, message: str) -> Response:
         return self._error(BillyError(status, message))
 
-    def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    @classmethod
+    def demo_rules(cls) -> list[dict[str, Any]]:
+        """No rules: the connection's six booking templates (see ``demo_connection``) book
+        every line (``BillyTarget.books_without_rules``)."""
+        return []
+
+    def describe(self) -> str:
+        invoices = list(self.state.get("invoices", {}).values())
+        approved = sum(1 for invoice in invoices if invoice.get("state") == "approved")
+        return f"Billy sandbox holds {len(invoices)} invoices ({approved} approved)"
+
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         settings = {
-            "plugin": "billy",
-            "access_token": "${BILLY_ACCESS_TOKEN}",
-            "base_url": base_url.rstrip("/") + self.base_path,
+            "api_token": "${" + TOKEN_ENV + "}",
+            "base_url": server_url.rstrip("/") + self.base_path,
             "cash_account": "5820",
             "goods_domestic": {"account": "1110", "vat": "Normalt salg af varer"},
             "goods_eu": {"account": "1120", "vat": "EU-salg af varer"},
@@ -224,7 +221,7 @@ class BillySandbox(Sandbox):
             "shipping_eu": {"account": "1150", "vat": "EU-salg af varer"},
             "shipping_non_eu": {"account": "1150", "vat": "EKSPORT"},
         }
-        return settings, {"BILLY_ACCESS_TOKEN": DEMO_TOKEN}
+        return settings, {TOKEN_ENV: DEMO_TOKEN}
 
     def load_seed(self, data: Any) -> None:
         """Records in Billy's list format: ``{"contacts": [...], "accounts": [...], ...}``;
@@ -731,4 +728,4 @@ class BillySandbox(Sandbox):
         return {"meta": {"deletedRecords": deleted}}
 
 
-__all__ = ["BillySandbox", "DEMO_TOKEN", "danish_company"]
+__all__ = ["BillySandbox", "DEMO_TOKEN", "TOKEN_ENV", "danish_company"]

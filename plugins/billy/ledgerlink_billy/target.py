@@ -12,6 +12,9 @@ Invoices are always created as drafts first. The plugin then compares Billy's
 amounts with the source document to the øre; a difference deletes the draft and
 quarantines the document. Only after that, and only with ``auto_book = true``, is
 the invoice approved (final in Billy) and are its payments recorded.
+
+This module makes the calls and look-ups; the payloads are built and read in
+:mod:`.mapping`, statuses worded in :mod:`.statuses`.
 """
 
 from __future__ import annotations
@@ -22,57 +25,52 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
-import httpx
 from ledgerlink import (
     ConfigError,
+    ConnectorContext,
     Contact,
     Customer,
     Document,
     DocumentKind,
-    LineKind,
-    MappedStatus,
     Plan,
     PlannedLine,
     QuarantineError,
     RateLimit,
     Settings,
-    Status,
-    StatusMapper,
     Target,
     TargetRef,
     TransientError,
     VendorRejected,
-    default_error_message,
     key_id,
-    money,
 )
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from .mapping import (
+    TEMPLATE_LABELS,
+    TEMPLATE_NAMES,
+    amount_problem,
+    bank_payment_payload,
+    billy_error_message,
+    contact_from_record,
+    contact_payload,
+    dec,
+    invoice_line,
+    invoice_payload,
+    payments_due,
+    pick,
+    product_number,
+    product_payload,
+    template_name,
+)
+from .statuses import raw_status
 
 log = logging.getLogger("ledgerlink.billy")
 
 DEFAULT_BASE_URL = "https://api.billysbilling.com/v2"
 AUTH_HINT = (
     "create an access token in Billy (Settings -> Access tokens) and put it in the "
-    "connection's access_token"
+    "connection's api_token"
 )
-
-TEMPLATE_NAMES = (
-    "goods_domestic",
-    "goods_eu",
-    "goods_non_eu",
-    "shipping_domestic",
-    "shipping_eu",
-    "shipping_non_eu",
-)
-# The names Billy users know from Shipmondo's integration (seed page 001).
-TEMPLATE_LABELS = {
-    "goods_domestic": "Varer (Indland)",
-    "goods_eu": "Varer (EU)",
-    "goods_non_eu": "Varer (Uden for EU)",
-    "shipping_domestic": "Fragt (Indland)",
-    "shipping_eu": "Fragt (EU)",
-    "shipping_non_eu": "Fragt (Uden for EU)",
-}
 
 
 class Template(BaseModel):
@@ -84,24 +82,61 @@ class Template(BaseModel):
     vat: str = Field(min_length=1, description="sales tax ruleset name, abbreviation or Billy id")
 
 
+def _template(label: str, used_for: str) -> Any:
+    return Field(
+        None,
+        description=f"booking template {label!r}: {{ account, vat }} for {used_for} "
+        "(default: none; a document that needs it is quarantined)",
+    )
+
+
 class BillySettings(Settings):
-    access_token: SecretStr
-    base_url: str = DEFAULT_BASE_URL
-    auto_book: bool = False
-    """False: invoices stay drafts in Billy. True: they are approved, which is final."""
-    cash_account: str | None = None
-    """Where payments are recorded: account number, name or id (must be payment-enabled)."""
-    payment_terms_days: int = Field(8, ge=-365, le=3650)
-    payment_terms_mode: str | None = "net"
-    invoice_no_prefix: str = Field("", max_length=20)
-    goods_domestic: Template | None = None
-    goods_eu: Template | None = None
-    goods_non_eu: Template | None = None
-    shipping_domestic: Template | None = None
-    shipping_eu: Template | None = None
-    shipping_non_eu: Template | None = None
-    page_size: int = Field(1000, ge=1, le=1000)
-    rate_limit: float = Field(5.0, gt=0, le=100, description="requests per second")
+    """Settings of a Billy connection (see the plugin README for each one)."""
+
+    api_token: SecretStr = Field(
+        description="Billy access token (Settings -> Access tokens), sent as X-Access-Token; tied to one company"
+    )
+    base_url: str = Field(
+        DEFAULT_BASE_URL, description="API root including /v2 (default: Billy's production API)"
+    )
+    auto_book: bool = Field(
+        False,
+        description="false (default): invoices stay drafts in Billy; true: they are approved after the "
+        "amount check, which is final in Billy, and their payments are recorded",
+    )
+    cash_account: str | None = Field(
+        None,
+        description="account where payments are recorded: number, name or Billy id; payment-enabled, in the "
+        "invoice's currency (default: none; needed only when payments are booked)",
+    )
+    payment_terms_days: int = Field(
+        8, ge=-365, le=3650,
+        description="days from the invoice date to the due date, for invoices and new contacts (default 8; "
+        "a plan's due date wins)",
+    )
+    payment_terms_mode: str | None = Field(
+        "net",
+        description="Billy's paymentTermsMode (default \"net\": days after the invoice date); \"\" leaves it "
+        "out, so the organization's default applies",
+    )
+    invoice_no_prefix: str = Field(
+        "", max_length=20,
+        description="put before the source's document number in Billy's invoiceNo (default: none)",
+    )
+    goods_domestic: Template | None = _template(TEMPLATE_LABELS["goods_domestic"], "goods, buyer in the seller's country")
+    goods_eu: Template | None = _template(TEMPLATE_LABELS["goods_eu"], "goods, buyer in another EU country")
+    goods_non_eu: Template | None = _template(TEMPLATE_LABELS["goods_non_eu"], "goods, buyer outside the EU")
+    shipping_domestic: Template | None = _template(TEMPLATE_LABELS["shipping_domestic"], "shipping lines, domestic")
+    shipping_eu: Template | None = _template(TEMPLATE_LABELS["shipping_eu"], "shipping lines, EU")
+    shipping_non_eu: Template | None = _template(TEMPLATE_LABELS["shipping_non_eu"], "shipping lines, outside the EU")
+    requests_per_second: float = Field(
+        5.0, gt=0, le=100,
+        description="client-side limit per token, in requests per second (default 5; Billy publishes no limit)",
+    )
+    page_size: int = Field(
+        1000, ge=1, le=1000, description="records per page of list calls (default 1000, Billy's maximum)"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for one HTTP answer (default 30)")
 
     @field_validator("base_url")
     @classmethod
@@ -112,66 +147,30 @@ class BillySettings(Settings):
         return value
 
 
-def billy_error_message(response: httpx.Response) -> str:
-    """Billy's own words: ``errorMessage`` (``errorCode``) and any validation details."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and (body.get("errorMessage") or body.get("errorCode")):
-        text = str(body.get("errorMessage") or "").strip() or "no message"
-        code = body.get("errorCode")
-        details = _validation_details(body.get("validationErrors"))
-        if details:
-            text = f"{text}: {details}"
-        return " ".join(f"{text} ({code})".split()) if code else " ".join(text.split())
-    return default_error_message(response)
-
-
-def _validation_details(errors: Any) -> str:
-    if not isinstance(errors, dict):
-        return ""
-    parts: list[str] = []
-    for record, problems in errors.items():
-        if isinstance(problems, dict):
-            attrs = problems.get("attributes") or {}
-            for attr, message in attrs.items() if isinstance(attrs, dict) else []:
-                parts.append(f"{record}.{attr}: {message}")
-            if problems.get("message"):
-                parts.append(f"{record}: {problems['message']}")
-    return "; ".join(parts)[:300]
-
-
-def dec(value: Any) -> Decimal:
-    """A Billy number (JSON float) as an exact Decimal to the cent."""
-    if value is None:
-        return Decimal("0.00")
-    return money(Decimal(str(value)))
-
-
 class BillyTarget(Target):
     """Invoices into Billy: drafts by default, approved with ``auto_book``."""
 
     Settings: ClassVar[type[BillySettings]] = BillySettings
     description: ClassVar[str] = "Billy (billy.dk): invoices as drafts or approved, contacts, payments"
     status_mapper: ClassVar[str | None] = "billy"
-    sandbox: ClassVar[str] = "ledgerlink_billy.sandbox:BillySandbox"
+    sandbox: ClassVar[str | None] = "ledgerlink_billy.sandbox:BillySandbox"
     # The six templates book every line; pipeline rules are optional overrides.
     books_without_rules: ClassVar[bool] = True
 
     settings: BillySettings
 
-    def __init__(self, settings: BillySettings, context: Any) -> None:
+    def __init__(self, settings: BillySettings, context: ConnectorContext) -> None:
         super().__init__(settings, context)
-        token = settings.access_token.get_secret_value()
+        token = settings.api_token.get_secret_value()
         self.client = context.http(
             vendor="Billy",
             base_url=settings.base_url,
             headers={"X-Access-Token": token, "Accept-Language": "en_US"},
             secrets=[token],
-            rate_limits=[RateLimit(f"billy:{key_id(token)}", settings.rate_limit)],
+            rate_limits=[RateLimit(f"billy:{key_id(token)}", settings.requests_per_second)],
             auth_hint=AUTH_HINT,
             error_message=billy_error_message,
+            timeout=settings.timeout,
         )
         self._organization: dict[str, Any] | None = None
         self._accounts: list[dict[str, Any]] | None = None
@@ -184,7 +183,9 @@ class BillyTarget(Target):
         body = self.client.json(response)
         if not isinstance(body, dict):
             raise VendorRejected(f"Billy answered {method} {path} with {type(body).__name__}, not an object")
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        meta = body.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
         if meta.get("success") is False or body.get("errorCode"):
             # An error inside a 2xx answer: Billy's error envelope with a success status.
             raise VendorRejected(
@@ -239,11 +240,11 @@ class BillyTarget(Target):
 
     def find_account(self, ref: str) -> dict[str, Any] | None:
         """An account by id, account number or name (case-insensitive); archived ones last."""
-        return _pick(self.accounts(), ref, ("id",), ("accountNo",), ("name",), what="account")
+        return pick(self.accounts(), ref, ("id",), ("accountNo",), ("name",), what="account")
 
     def find_ruleset(self, ref: str) -> dict[str, Any] | None:
         """A sales tax ruleset by id, name or abbreviation (case-insensitive)."""
-        return _pick(self.rulesets(), ref, ("id",), ("name", "abbreviation"), what="VAT ruleset")
+        return pick(self.rulesets(), ref, ("id",), ("name", "abbreviation"), what="VAT ruleset")
 
     def prepare(self, pipeline_options: dict[str, Any]) -> None:
         # Fresh lookups per run: the bookkeeper may have added accounts or products.
@@ -300,38 +301,11 @@ class BillyTarget(Target):
         return account
 
     # -- contacts ------------------------------------------------------------------
-    def _contact(self, record: dict[str, Any]) -> Contact:
-        persons = record.get("contactPersons") or []
-        primary = next((p for p in persons if isinstance(p, dict) and p.get("isPrimary")), None)
-        primary = primary or next((p for p in persons if isinstance(p, dict)), None)
-        name = str(record.get("name") or "")
-        first = last = company = None
-        if record.get("type") == "person":
-            parts = name.rsplit(" ", 1)
-            first, last = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] or None)
-        else:
-            company = name or None
-        return Contact(
-            target_id=str(record["id"]),
-            customer_number=(str(record["contactNo"]) if record.get("contactNo") not in (None, "") else None),
-            first_name=first,
-            last_name=last,
-            company=company,
-            email=(primary or {}).get("email"),
-            extra={
-                "name": name,
-                "type": record.get("type"),
-                "countryId": record.get("countryId"),
-                "registrationNo": record.get("registrationNo"),
-                "isArchived": bool(record.get("isArchived")),
-            },
-        )
-
     def _all_contacts(self) -> Iterator[Contact]:
         params = {"include": "contact.contactPersons:embed"}
         for record in self._list("/contacts", "contacts", params):
             if isinstance(record, dict) and record.get("id"):
-                yield self._contact(record)
+                yield contact_from_record(record)
 
     def contacts(self) -> Iterator[Contact]:
         """Every contact that is not archived (Billy has no contact search: all pages)."""
@@ -348,54 +322,27 @@ class BillyTarget(Target):
         return found[0] if found else None
 
     def create_contact(self, customer: Customer, key: str) -> Contact:
-        person = " ".join(p for p in (customer.first_name, customer.last_name) if p).strip()
-        address = customer.address
-        name = (customer.company or "").strip() or person or (address.name if address else None)
-        name = name or customer.email or customer.source_id
         country = customer.country or self.organization().get("countryId") or "DK"
-        body: dict[str, Any] = {
-            "type": "company" if customer.is_company else "person",
-            "name": name,
-            "countryId": country,
-            "contactNo": key,
-            "isCustomer": True,
-            "paymentTermsDays": self.settings.payment_terms_days,
-        }
-        if self.settings.payment_terms_mode:
-            body["paymentTermsMode"] = self.settings.payment_terms_mode
-        if address is not None:
-            street = "\n".join(s for s in (address.street, address.street2) if s)
-            for field, value in (("street", street), ("zipcodeText", address.zip), ("cityText", address.city)):
-                if value:
-                    body[field] = value
-        if customer.phone:
-            body["phone"] = customer.phone
-        if customer.vat_id:
-            body["registrationNo"] = customer.vat_id
-        if person or customer.email:
-            contact_person: dict[str, Any] = {"isPrimary": True, "name": person or customer.email}
-            if customer.email:
-                contact_person["email"] = customer.email
-            body["contactPersons"] = [contact_person]
+        body = contact_payload(
+            customer, key, country=country,
+            payment_terms_days=self.settings.payment_terms_days,
+            payment_terms_mode=self.settings.payment_terms_mode,
+        )
         answer = self._call("POST", "/contacts", json={"contact": body})
         record = self._first(answer, "contacts", "a contact")
         persons = [p for p in answer.get("contactPersons") or [] if p.get("contactId") == record.get("id")]
         record = {**body, **record}
         record.setdefault("contactPersons", persons or body.get("contactPersons", []))
-        return self._contact(record)
+        return contact_from_record(record)
 
     # -- booking templates and products ----------------------------------------------
-    def template_name(self, document: Document, planned: PlannedLine) -> str:
-        kind = "shipping" if planned.line.kind == LineKind.SHIPPING else "goods"
-        return f"{kind}_{document.tax_region.value}"
-
     def booking(self, document: Document, planned: PlannedLine) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(template name, account, ruleset) for one planned line, or QuarantineError.
 
         The pipeline rule's explicit account (``planned.account``) wins over the
         template's account; ``planned.tax_rule`` likewise over the template's VAT.
         """
-        name = self.template_name(document, planned)
+        name = template_name(document, planned)
         template: Template | None = getattr(self.settings, name)
         account_ref = planned.account or (template.account if template else None)
         vat_ref = planned.tax_rule or (template.vat if template else None)
@@ -417,8 +364,7 @@ class BillyTarget(Target):
 
     def product_for(self, name: str, account: dict[str, Any], ruleset: dict[str, Any], overridden: bool) -> str:
         """The id of the product for this template (found by ``productNo``, else created)."""
-        account_key = str(account.get("accountNo") or account["id"])
-        product_no = f"ledgerlink-{name}-{account_key}-{ruleset['id']}"
+        product_no, account_key = product_number(name, account, ruleset)
         if self._products is None or product_no not in self._products:
             self._products = {}
             for record in self._list("/products", "products"):
@@ -426,21 +372,10 @@ class BillyTarget(Target):
                     self._products.setdefault(str(record["productNo"]), str(record["id"]))
         if product_no in self._products:
             return self._products[product_no]
-        label = TEMPLATE_LABELS[name]
-        if overridden:
-            label = f"{label}, konto {account_key}"
         answer = self._call(
             "POST",
             "/products",
-            json={
-                "product": {
-                    "name": label,
-                    "productNo": product_no,
-                    "accountId": account["id"],
-                    "salesTaxRulesetId": ruleset["id"],
-                    "description": f"ledgerlink template {name}",
-                }
-            },
+            json={"product": product_payload(name, product_no, account, ruleset, account_key, overridden)},
         )
         product_id = str(self._first(answer, "products", "a product")["id"])
         self._products[product_no] = product_id
@@ -470,46 +405,19 @@ class BillyTarget(Target):
                 or (planned.tax_rule and (template is None or planned.tax_rule != template.vat))
             )
             product_id = self.product_for(name, account, ruleset, overridden)
-            line = planned.line
-            total = money(line.total)
-            quantity, unit, text = line.quantity, line.unit, line.description
-            if unit != money(unit) or money(unit * quantity) != total:
-                # Billy multiplies quantity by unit price; when that does not give the
-                # source's line total to the øre, book the total once and keep the
-                # quantity in the text.
-                text = f"{_plain(quantity)} x {text}"
-                quantity, unit = Decimal(1), total
-            lines.append(
-                {
-                    "productId": product_id,
-                    "description": text,
-                    "quantity": float(quantity) if quantity != quantity.to_integral() else int(quantity),
-                    "unitPrice": float(unit),
-                    "priority": priority,
-                }
-            )
+            lines.append(invoice_line(planned.line, product_id, priority))
         return lines
 
     def push(self, document: Document, plan: Plan) -> TargetRef:
         self.validate(document, plan)
         assert plan.contact is not None
         lines = self._invoice_lines(document, plan)
-        tax_mode = "incl" if document.lines[0].price_basis == "gross" else "excl"
-        days = self.settings.payment_terms_days
-        if plan.due_date is not None:
-            days = (plan.due_date - plan.document_date).days
         invoice_no = self.invoice_no(document.source_ref, document.number)
-        body: dict[str, Any] = {
-            "contactId": plan.contact.target_id,
-            "entryDate": plan.document_date.isoformat(),
-            "currencyId": document.currency,
-            "invoiceNo": invoice_no,
-            "taxMode": tax_mode,
-            "paymentTermsDays": days,
-            "lines": lines,
-        }
-        if self.settings.payment_terms_mode:
-            body["paymentTermsMode"] = self.settings.payment_terms_mode
+        body = invoice_payload(
+            document, plan, contact_id=plan.contact.target_id, invoice_no=invoice_no, lines=lines,
+            payment_terms_days=self.settings.payment_terms_days,
+            payment_terms_mode=self.settings.payment_terms_mode,
+        )
         # Always a draft first: an approved invoice cannot be deleted if Billy's
         # amounts turn out different from the source's.
         answer = self._call("POST", "/invoices", json={"invoice": body})
@@ -518,7 +426,7 @@ class BillyTarget(Target):
         ref = TargetRef(target_id=invoice_id, number=str(invoice.get("invoiceNo") or invoice_no), kind="invoice")
         if "amount" not in invoice or "tax" not in invoice:
             invoice = self.invoice(invoice_id) or invoice
-        problem = self.amount_problem(document, invoice)
+        problem = amount_problem(document, invoice)
         if problem:
             self._call("DELETE", f"/invoices/{invoice_id}")
             raise QuarantineError(f"{problem}; the Billy draft {ref.number} was deleted")
@@ -526,7 +434,7 @@ class BillyTarget(Target):
             self._call("PUT", f"/invoices/{invoice_id}", json={"invoice": {"state": "approved"}})
             if plan.mark_paid:
                 self.book_payment(ref, document, plan)
-        elif plan.mark_paid and self._payments_due(document):
+        elif plan.mark_paid and payments_due(document):
             log.warning(
                 "Billy invoice %s stays a draft, so its payment is not recorded yet; ledgerlink "
                 "books it on a later run once the invoice is approved in Billy",
@@ -534,19 +442,6 @@ class BillyTarget(Target):
             )
             ref.payment_pending = True
         return ref
-
-    @staticmethod
-    def amount_problem(document: Document, invoice: dict[str, Any]) -> str | None:
-        """Billy's net, tax and gross against the source's, to the øre."""
-        net, tax = dec(invoice.get("amount")), dec(invoice.get("tax"))
-        gross = net + tax
-        if gross != document.total_gross or tax != document.total_tax:
-            return (
-                f"Billy computed {gross} {document.currency} gross / {tax} tax, the source document "
-                f"says {document.total_gross} gross / {document.total_tax} tax (check the VAT "
-                "ruleset of the template against the source's tax rate)"
-            )
-        return None
 
     def invoice(self, invoice_id: str) -> dict[str, Any] | None:
         response = self.client.get(f"/invoices/{invoice_id}", ok=[404])
@@ -568,20 +463,10 @@ class BillyTarget(Target):
         return None
 
     # -- payments -------------------------------------------------------------------
-    @staticmethod
-    def _payments_due(document: Document) -> list[tuple[Decimal, _dt.date | None]]:
-        """The payments to record: the source's payments, or the whole document when the
-        source gives only a payment date."""
-        if document.payments:
-            return [(money(p.amount), p.date) for p in document.payments if money(p.amount) > 0]
-        if document.payment_date is not None:
-            return [(document.total_gross, document.payment_date)]
-        return []
-
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
         """Record what the source says was paid and Billy does not know yet (idempotent:
         the invoice's balance tells what is already recorded)."""
-        payments = self._payments_due(document)
+        payments = payments_due(document)
         if not payments:
             return
         invoice = self.invoice(ref.target_id)
@@ -611,15 +496,7 @@ class BillyTarget(Target):
         self._call(
             "POST",
             "/bankPayments",
-            json={
-                "bankPayment": {
-                    "entryDate": entry_date.isoformat(),
-                    "cashAmount": float(to_book),
-                    "cashSide": "debit",
-                    "cashAccountId": account["id"],
-                    "associations": [{"subjectReference": f"invoice:{ref.target_id}"}],
-                }
-            },
+            json={"bankPayment": bank_payment_payload(entry_date, to_book, account["id"], ref.target_id)},
         )
 
     # -- statuses -------------------------------------------------------------------
@@ -634,91 +511,4 @@ class BillyTarget(Target):
         self.client.close()
 
 
-def raw_status(invoice: dict[str, Any] | None, today: _dt.date) -> str:
-    """``draft``, ``approved``, ``sent``, ``overdue``, ``partially_paid``, ``paid``,
-    ``voided`` or ``deleted`` from an invoice's ``state``, ``isPaid``, ``balance``,
-    ``sentState`` and ``dueDate``."""
-    if invoice is None:
-        return "deleted"
-    state = str(invoice.get("state") or "")
-    if state != "approved":
-        return state or "unknown"
-    if invoice.get("isPaid"):
-        return "paid"
-    gross = dec(invoice.get("amount")) + dec(invoice.get("tax"))
-    balance = dec(invoice.get("balance"))
-    if Decimal(0) < balance < gross:
-        return "partially_paid"
-    due = invoice.get("dueDate")
-    try:
-        if due and _dt.date.fromisoformat(str(due)[:10]) < today:
-            return "overdue"
-    except ValueError:
-        pass
-    if invoice.get("sentState") in ("sent", "opened", "viewed", "printed"):
-        return "sent"
-    return "approved"
-
-
-class BillyStatusMapper(StatusMapper):
-    """Billy's invoice states (as :func:`raw_status` words them) and back."""
-
-    name = "billy"
-    TO: ClassVar[dict[str, Status]] = {
-        "draft": Status.DRAFT,
-        "approved": Status.OPEN,
-        "sent": Status.SENT,
-        "overdue": Status.OVERDUE,
-        "partially_paid": Status.PARTIALLY_PAID,
-        "paid": Status.PAID,
-        "voided": Status.CANCELLED,
-        "deleted": Status.CANCELLED,
-    }
-    FROM: ClassVar[dict[Status, str]] = {
-        Status.DRAFT: "draft",
-        Status.OPEN: "approved",
-        Status.DUE: "approved",
-        Status.SENT: "sent",
-        Status.OVERDUE: "overdue",
-        Status.REMINDER: "overdue",
-        Status.PARTIALLY_PAID: "partially_paid",
-        Status.PAID: "paid",
-        Status.CANCELLED: "voided",
-    }
-
-    def to_canonical(self, raw: str) -> MappedStatus:
-        status = self.TO.get(raw.strip().lower())
-        return MappedStatus(status or Status.UNKNOWN, raw)
-
-    def from_canonical(self, status: MappedStatus) -> str:
-        return self.FROM.get(status.status, status.raw)
-
-
-def _pick(
-    records: list[dict[str, Any]], ref: str, *groups: tuple[str, ...], what: str
-) -> dict[str, Any] | None:
-    """The record whose fields in the first matching group equal ``ref`` (case-insensitive).
-
-    Several matches in one group are ambiguous (QuarantineError) unless exactly one of
-    them is not archived."""
-    wanted = ref.strip().casefold()
-    for fields in groups:
-        found = [r for r in records if any(str(r.get(f) or "").strip().casefold() == wanted for f in fields)]
-        if len(found) > 1:
-            active = [r for r in found if not r.get("isArchived")]
-            if len(active) == 1:
-                return active[0]
-            raise QuarantineError(
-                f"{len(found)} Billy {what}s are called {ref!r}; name it by number or id instead"
-            )
-        if found:
-            return found[0]
-    return None
-
-
-def _plain(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
-
-
-__all__ = ["BillySettings", "BillyStatusMapper", "BillyTarget", "Template", "billy_error_message", "raw_status"]
+__all__ = ["AUTH_HINT", "DEFAULT_BASE_URL", "BillySettings", "BillyTarget", "Template"]

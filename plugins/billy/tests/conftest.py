@@ -20,8 +20,8 @@ from ledgerlink import (
     PlannedLine,
 )
 from ledgerlink.testing import closing_factory, make_http_client
-from ledgerlink_billy.connector import BillyTarget
 from ledgerlink_billy.sandbox import DEMO_TOKEN, BillySandbox
+from ledgerlink_billy.target import BillyTarget
 
 FAST_HTTP = partial(make_http_client, backoff=0.001, retries=3)
 
@@ -30,14 +30,13 @@ COUNTRIES = {"domestic": "DK", "eu": "DE", "non_eu": "US"}
 
 def demo_settings(base_url: str = "http://sandbox") -> dict[str, Any]:
     settings, _env = BillySandbox().demo_connection(base_url)
-    settings.pop("plugin")
-    settings["access_token"] = DEMO_TOKEN
+    settings["api_token"] = DEMO_TOKEN
     return settings
 
 
 def make_target(transport: Any = None, base_url: str = "http://sandbox", **overrides: Any) -> BillyTarget:
     values = demo_settings(base_url)
-    values["rate_limit"] = 100  # keep tests fast; the default spaces requests at 5 per second
+    values["requests_per_second"] = 100  # keep tests fast; the default spaces requests at 5 per second
     values.update(overrides)
     values = {k: v for k, v in values.items() if v is not None}
     context = ConnectorContext(connection="billy-test", http_factory=FAST_HTTP, transport=transport)

@@ -36,10 +36,9 @@ class TestBillyContract(TargetContract):
 
     def connection_settings(self, sandbox: Any) -> tuple[dict[str, Any], dict[str, str]]:
         settings, env = sandbox.demo_connection("http://billy.sandbox")
-        settings.pop("plugin")
         settings["goods_domestic"] = {"account": "1110", "vat": "DE19"}
         settings["shipping_domestic"] = {"account": "1150", "vat": "Salg 19%"}
-        settings["rate_limit"] = 100
+        settings["requests_per_second"] = 100
         return settings, env
 
     def stored_refs(self, sandbox: Any) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 import respx
 from ledgerlink import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
 from ledgerlink.testing import closing_factory
-from ledgerlink_billy.connector import TEMPLATE_NAMES as TEMPLATES
+from ledgerlink_billy.mapping import TEMPLATE_NAMES as TEMPLATES
 
 BASE = "https://api.billysbilling.com/v2"
 TOKEN = "tok-billy-secret-42"
@@ -31,7 +31,7 @@ def real(kit):
     """A target for the public API, without templates (check() then reads only the organization)."""
 
     def build(**settings):
-        values = {"access_token": TOKEN, "cash_account": None}
+        values = {"api_token": TOKEN, "cash_account": None}
         values.update({name: None for name in TEMPLATES})
         values.update(settings)
         t = kit.make_target(None, base_url="https://api.billysbilling.com", **values)
@@ -139,7 +139,7 @@ def test_paging_follows_page_count(real):
 
 def test_status_mapper_round_trip_and_unknown():
     from ledgerlink import MappedStatus, Status
-    from ledgerlink_billy.connector import BillyStatusMapper, raw_status
+    from ledgerlink_billy.statuses import BillyStatusMapper, raw_status
 
     mapper = BillyStatusMapper()
     for raw in ("draft", "approved", "sent", "overdue", "partially_paid", "paid", "voided"):

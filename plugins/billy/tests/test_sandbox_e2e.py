@@ -15,7 +15,7 @@ from ledgerlink import (
     Status,
     TransientError,
 )
-from ledgerlink_billy.connector import BillyStatusMapper
+from ledgerlink_billy.statuses import BillyStatusMapper
 
 # template -> (account number, ruleset id) as demo_connection() fills them in
 EXPECTED = {
@@ -246,7 +246,7 @@ def test_contacts_create_find_and_page(sandbox, target_for, kit):
 def test_check_good_and_bad_token(sandbox, target_for):
     assert "Demo Webshop ApS" in target_for().check()
     with pytest.raises(ConnectionError_) as info:
-        target_for(access_token="wrong-token-123").check()
+        target_for(api_token="wrong-token-123").check()
     message = str(info.value)
     assert "Invalid OAuth 2 access token" in message and "Access tokens" in message
     assert "wrong-token-123" not in message and "\n" not in message

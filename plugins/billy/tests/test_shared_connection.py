@@ -12,7 +12,7 @@ def test_two_pipelines_share_customer_links(tmp_path, monkeypatch, kit):
     reset_fake_stores()
     sandbox = BillySandbox()
     settings, env = sandbox.demo_connection("http://billy.sandbox")
-    settings["rate_limit"] = 100
+    settings["requests_per_second"] = 100
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     first, second = kit.shop_document(1, "domestic"), kit.shop_document(2, "eu")
@@ -23,7 +23,7 @@ def test_two_pipelines_share_customer_links(tmp_path, monkeypatch, kit):
     for doc in (first, second):
         store["documents"][doc.source_ref] = doc
     raw = {
-        "connections": {"shop": {"plugin": "fake-source", "store": "billy-shared"}, "books": settings},
+        "connections": {"shop": {"plugin": "fake-source", "store": "billy-shared"}, "books": {"plugin": "billy", **settings}},
         "pipelines": [
             {"name": "webshop", "source": "shop", "target": "books", "seller_country": "DK"},
             # no matchers: without the shared link this pipeline would create a second contact

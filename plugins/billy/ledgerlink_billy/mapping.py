@@ -1,0 +1,307 @@
+"""Translation between ledgerlink's records and Billy's payloads (API v2).
+
+Pure functions, no HTTP: Billy's records read into :class:`ledgerlink.Contact`,
+canonical customers, documents and plans written as Billy's ``contact``,
+``product``, ``invoice`` and ``bankPayment`` bodies, Billy's numbers read as exact
+Decimals, its error envelope read into one line. The target (:mod:`.target`) does
+the calls and the look-ups (accounts, rulesets, products) and hands the results here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from ledgerlink import (
+    Contact,
+    Customer,
+    Document,
+    Line,
+    LineKind,
+    Plan,
+    PlannedLine,
+    QuarantineError,
+    default_error_message,
+    money,
+)
+
+TEMPLATE_NAMES = (
+    "goods_domestic",
+    "goods_eu",
+    "goods_non_eu",
+    "shipping_domestic",
+    "shipping_eu",
+    "shipping_non_eu",
+)
+# The names Billy users know from Shipmondo's integration (seed page 001).
+TEMPLATE_LABELS = {
+    "goods_domestic": "Varer (Indland)",
+    "goods_eu": "Varer (EU)",
+    "goods_non_eu": "Varer (Uden for EU)",
+    "shipping_domestic": "Fragt (Indland)",
+    "shipping_eu": "Fragt (EU)",
+    "shipping_non_eu": "Fragt (Uden for EU)",
+}
+
+
+# -- answers -------------------------------------------------------------------------
+def billy_error_message(response: httpx.Response) -> str:
+    """Billy's own words: ``errorMessage`` (``errorCode``) and any validation details."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("errorMessage") or body.get("errorCode")):
+        text = str(body.get("errorMessage") or "").strip() or "no message"
+        code = body.get("errorCode")
+        details = _validation_details(body.get("validationErrors"))
+        if details:
+            text = f"{text}: {details}"
+        return " ".join(f"{text} ({code})".split()) if code else " ".join(text.split())
+    return default_error_message(response)
+
+
+def _validation_details(errors: Any) -> str:
+    if not isinstance(errors, dict):
+        return ""
+    parts: list[str] = []
+    for record, problems in errors.items():
+        if isinstance(problems, dict):
+            attrs = problems.get("attributes") or {}
+            for attr, message in attrs.items() if isinstance(attrs, dict) else []:
+                parts.append(f"{record}.{attr}: {message}")
+            if problems.get("message"):
+                parts.append(f"{record}: {problems['message']}")
+    return "; ".join(parts)[:300]
+
+
+def dec(value: Any) -> Decimal:
+    """A Billy number (JSON float) as an exact Decimal to the cent."""
+    if value is None:
+        return Decimal("0.00")
+    return money(Decimal(str(value)))
+
+
+def pick(
+    records: list[dict[str, Any]], ref: str, *groups: tuple[str, ...], what: str
+) -> dict[str, Any] | None:
+    """The record whose fields in the first matching group equal ``ref`` (case-insensitive).
+
+    Several matches in one group are ambiguous (QuarantineError) unless exactly one of
+    them is not archived."""
+    wanted = ref.strip().casefold()
+    for fields in groups:
+        found = [r for r in records if any(str(r.get(f) or "").strip().casefold() == wanted for f in fields)]
+        if len(found) > 1:
+            active = [r for r in found if not r.get("isArchived")]
+            if len(active) == 1:
+                return active[0]
+            raise QuarantineError(
+                f"{len(found)} Billy {what}s are called {ref!r}; name it by number or id instead"
+            )
+        if found:
+            return found[0]
+    return None
+
+
+# -- contacts ----------------------------------------------------------------------------
+def contact_from_record(record: dict[str, Any]) -> Contact:
+    """A Billy ``contact`` (with its ``contactPersons`` embedded) as a Contact; a
+    ``person`` contact's name is split at the last space into first and last name."""
+    persons = record.get("contactPersons") or []
+    primary = next((p for p in persons if isinstance(p, dict) and p.get("isPrimary")), None)
+    primary = primary or next((p for p in persons if isinstance(p, dict)), None)
+    name = str(record.get("name") or "")
+    first = last = company = None
+    if record.get("type") == "person":
+        parts = name.rsplit(" ", 1)
+        first, last = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] or None)
+    else:
+        company = name or None
+    return Contact(
+        target_id=str(record["id"]),
+        customer_number=(str(record["contactNo"]) if record.get("contactNo") not in (None, "") else None),
+        first_name=first,
+        last_name=last,
+        company=company,
+        email=(primary or {}).get("email"),
+        extra={
+            "name": name,
+            "type": record.get("type"),
+            "countryId": record.get("countryId"),
+            "registrationNo": record.get("registrationNo"),
+            "isArchived": bool(record.get("isArchived")),
+        },
+    )
+
+
+def contact_payload(
+    customer: Customer, key: str, *, country: str, payment_terms_days: int, payment_terms_mode: str | None
+) -> dict[str, Any]:
+    """The ``contact`` body for a new customer; our key goes in ``contactNo``."""
+    person = " ".join(p for p in (customer.first_name, customer.last_name) if p).strip()
+    address = customer.address
+    name = (customer.company or "").strip() or person or (address.name if address else None)
+    name = name or customer.email or customer.source_id
+    body: dict[str, Any] = {
+        "type": "company" if customer.is_company else "person",
+        "name": name,
+        "countryId": country,
+        "contactNo": key,
+        "isCustomer": True,
+        "paymentTermsDays": payment_terms_days,
+    }
+    if payment_terms_mode:
+        body["paymentTermsMode"] = payment_terms_mode
+    if address is not None:
+        street = "\n".join(s for s in (address.street, address.street2) if s)
+        for field, value in (("street", street), ("zipcodeText", address.zip), ("cityText", address.city)):
+            if value:
+                body[field] = value
+    if customer.phone:
+        body["phone"] = customer.phone
+    if customer.vat_id:
+        body["registrationNo"] = customer.vat_id
+    if person or customer.email:
+        contact_person: dict[str, Any] = {"isPrimary": True, "name": person or customer.email}
+        if customer.email:
+            contact_person["email"] = customer.email
+        body["contactPersons"] = [contact_person]
+    return body
+
+
+# -- booking templates and products -------------------------------------------------------
+def template_name(document: Document, planned: PlannedLine) -> str:
+    """The template that books a line: shipping or goods, by the document's tax region."""
+    kind = "shipping" if planned.line.kind == LineKind.SHIPPING else "goods"
+    return f"{kind}_{document.tax_region.value}"
+
+
+def product_number(name: str, account: dict[str, Any], ruleset: dict[str, Any]) -> tuple[str, str]:
+    """(``productNo``, account key) of the product for a template's account and ruleset."""
+    account_key = str(account.get("accountNo") or account["id"])
+    return f"ledgerlink-{name}-{account_key}-{ruleset['id']}", account_key
+
+
+def product_payload(
+    name: str, product_no: str, account: dict[str, Any], ruleset: dict[str, Any], account_key: str,
+    overridden: bool,
+) -> dict[str, Any]:
+    """The ``product`` body, named after the template ("Varer (Indland)"; with the
+    account when a pipeline rule overrode the template's)."""
+    label = TEMPLATE_LABELS[name]
+    if overridden:
+        label = f"{label}, konto {account_key}"
+    return {
+        "name": label,
+        "productNo": product_no,
+        "accountId": account["id"],
+        "salesTaxRulesetId": ruleset["id"],
+        "description": f"ledgerlink template {name}",
+    }
+
+
+# -- invoices ------------------------------------------------------------------------------
+def invoice_line(line: Line, product_id: str, priority: int) -> dict[str, Any]:
+    """One invoice line: the source line's text, quantity and unit price.
+
+    Billy multiplies quantity by unit price; when that does not give the source's line
+    total to the øre, the total is booked once and the quantity kept in the text."""
+    total = money(line.total)
+    quantity, unit, text = line.quantity, line.unit, line.description
+    if unit != money(unit) or money(unit * quantity) != total:
+        text = f"{plain(quantity)} x {text}"
+        quantity, unit = Decimal(1), total
+    return {
+        "productId": product_id,
+        "description": text,
+        "quantity": float(quantity) if quantity != quantity.to_integral() else int(quantity),
+        "unitPrice": float(unit),
+        "priority": priority,
+    }
+
+
+def invoice_payload(
+    document: Document, plan: Plan, *, contact_id: str, invoice_no: str, lines: list[dict[str, Any]],
+    payment_terms_days: int, payment_terms_mode: str | None,
+) -> dict[str, Any]:
+    """The ``invoice`` body (a draft): ``taxMode`` from the source's price basis, the
+    payment terms from the plan's due date when it has one."""
+    tax_mode = "incl" if document.lines[0].price_basis == "gross" else "excl"
+    days = payment_terms_days
+    if plan.due_date is not None:
+        days = (plan.due_date - plan.document_date).days
+    body: dict[str, Any] = {
+        "contactId": contact_id,
+        "entryDate": plan.document_date.isoformat(),
+        "currencyId": document.currency,
+        "invoiceNo": invoice_no,
+        "taxMode": tax_mode,
+        "paymentTermsDays": days,
+        "lines": lines,
+    }
+    if payment_terms_mode:
+        body["paymentTermsMode"] = payment_terms_mode
+    return body
+
+
+def amount_problem(document: Document, invoice: dict[str, Any]) -> str | None:
+    """Billy's net, tax and gross against the source's, to the øre."""
+    net, tax = dec(invoice.get("amount")), dec(invoice.get("tax"))
+    gross = net + tax
+    if gross != document.total_gross or tax != document.total_tax:
+        return (
+            f"Billy computed {gross} {document.currency} gross / {tax} tax, the source document "
+            f"says {document.total_gross} gross / {document.total_tax} tax (check the VAT "
+            "ruleset of the template against the source's tax rate)"
+        )
+    return None
+
+
+# -- payments ------------------------------------------------------------------------------
+def payments_due(document: Document) -> list[tuple[Decimal, _dt.date | None]]:
+    """The payments to record: the source's payments, or the whole document when the
+    source gives only a payment date."""
+    if document.payments:
+        return [(money(p.amount), p.date) for p in document.payments if money(p.amount) > 0]
+    if document.payment_date is not None:
+        return [(document.total_gross, document.payment_date)]
+    return []
+
+
+def bank_payment_payload(entry_date: _dt.date, amount: Decimal, cash_account_id: str, invoice_id: str) -> dict[str, Any]:
+    """The ``bankPayment`` body that records ``amount`` on one invoice."""
+    return {
+        "entryDate": entry_date.isoformat(),
+        "cashAmount": float(amount),
+        "cashSide": "debit",
+        "cashAccountId": cash_account_id,
+        "associations": [{"subjectReference": f"invoice:{invoice_id}"}],
+    }
+
+
+def plain(value: Decimal) -> str:
+    """A quantity without trailing zeros ("3", "1.5")."""
+    return format(value.normalize(), "f")
+
+
+__all__ = [
+    "TEMPLATE_LABELS",
+    "TEMPLATE_NAMES",
+    "amount_problem",
+    "bank_payment_payload",
+    "billy_error_message",
+    "contact_from_record",
+    "contact_payload",
+    "dec",
+    "invoice_line",
+    "invoice_payload",
+    "payments_due",
+    "pick",
+    "plain",
+    "product_number",
+    "product_payload",
+    "template_name",
+]
