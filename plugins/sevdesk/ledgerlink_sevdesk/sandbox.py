@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from ledgerlink import OpenAPIValidator, Sandbox
@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import wire
+from . import mapping
 
 SPEC = Path(__file__).parent / "spec" / "openapi.yaml"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -248,7 +248,7 @@ class SevdeskSandbox(Sandbox):
     name = "sevdesk"
     vendor = "sevDesk"
     base_path = "/api/v1"
-    openapi_file = SPEC
+    openapi_file: ClassVar[str | Path | None] = SPEC
 
     def __init__(self, **kwargs: Any) -> None:
         # The kit would parse the 670 kB spec per instance; use the shared, errata-aware one.
@@ -273,7 +273,7 @@ class SevdeskSandbox(Sandbox):
         }
 
     def error_response(self, status: int, message: str, code: int | None = None) -> Response:
-        body = {
+        body: dict[str, Any] = {
             "error": {
                 "exceptionUUID": str(uuid.uuid4()), "message": message, "errorCode": 0,
                 "code": code, "data": [], "responseCode": status,
@@ -290,10 +290,10 @@ class SevdeskSandbox(Sandbox):
     def describe(self) -> str:
         return f"sevDesk sandbox now holds {len(self.state.get('vouchers') or {})} vouchers"
 
-    def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
         settings = {
             "api_token": "${" + TOKEN_ENV + "}",
-            "base_url": base_url.rstrip("/") + self.base_path,
+            "base_url": server_url.rstrip("/") + self.base_path,
             "check_account": 6305996,  # the offline "Basiskonto"
             "book_unassigned_payments": True,
         }
@@ -331,7 +331,7 @@ class SevdeskSandbox(Sandbox):
         return request.headers.get("authorization", "") in self.state["tokens"]
 
     def _respond(self, status: int, objects: Any, **extra: Any) -> Response:
-        return Response(wire.dumps({**extra, "objects": objects}), status_code=status,
+        return Response(mapping.dumps({**extra, "objects": objects}), status_code=status,
                         media_type="application/json")
 
     def _api(self, handler: Callable[..., Awaitable[Any]]) -> Callable[[Request], Awaitable[Response]]:
@@ -342,7 +342,7 @@ class SevdeskSandbox(Sandbox):
             body: Any = None
             if raw:
                 try:
-                    body = wire.loads(raw)
+                    body = mapping.loads(raw)
                     plain = json.loads(raw)
                 except ValueError:
                     self.validate(request, None)

@@ -5,7 +5,8 @@ calls ``validate`` and ``push`` here; this module turns the plan into sevDesk's
 factory calls (``Voucher/Factory/saveVoucher`` or ``Invoice/Factory/saveInvoice``),
 tags the result, and books the payment when the pipeline reconciles payments in
 the source. Everything goes through ``context.http`` (retries, rate limit,
-redaction); sevDesk's quirks are noted where they are handled.
+redaction); sevDesk's quirks are noted where they are handled. The bodies are built
+and read in :mod:`.mapping`, the tax rules live in :mod:`.taxes`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ledgerlink import (
 )
 from pydantic import Field, SecretStr, model_validator
 
-from . import wire
+from . import mapping
+from .mapping import contact_from_record, iso_country
 from .taxes import (
     NOT_ON_VOUCHERS,
     OSS_RULES,
@@ -48,59 +50,86 @@ from .taxes import (
     ReceiptGuidance,
     rate_name,
     rule_for,
-    tax_text,
 )
 
 log = logging.getLogger("ledgerlink.sevdesk")
 
 DEFAULT_BASE_URL = "https://my.sevdesk.de/api/v1"
 AUTH_HINT = "copy the API token again from sevDesk under Extensions > API (Erweiterungen > API)"
-KEY_MARK = "ledgerlink-key: "
-# Codes that name a country differently from ISO 3166-1 (VAT prefixes, common usage).
-COUNTRY_ALIASES = {"EL": "GR", "UK": "GB"}
-
-
-def _iso_country(code: str) -> str:
-    code = code.strip().upper()
-    return COUNTRY_ALIASES.get(code, code)
 
 
 class SevdeskSettings(Settings):
     """Settings of a sevDesk connection (see the plugin README for each one)."""
 
-    api_token: SecretStr = Field(description="the 32-character API token of a sevDesk administrator")
-    base_url: str = DEFAULT_BASE_URL
-    document_type: Literal["voucher", "invoice"] = "voucher"
+    api_token: SecretStr = Field(
+        description="the 32-character API token of a sevDesk administrator (Extensions > API), sent raw "
+        "in the Authorization header"
+    )
+    base_url: str = Field(
+        DEFAULT_BASE_URL, description="API root including /api/v1 (default: sevDesk's production API)"
+    )
+    document_type: Literal["voucher", "invoice"] = Field(
+        "voucher", description="what a document becomes in sevDesk: a revenue voucher (default) or an invoice"
+    )
     check_account: int | None = Field(
-        None, description="CheckAccount id where payments are booked (an offline or cash account)"
+        None,
+        description="CheckAccount id where payments are booked (an offline or cash account) when their "
+        "method has no entry in payment_accounts and book_unassigned_payments is true (default: none)",
     )
     payment_accounts: dict[str, int] = Field(
-        default_factory=dict, description="payment method (as the source names it) -> CheckAccount id"
+        default_factory=dict,
+        description="payment method (as the source names it) -> CheckAccount id (default: none)",
     )
-    book_unassigned_payments: bool = False
-    cost_centre: int | None = Field(None, description="CostCentre id put on every document")
+    book_unassigned_payments: bool = Field(
+        False,
+        description="book a payment whose method is not in payment_accounts on check_account (default false: "
+        "the document stays open)",
+    )
+    cost_centre: int | None = Field(
+        None, description="CostCentre id put on every document; the pipeline's cost_centre wins (default: none)"
+    )
     description_template: str = Field(
         "{number}",
-        description="voucher description / invoice reference; {number} and {source_ref} are filled in",
+        description="voucher description / invoice reference, where find_document looks; {number} and "
+        "{source_ref} are filled in (default \"{number}\")",
     )
-    contact_category: int = 3
-    address_category: int = 47
-    email_key: int = 2
+    contact_category: int = Field(
+        3, description="Category id of created and listed contacts (default 3: customer)"
+    )
+    address_category: int = Field(47, description="Category id of created addresses (default 47)")
+    email_key: int = Field(2, description="CommunicationWayKey id of created e-mail addresses (default 2: work)")
     country_ids: dict[str, int] = Field(
         default_factory=lambda: {"DE": 1},
-        description="ISO country -> StaticCountry id; overrides what GET /StaticCountry reports",
+        description="ISO country -> StaticCountry id; overrides what GET /StaticCountry reports "
+        "(default {DE = 1})",
     )
-    contact_person: int | None = Field(None, description="SevUser id; required for invoices")
-    finalize_invoices: bool = True
-    invoice_send_type: Literal["VPDF", "VPR", "VP", "VM"] = "VPDF"
+    contact_person: int | None = Field(
+        None, description="SevUser id that issues invoices; required for document_type = \"invoice\""
+    )
+    finalize_invoices: bool = Field(
+        True,
+        description="send invoices (sendBy) so they are open and numbered (default true; false leaves drafts)",
+    )
+    invoice_send_type: Literal["VPDF", "VPR", "VP", "VM"] = Field(
+        "VPDF", description="the sendType of sendBy (default VPDF)"
+    )
     accounting_types: dict[str, int] = Field(
-        default_factory=dict, description="bookkeeping 1.0 only: account -> AccountingType id"
+        default_factory=dict,
+        description="bookkeeping 1.0 only: account (as in the rules) -> AccountingType id (default: none)",
     )
-    requests_per_second: float = Field(10.0, gt=0)
-    page_size: int = Field(100, ge=1, le=1000)
-    timeout: float = Field(30.0, gt=0)
-    retries: int = Field(5, ge=0)
-    backoff: float = Field(0.5, ge=0)
+    requests_per_second: float = Field(
+        10.0, gt=0, description="client-side limit per token, in requests per second (default 10)"
+    )
+    page_size: int = Field(
+        100, ge=1, le=1000, description="records per page of list calls (limit), 1-1000 (default 100)"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for one HTTP answer (default 30)")
+    retries: int = Field(
+        5, ge=0, description="attempts after the first for answers that are retried (429, 503, lost reads) (default 5)"
+    )
+    backoff: float = Field(
+        0.5, ge=0, description="seconds before the first retry without Retry-After, doubled per retry up to 30 (default 0.5)"
+    )
 
     @model_validator(mode="after")
     def _invoice_needs_user(self) -> SevdeskSettings:
@@ -112,11 +141,6 @@ class SevdeskSettings(Settings):
         if "{number}" not in self.description_template and "{source_ref}" not in self.description_template:
             raise ValueError("description_template must contain {number} or {source_ref}")
         return self
-
-
-def _object_name(ref: TargetRef) -> str:
-    """sevDesk's object name (and path) of a pushed document: Invoice or Voucher."""
-    return "Invoice" if ref.kind == "invoice" else "Voucher"
 
 
 class SevdeskTarget(Target):
@@ -140,7 +164,7 @@ class SevdeskTarget(Target):
             secrets=[token],
             rate_limits=[RateLimit(f"sevdesk:{key_id(token)}", settings.requests_per_second)],
             auth_hint=AUTH_HINT,
-            error_message=wire.error_message,
+            error_message=mapping.error_message,
             timeout=settings.timeout,
             retries=settings.retries,
             backoff=settings.backoff,
@@ -156,7 +180,7 @@ class SevdeskTarget(Target):
               ok: Iterable[int] = ()) -> tuple[int, Any]:
         response = self.http.request(
             method, path.lstrip("/"), params=params,
-            content=None if body is None else wire.dumps(body), ok=ok,
+            content=None if body is None else mapping.dumps(body), ok=ok,
         )
         if response.status_code >= 400:  # one the caller asked for in ``ok``
             return response.status_code, None
@@ -165,10 +189,10 @@ class SevdeskTarget(Target):
     def _objects(self, response: httpx.Response) -> Any:
         write = response.request.method not in ("GET", "HEAD")
         # one parse, numbers exact; clear errors for HTML, empty or cut answers
-        data = self.http.json(response, write=write, loads=wire.loads)
+        data = self.http.json(response, write=write, loads=mapping.loads)
         # sevDesk can answer an error inside HTTP 200 (e.g. code 390): check every body.
         if isinstance(data, dict) and data.get("error"):
-            message = wire.error_message(response)
+            message = mapping.error_message(response)
             raise VendorRejected(
                 f"sevDesk refused {response.request.method} {response.request.url.path}"
                 f" (HTTP {response.status_code}): {message}",
@@ -286,7 +310,7 @@ class SevdeskTarget(Target):
                             "country_ids are used: %s", exc)
                 return self.countries
             for raw in rows:
-                code = _iso_country(str(raw.get("code") or ""))
+                code = iso_country(str(raw.get("code") or ""))
                 country_id = str(raw.get("id") or "").strip()
                 if len(code) == 2 and code.isalpha() and country_id.isdigit():
                     self.countries.setdefault(code, int(country_id))
@@ -294,9 +318,9 @@ class SevdeskTarget(Target):
 
     def country_id(self, country: str) -> int | None:
         """The StaticCountry id of an ISO country: ``country_ids`` first, then sevDesk's list."""
-        code = _iso_country(country)
+        code = iso_country(country)
         for key, value in self.settings.country_ids.items():
-            if _iso_country(key) == code:
+            if iso_country(key) == code:
                 return value
         return self._static_countries().get(code)
 
@@ -312,36 +336,22 @@ class SevdeskTarget(Target):
             category = str((raw.get("category") or {}).get("id") or "")
             if category != str(self.settings.contact_category):
                 continue
-            yield self._contact(raw, emails.get(str(raw["id"])))
-
-    @staticmethod
-    def _contact(raw: dict[str, Any], email: str | None = None) -> Contact:
-        return Contact(
-            target_id=str(raw["id"]),
-            customer_number=raw.get("customerNumber") or None,
-            first_name=raw.get("surename") or None,  # sic: sevDesk's field for the first name
-            last_name=raw.get("familyname") or None,
-            company=raw.get("name") or None,
-            email=email or None,
-            extra={"category": str((raw.get("category") or {}).get("id") or "")},
-        )
+            yield contact_from_record(raw, emails.get(str(raw["id"])))
 
     def find_contact_by_number(self, customer_number: str) -> Contact | None:
         """The contact with exactly this customer number (sevDesk's filter is exact)."""
         for raw in self._pages("Contact", customerNumber=customer_number, depth=1):
             if str(raw.get("customerNumber") or "") == customer_number:
-                return self._contact(raw)
+                return contact_from_record(raw)
         return None
 
     def find_contact(self, key: str) -> Contact | None:
         # The key is written into the contact's description when it is created
         # (sevDesk has no filter on it, so this scans; it runs only to settle a
         # creation whose answer was lost).
-        marker = KEY_MARK + key
         for raw in self._pages("Contact", depth=1):
-            lines = str(raw.get("description") or "").splitlines()
-            if marker in (line.strip() for line in lines):
-                return self._contact(raw)
+            if mapping.has_key(raw, key):
+                return contact_from_record(raw)
         return None
 
     def create_contact(self, customer: Customer, key: str) -> Contact:
@@ -353,25 +363,9 @@ class SevdeskTarget(Target):
         number = self.get("Contact/Factory/getNextCustomerNumber")
         if not isinstance(number, str | int) or str(number).strip() == "":
             raise VendorRejected("sevDesk sent no next customer number")
-        number = str(number)
-        body: dict[str, Any] = {
-            "category": wire.ref(self.settings.contact_category, "Category"),
-            "status": 1000,
-            "customerNumber": number,
-            "description": KEY_MARK + key,
-        }
-        if customer.is_company:
-            body["name"] = customer.company
-        else:
-            body["surename"] = customer.first_name or None
-            body["familyname"] = customer.last_name or (
-                None if customer.first_name else customer.email or customer.source_id
-            )
-            body = {k: v for k, v in body.items() if v is not None}
-        if customer.vat_id:
-            body["vatNumber"] = customer.vat_id
+        body = mapping.contact_payload(customer, key, number=str(number), category=self.settings.contact_category)
         _, created = self._call("POST", "Contact", body=body)
-        contact = self._contact(created)
+        contact = contact_from_record(created)
         contact_id = contact.target_id
         if has_address and country_id is None:
             log.warning(
@@ -380,33 +374,17 @@ class SevdeskTarget(Target):
             )
         try:
             if has_address and country_id is not None:
-                self._create_address(contact_id, customer, country_id)
+                self._call("POST", "ContactAddress", body=mapping.address_payload(
+                    contact_id, customer, country_id=country_id, category=self.settings.address_category,
+                ))
             if customer.email:
-                self._call("POST", "CommunicationWay", body={
-                    "contact": wire.ref(contact_id, "Contact"),
-                    "type": "EMAIL",
-                    "value": customer.email,
-                    "key": wire.ref(self.settings.email_key, "CommunicationWayKey"),
-                    "main": True,
-                })
+                self._call("POST", "CommunicationWay", body=mapping.email_payload(
+                    contact_id, customer.email, key=self.settings.email_key,
+                ))
                 contact.email = customer.email
         except (VendorRejected, TransientError) as exc:  # OutcomeUnknown too: the contact exists
             log.warning("sevDesk contact %s created, but its address or e-mail failed: %s", contact_id, exc)
         return contact
-
-    def _create_address(self, contact_id: str, customer: Customer, country_id: int) -> None:
-        address = customer.address
-        assert address is not None
-        street = " ".join(p for p in (address.street, address.street2) if p) or None
-        body = {
-            "contact": wire.ref(contact_id, "Contact"),
-            "street": street,
-            "zip": address.zip,
-            "city": address.city,
-            "country": wire.ref(country_id, "StaticCountry"),
-            "category": wire.ref(self.settings.address_category, "Category"),
-        }
-        self._call("POST", "ContactAddress", body={k: v for k, v in body.items() if v is not None})
 
     # -- documents -------------------------------------------------------------------
     def description_for(self, source_ref: str, number: str | None) -> str:
@@ -519,7 +497,7 @@ class SevdeskTarget(Target):
         return int(str(chosen).strip())
 
     def _country_id(self, document: Document) -> int:
-        country = document.customer.country or document.seller_country
+        country = document.customer.country or document.seller_country or "DE"
         country_id = self.country_id(country)
         if country_id is None:
             raise QuarantineError(
@@ -554,48 +532,11 @@ class SevdeskTarget(Target):
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
         description = self.description_for(document.source_ref, document.number)
-        voucher: dict[str, Any] = {
-            "objectName": "Voucher",
-            "mapAll": True,
-            "voucherDate": wire.de_date(plan.document_date),
-            "deliveryDate": wire.de_date(plan.document_date),
-            "description": description,
-            "status": 100,
-            "creditDebit": "D",  # D = debit = revenue
-            "voucherType": "VOU",
-            "currency": document.currency,
-        }
-        if plan.due_date is not None:
-            voucher["paymentDeadline"] = wire.de_date(plan.due_date)
-        if plan.contact is not None:
-            voucher["supplier"] = wire.ref(plan.contact.target_id, "Contact")
-        else:
-            voucher["supplierName"] = document.customer.display_name[:255]
-        self._set_tax_and_cost_centre(voucher, rule, plan)
-        positions = []
-        for planned, _ in lines:
-            line = planned.line
-            account = (planned.account or "").strip()
-            position: dict[str, Any] = {
-                "objectName": "VoucherPos",
-                "mapAll": True,
-                "taxRate": line.tax_rate,
-                # The source's own figure counts: gross for shops, net for B2B.
-                "net": line.price_basis == "net",
-                "sumNet": line.net,
-                "sumGross": line.gross,
-                "comment": line.description[:255],
-            }
-            if self.version == "2.0":
-                assert self.guidance is not None
-                position["accountDatev"] = wire.ref(
-                    self.guidance.by_number[account].account_datev_id, "AccountDatev"
-                )
-            else:
-                position["accountingType"] = wire.ref(self.settings.accounting_types[account], "AccountingType")
-            positions.append(position)
-        # voucherPosDelete and filename go last, in that order (sevDesk's instruction).
-        body = {"voucher": voucher, "voucherPosSave": positions, "voucherPosDelete": None}
+        body = mapping.voucher_payload(
+            document, plan, [planned for planned, _ in lines], rule, description=description,
+            version=self.version, guidance=self.guidance, accounting_types=self.settings.accounting_types,
+            cost_centre=self._cost_centre(plan),
+        )
         try:
             _, objects = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
         except VendorRejected as exc:
@@ -612,69 +553,24 @@ class SevdeskTarget(Target):
 
     @staticmethod
     def _check_sums(saved: dict[str, Any], document: Document, kind: str) -> None:
-        gross = wire.number(saved.get("sumGross"))
+        gross = mapping.number(saved.get("sumGross"))
         if money(gross) != document.total_gross:
             log.warning(
                 "sevDesk %s %s totals %s gross, the source document %s",
                 kind, saved.get("id"), money(gross), document.total_gross,
             )
 
-    def _set_tax_and_cost_centre(self, body: dict[str, Any], rule: str, plan: Plan) -> None:
-        """The tax rule (2.0) or tax type (1.0) and the cost centre, alike on vouchers and invoices."""
-        if self.version == "2.0":
-            body["taxRule"] = {"id": rule, "objectName": "TaxRule"}
-        else:
-            body["taxType"] = rule
-        cost_centre = self._cost_centre(plan)
-        if cost_centre is not None:
-            body["costCentre"] = wire.ref(cost_centre, "CostCentre")
-
     def _push_invoice(self, document: Document, plan: Plan) -> TargetRef:
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
         assert plan.contact is not None
         reference = self.description_for(document.source_ref, document.number)
-        net_prices = document.lines[0].price_basis == "net"
         rates = {pl.line.tax_rate for pl, _ in lines}
-        invoice: dict[str, Any] = {
-            "objectName": "Invoice",
-            "mapAll": True,
-            "invoiceDate": wire.de_date(plan.document_date),
-            "deliveryDate": wire.de_date(plan.document_date),
-            "header": f"Rechnung {document.number or document.source_ref}",
-            "contact": wire.ref(plan.contact.target_id, "Contact"),
-            "contactPerson": wire.ref(self.settings.contact_person or 0, "SevUser"),
-            "discount": 0,
-            "status": "100",  # 2.0: invoices are created as drafts only
-            "addressCountry": wire.ref(self._country_id(document), "StaticCountry"),
-            "taxRate": 0,
-            "taxText": tax_text(rule, max(rates)) if self.version == "2.0" else "Umsatzsteuer",
-            "invoiceType": "RE",
-            "currency": document.currency,
-            "showNet": net_prices,
-            "customerInternalNote": reference,
-        }
-        if plan.due_date is not None:
-            invoice["timeToPay"] = max(0, (plan.due_date - plan.document_date).days)
-        self._set_tax_and_cost_centre(invoice, rule, plan)
-        positions = []
-        for planned, _ in lines:
-            line = planned.line
-            total = line.net if net_prices else line.gross
-            quantity, price, name = line.quantity, money(total / line.quantity), line.description
-            if money(price * quantity) != total:
-                # A unit price that does not multiply back to the cent: book the line total.
-                quantity, price, name = Decimal(1), total, f"{line.quantity.normalize():f} x {line.description}"
-            positions.append({
-                "objectName": "InvoicePos",
-                "mapAll": True,
-                "quantity": quantity,
-                "price": price,
-                "name": name[:255],
-                "unity": wire.ref(1, "Unity"),
-                "taxRate": line.tax_rate,
-            })
-        body = {"invoice": invoice, "invoicePosSave": positions, "invoicePosDelete": None}
+        country_id = self._country_id(document)
+        body = mapping.invoice_payload(
+            document, plan, [planned for planned, _ in lines], rule, reference=reference, version=self.version,
+            contact_person=self.settings.contact_person, country_id=country_id, cost_centre=self._cost_centre(plan),
+        )
         try:
             _, objects = self._call("POST", "Invoice/Factory/saveInvoice", body=body)
         except VendorRejected as exc:
@@ -716,7 +612,7 @@ class SevdeskTarget(Target):
 
         sevDesk documents no filter on GET /TagRelation, so this lists them all; it
         runs only after a lost answer."""
-        object_name = _object_name(ref)
+        object_name = mapping.object_name(ref)
         tag_names = {str(t.get("id")): str(t.get("name")) for t in self._pages("Tag")}
         present = {
             tag_names.get(str((r.get("tag") or {}).get("id")), "")
@@ -727,11 +623,11 @@ class SevdeskTarget(Target):
         self._tag(ref, [name for name in plan.tags if name not in present])
 
     def _tag(self, ref: TargetRef, tags: Iterable[str]) -> None:
-        object_name = _object_name(ref)
+        object_name = mapping.object_name(ref)
         for name in dict.fromkeys(tags):
             known = self._known_tag(name)
             _, relation = self._call("POST", "Tag/Factory/create", body={
-                "name": name, "object": wire.ref(ref.target_id, object_name),
+                "name": name, "object": mapping.ref(ref.target_id, object_name),
             })
             tag_id = str(((relation or {}).get("tag") or {}).get("id") or "")
             if known and tag_id and tag_id != known:
@@ -749,12 +645,12 @@ class SevdeskTarget(Target):
         return None
 
     def _book(self, ref: TargetRef, document: Document, payments: list[Payment]) -> None:
-        path = _object_name(ref)
+        path = mapping.object_name(ref)
         current = self._one(f"{path}/{ref.target_id}")
         if current is None:
             raise VendorRejected(f"sevDesk has no {ref.kind} {ref.target_id} to book a payment on")
-        total = money(wire.number(current.get("sumGross")))
-        paid = money(wire.number(current.get("paidAmount")))
+        total = money(mapping.number(current.get("sumGross")))
+        paid = money(mapping.number(current.get("paidAmount")))
         if str(current.get("status")) == "1000" or paid >= total:
             return  # already paid (a re-run): never book twice
         # Payments already booked in sevDesk are skipped in order, so a re-run books only the rest.
@@ -782,12 +678,7 @@ class SevdeskTarget(Target):
             if amount <= 0:
                 break
             paid += amount
-            body = {
-                "amount": amount,
-                "date": wire.timestamp(day) if ref.kind == "invoice" else wire.rfc3339(day),
-                "type": "FULL_PAYMENT" if paid >= total else "N",
-                "checkAccount": wire.ref(account, "CheckAccount"),
-            }
+            body = mapping.payment_payload(ref, amount, day, full=paid >= total, account=account)
             self._call("PUT", f"{path}/{ref.target_id}/bookAmount", body=body)
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
