@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from ._states import DocumentState, OutcomeState
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -291,7 +293,7 @@ class CliReporter:
         if self.dry_run:
             click.echo(_describe_plan(outcome))
             return
-        if outcome.state in ("failed", "quarantined", "changed") or self.verbose:
+        if outcome.state in (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CHANGED) or self.verbose:
             where = f" -> {outcome.target_ref}" if outcome.target_ref else ""
             reason = f": {outcome.reason}" if outcome.reason else ""
             click.echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
@@ -309,7 +311,7 @@ class CliReporter:
 
 def _describe_plan(outcome: Any) -> str:
     head = f"{outcome.pipeline} {outcome.number or outcome.source_ref}: {outcome.state}"
-    if outcome.state != "planned" or not outcome.plan:
+    if outcome.state != OutcomeState.PLANNED or not outcome.plan:
         return head + (f" ({outcome.reason})" if outcome.reason else "")
     plan = outcome.plan
     lines = [head + f" {outcome.gross} {outcome.currency}",
@@ -332,7 +334,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
         counts = result.counts()
         if result.error:
             code = max(code, EXIT_USAGE if "rejected" in result.error or "credentials" in result.error else EXIT_FAILED)
-        elif counts.get("failed") or counts.get("quarantined"):
+        elif counts.get(OutcomeState.FAILED) or counts.get(OutcomeState.QUARANTINED):
             code = max(code, EXIT_FAILED)
         out.append({"pipeline": result.pipeline, "counts": counts, "error": result.error,
                     "contacts_created": result.contacts_created,
@@ -357,7 +359,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
 @click.pass_obj
 def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: bool) -> None:
     """Transfer new and changed documents (incremental, from each pipeline's cursor)."""
-    from ._runner import run_pipelines
+    from ._pipelines import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
     # Outcomes are printed as they come; only --json needs them all at the end (memory stays flat).
@@ -380,7 +382,8 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
     """Transfer older documents by date range or id; the cursor is not moved."""
     from datetime import date
 
-    from ._runner import PipelineRunner, iter_documents_by_ids
+    from ._pipelines import iter_documents_by_ids
+    from ._runner import PipelineRunner
 
     if not since and not ids:
         raise click.UsageError("give --since (and optionally --until) or one or more --id")
@@ -406,7 +409,7 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
 @click.pass_obj
 def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) -> None:
     """Try failed (and quarantined) documents again."""
-    from ._runner import run_pipelines
+    from ._pipelines import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=max(state.verbose, 1), dry_run=False)
     runtime = state.runtime(reporter)
@@ -476,7 +479,8 @@ def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
 @main.command()
 @click.option("-p", "--pipeline")
 @click.option("--state", "states", multiple=True,
-              type=click.Choice(["pending", "pushed", "skipped", "failed", "quarantined", "changed"]))
+              type=click.Choice([state.value for state in DocumentState] + ["changed"]),
+              help="Only documents in this state (repeatable); changed: changed after transfer.")
 @click.option("--history", is_flag=True, help="Show each document's status history.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
@@ -563,7 +567,7 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
     """Run and sync statuses in a loop."""
     from ._errors import LedgerlinkError
     from ._operations import sync_status
-    from ._runner import run_pipelines
+    from ._pipelines import run_pipelines
 
     reporter = CliReporter(as_json=False, verbose=state.verbose, dry_run=False)
     done = 0

@@ -19,6 +19,7 @@ from typing import Any
 from ._connectors import Demo
 from ._errors import ConfigError
 from ._plugins import Registry, import_string
+from ._states import OutcomeState
 
 PIPELINE = "shop-to-books"
 
@@ -155,7 +156,7 @@ def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
 
 def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
     counts = result.counts()
-    pushed = [o for o in result.outcomes if o.state == "pushed"]
+    pushed = [o for o in result.outcomes if o.state == OutcomeState.PUSHED]
     total = sum((o.gross or Decimal(0) for o in pushed), Decimal("0.00"))
     lines = [""]
     if result.error:
@@ -163,7 +164,7 @@ def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
     lines.append(f"Transferred: {len(pushed)} documents, {total} EUR gross" if pushed else "Transferred: nothing new")
     reasons: dict[str, int] = {}
     for outcome in result.outcomes:
-        if outcome.state in ("skipped", "failed", "quarantined"):
+        if outcome.state in (OutcomeState.SKIPPED, OutcomeState.FAILED, OutcomeState.QUARANTINED):
             reasons[f"{outcome.state}: {outcome.reason}"] = reasons.get(f"{outcome.state}: {outcome.reason}", 0) + 1
     for reason, count in sorted(reasons.items()):
         lines.append(f"  {count} x {reason}")
@@ -173,6 +174,6 @@ def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
     ledger_counts = runtime.ledger.counts(PIPELINE)
     lines.append("Ledger: " + ", ".join(f"{v} {k}" for k, v in sorted(ledger_counts.items())))
     lines.append(target_held)
-    if counts.get("failed") or counts.get("quarantined"):
+    if counts.get(OutcomeState.FAILED) or counts.get(OutcomeState.QUARANTINED):
         lines.append("Some documents need a person: see `status --state failed --state quarantined`.")
     return lines
