@@ -75,12 +75,13 @@ class RuleWhen(_Strict):
 
     line: LineKind | None = Field(None, description="line kind: goods, service, shipping, fee, discount")
     region: TaxRegion | None = Field(None, description="domestic, eu, non_eu")
-    treatment: TaxTreatment | None = None
+    treatment: TaxTreatment | None = Field(None, description="the line's tax treatment: standard, reduced, "
+                                           "intra_eu_supply, reverse_charge, oss, export, not_taxable_here, small_business")
     booking_code: Code | None = Field(None, description="the source line's booking/accounting code")
     tax_rate: Decimal | None = Field(None, description="percent, e.g. 19")
     shop: Code | None = Field(None, description="the source's shop id or name")
     currency: str | None = Field(None, min_length=3, max_length=3, description="ISO 4217, e.g. EUR")
-    kind: Literal["invoice", "credit_note"] | None = None
+    kind: Literal["invoice", "credit_note"] | None = Field(None, description="the document's kind")
 
     @field_validator("currency")
     @classmethod
@@ -97,24 +98,32 @@ class Rule(_Strict):
     when: RuleWhen = Field(default_factory=RuleWhen)
     account: Code | None = Field(None, description="booking account in the target's chart (e.g. 8400)")
     tax_rule: Code | None = Field(None, description="the target's tax rule id/name; default derived from the treatment")
-    cost_centre: Code | None = None
+    cost_centre: Code | None = Field(None, description="the target's cost centre for lines this rule books "
+                                     "(default: the pipeline's)")
 
 
 class PipelineConfig(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="the pipeline's name (letters, digits, _ . -); the ledger keys its documents by it")
     source: str = Field(description="name of a [connections.NAME] used as source")
     target: str = Field(description="name of a [connections.NAME] used as target")
-    enabled: bool = True
-    matchers: list[str] = Field(default_factory=lambda: ["customer_number", "email", "name"])
-    create_contacts: bool = True
-    mismatch_tag: str = "Mismatch"
-    payment_reconciliation: Literal["source", "target"] = "target"
-    document_date: Literal["invoice", "payment", "order"] = "invoice"
+    enabled: bool = Field(True, description="false: run and watch leave the pipeline out")
+    matchers: list[str] = Field(default_factory=lambda: ["customer_number", "email", "name"],
+                                description="the matcher chain that finds a customer's contact; the first with "
+                                "exactly one candidate wins (`ledgerlink plugins` lists the matchers)")
+    create_contacts: bool = Field(True, description="create a contact when no matcher finds one")
+    mismatch_tag: str = Field("Mismatch", description="tag for documents pushed without a contact (none found or "
+                              "ambiguous)")
+    payment_reconciliation: Literal["source", "target"] = Field(
+        "target", description="source: documents paid in the source arrive paid and later payments are booked; "
+        "target: everything arrives open and is reconciled in the target")
+    document_date: Literal["invoice", "payment", "order"] = Field(
+        "invoice", description="which of the source's dates becomes the document date (falling back to the others)")
     due_days: int | None = Field(
         None, ge=0, le=3650,
         description="due date = document date + days; when not set, the source's due date (else the document date)")
-    tags: list[str] = Field(default_factory=lambda: ["Import"])
-    cost_centre: Code | None = None
+    tags: list[str] = Field(default_factory=lambda: ["Import"], description="tags put on every pushed document")
+    cost_centre: Code | None = Field(None, description="the target's cost centre for every line (a rule's wins)")
     start_date: date | None = Field(None, description="documents dated before it are skipped")
     seller_country: str | None = Field(
         None, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$",
@@ -129,7 +138,8 @@ class PipelineConfig(_Strict):
     require_rules: bool | None = Field(
         None, description="quarantine lines no rule matches (default: true when rules are given)"
     )
-    rules: list[Rule] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list, description="[[pipelines.rules]]: where each line is booked, "
+                              "first match wins")
 
     @field_validator("seller_country")
     @classmethod
@@ -765,13 +775,14 @@ def json_schema(registry: Any) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "ledger": ledger,
+            "ledger": {**ledger, "description": "[ledger]: where ledgerlink keeps what it transferred"},
             "connections": {
                 "type": "object",
                 "description": "named connections: [connections.NAME] with plugin = \"...\" and its settings",
                 "additionalProperties": {"oneOf": connection_variants} if connection_variants else {"type": "object"},
             },
-            "pipelines": {"type": "array", "items": pipeline},
+            "pipelines": {"type": "array", "items": pipeline,
+                          "description": "[[pipelines]]: a source connection into a target connection"},
         },
         "$defs": defs,
     }
