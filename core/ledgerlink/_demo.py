@@ -85,7 +85,7 @@ def choose_demo(registry: Registry, name: str | None) -> tuple[str, Demo]:
 
 def _sandbox_class(registry: Registry, kind: str, plugin: str) -> Any:
     connector = registry.get(kind, plugin).factory
-    if not getattr(connector, "sandbox", None):
+    if not connector.sandbox:
         raise ConfigError(f"the {kind} plugin {plugin!r} has no sandbox, so it cannot take part in a demo")
     return import_string(connector.sandbox)
 

@@ -114,10 +114,9 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange
     """Ask the target for the status of every pushed document; record and report changes."""
     runner = PipelineRunner(runtime, pipeline)
     try:
-        target_mapper_name = getattr(runner.target, "status_mapper", None) or "identity"
+        target_mapper_name = runner.target.status_mapper or "identity"
         mapper = runtime.plugins.registry.get("status_mapper", target_mapper_name).factory()
-        wording_name = (pipeline.status_wording or getattr(runner.source, "status_mapper", None)
-                        or target_mapper_name)
+        wording_name = pipeline.status_wording or runner.source.status_mapper or target_mapper_name
         source_mapper = runtime.plugins.registry.get("status_mapper", wording_name).factory()
         rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, [DocumentState.PUSHED]) if row.target_id}
         refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
@@ -159,7 +158,7 @@ def _record_status(runtime: Runtime, runner: PipelineRunner, pipeline: PipelineC
     change = StatusChange(pipeline.name, row.source_ref, old, label, raw)
     runtime.fire("ledgerlink_status_changed", pipeline=pipeline.name, source_ref=row.source_ref,
                  old=old, new=label, raw=raw)
-    if getattr(runner.source, "supports_write_status", False):
+    if runner.source.supports_write_status:
         wording = wording_mapper.from_canonical(mapped)
         try:
             runner.source.write_status(row.source_ref, mapped, wording)
