@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.parser import BytesParser
@@ -91,17 +90,6 @@ class BilendoSandbox(Sandbox):
 
     account_dispatch_default = "manual"
 
-    @property
-    def app(self) -> Callable[..., Any]:
-        """The kit's app as a plain coroutine function: uvicorn's interface detection
-        takes the kit's bound method for ASGI2 (see the README, "Notes for the core")."""
-        inner = super().app
-
-        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            await inner(scope, receive, send)
-
-        return asgi
-
     # -- kit hooks -------------------------------------------------------------------
     def initial_state(self) -> dict[str, Any]:
         return {"tokens": [DEMO_TOKEN], "customers": {}, "contacts": {}, "addresses": {}, "invoices": {}}
@@ -109,10 +97,27 @@ class BilendoSandbox(Sandbox):
     def error_response(self, status: int, message: str) -> Response:
         return self._errors(status, [(message, None)])
 
-    def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    @classmethod
+    def demo_rules(cls) -> list[dict[str, Any]]:
+        """No rules: Bilendo collects receivables and books no accounts."""
+        return []
+
+    def describe(self) -> str:
+        invoices = list(self.state.get("invoices", {}).values())
+        counts: dict[str, int] = {}
+        for invoice in invoices:
+            status = str(invoice.get("status") or "?")
+            counts[status] = counts.get(status, 0) + 1
+        by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        debtors = len(self.state.get("customers", {}))
+        return (f"Bilendo sandbox holds {len(invoices)} invoices" + (f" ({by_status})" if by_status else "")
+                + f" for {debtors} debtors")
+
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The server root is the ``base_url`` (the target adds ``/api/v2``)."""
         settings = {
             "api_token": "${" + TOKEN_ENV + "}",
-            "base_url": base_url,
+            "base_url": server_url.rstrip("/"),
             "dispatch": "automatic",
             "language": "de",
             "shipping_mode": "email",
@@ -184,7 +189,8 @@ class BilendoSandbox(Sandbox):
             files: dict[str, tuple[str, bytes]] = {}
             for part in message.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True) or b""
+                decoded = part.get_payload(decode=True)  # bytes for a leaf part
+                payload = decoded if isinstance(decoded, bytes) else b""
                 filename = part.get_filename()
                 if filename is not None:
                     files[str(name)] = (filename, payload)

@@ -5,6 +5,9 @@ customers (debtors) with ``/customers/find/<your-id>``, their contacts and
 addresses; form-field requests, JSON:API answers, ``Authorization: Token
 token=...``. Invoices, PDFs and statuses are not publicly documented: every
 path and field for them comes from :mod:`.undocumented`.
+
+This module makes the calls; the form fields are built and the answers read in
+:mod:`.mapping`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from ledgerlink import (
     ConnectionError_,
+    ConnectorContext,
     Contact,
     Customer,
     Document,
@@ -32,12 +36,13 @@ from ledgerlink import (
     TransientError,
     VendorRejected,
     key_id,
-    money,
     redact,
 )
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from . import mapping
 from . import undocumented as U
+from .mapping import contact_from_resource, error_message, jsonapi_errors
 
 PRODUCTION_URL = "https://api.bilendo.de"
 SANDBOX_URL = "https://apisandbox.bilendo.de"
@@ -51,13 +56,13 @@ class SenderAddress(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    line1: str
-    line2: str | None = None
-    line3: str | None = None
-    line4: str | None = None
-    zip: str | None = None
-    city: str | None = None
-    country_code: str = "de"
+    line1: str = Field(description="first line, e.g. the company name (required)")
+    line2: str | None = Field(None, description="second line (default: none)")
+    line3: str | None = Field(None, description="third line, e.g. the street (default: none)")
+    line4: str | None = Field(None, description="fourth line (default: none)")
+    zip: str | None = Field(None, description="postcode (default: none)")
+    city: str | None = Field(None, description="city (default: none)")
+    country_code: str = Field("de", description="ISO 3166 two-letter country code (default de)")
 
     @field_validator("country_code")
     @classmethod
@@ -69,20 +74,44 @@ class SenderAddress(BaseModel):
 
 
 class BilendoSettings(Settings):
-    api_token: SecretStr
-    """Bilendo API token (account settings > API); sent as ``Authorization: Token token=...``."""
-    base_url: str = PRODUCTION_URL
-    """``https://api.bilendo.de`` (production), ``https://apisandbox.bilendo.de`` (Bilendo's
-    sandbox), the words ``production`` / ``sandbox``, or a loopback URL of ledgerlink's sandbox."""
-    dispatch: Literal["automatic", "manual"] = "manual"
-    """``automatic``: Bilendo sends the invoice at once; ``manual``: it stays a draft
-    until someone starts the dispatch in Bilendo."""
-    language: Literal["de", "en"] = "de"
-    """Language of the invoice e-mail/letter Bilendo sends."""
-    sender: SenderAddress | None = None
-    """Sender address block; empty: the Bilendo account's default."""
-    shipping_mode: Literal["email", "post", "dual_shipping"] | None = None
-    """Dispatch channel; empty: the debtor's / company's setting in Bilendo."""
+    """Settings of a Bilendo connection (see the plugin README for each one)."""
+
+    api_token: SecretStr = Field(
+        description="Bilendo API token (account settings > API), sent as Authorization: Token token=..."
+    )
+    base_url: str = Field(
+        PRODUCTION_URL,
+        description="server root without /api/v2: https://api.bilendo.de (default, production), "
+        "https://apisandbox.bilendo.de (Bilendo's sandbox), the words production / sandbox, or a loopback "
+        "URL of ledgerlink's sandbox; https only, except on loopback",
+    )
+    dispatch: Literal["automatic", "manual"] = Field(
+        "manual",
+        description="automatic: Bilendo sends the invoice at once; manual (default): it stays a draft until "
+        "someone starts the dispatch in Bilendo",
+    )
+    language: Literal["de", "en"] = Field(
+        "de", description="language of the invoice e-mail/letter Bilendo sends (default de)"
+    )
+    sender: SenderAddress | None = Field(
+        None, description="sender address block on the invoice (default: the Bilendo account's own)"
+    )
+    shipping_mode: Literal["email", "post", "dual_shipping"] | None = Field(
+        None,
+        description="dispatch channel, also set on new debtors (default: the debtor's / company's setting "
+        "in Bilendo)",
+    )
+    requests_per_second: float = Field(
+        U.REQUESTS_PER_SECOND, gt=0,
+        description="client-side limit per token, in requests per second (default 5; Bilendo publishes "
+        "no limit, so this is an assumption)",
+    )
+    page_size: int = Field(
+        U.PAGE_SIZE, ge=1,
+        description="debtors per page of GET /customers (page[size]; default 100; Bilendo's paging "
+        "parameters are an assumption)",
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for one HTTP answer (default 30)")
 
     @field_validator("base_url")
     @classmethod
@@ -100,68 +129,19 @@ class BilendoSettings(Settings):
         return value
 
 
-def jsonapi_errors(body: Any) -> str | None:
-    """One line from a JSON:API ``errors`` list ("name: can't be blank; ...")."""
-    if not isinstance(body, dict) or not body.get(U.ERRORS_KEY):
-        return None
-    errors = body[U.ERRORS_KEY]
-    if isinstance(errors, dict):  # Rails style {"field": ["message"]}
-        return "; ".join(
-            f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items()
-        )
-    if not isinstance(errors, list):
-        return str(errors)
-    parts = []
-    for error in errors:
-        if not isinstance(error, dict):
-            parts.append(str(error))
-            continue
-        text = str(error.get("detail") or error.get("title") or error.get("code") or "error")
-        pointer = (error.get("source") or {}).get("pointer") if isinstance(error.get("source"), dict) else None
-        field = pointer.rsplit("/", 1)[-1] if pointer else None
-        parts.append(f"{field}: {text}" if field and not text.startswith(field) else text)
-    return "; ".join(parts)
-
-
-def error_message(response: httpx.Response) -> str:
-    """Bilendo's words from an error answer, in one line."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    found = jsonapi_errors(body)
-    if found:
-        return " ".join(found.split())[:300]
-    if isinstance(body, dict) and (body.get("error") or body.get("message")):
-        return " ".join(str(body.get("error") or body.get("message")).split())[:300]
-    text = response.text.strip()
-    if text.startswith("<"):
-        return "an HTML page instead of an API answer"
-    return " ".join(text.split())[:300] or "an empty answer"
-
-
-def _amount(value: Decimal) -> str:
-    return str(money(value))
-
-
-def _number(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
-
-
 class BilendoTarget(Target):
     """Debtors, invoices with PDF, and invoice statuses in Bilendo."""
 
     Settings: ClassVar[type[BilendoSettings]] = BilendoSettings  # type: ignore[assignment]
     description: ClassVar[str] = "Bilendo receivables management: debtors, invoices, dunning status"
     status_mapper: ClassVar[str | None] = "bilendo"
-    sandbox: ClassVar[str] = "ledgerlink_bilendo.sandbox:BilendoSandbox"
+    sandbox: ClassVar[str | None] = "ledgerlink_bilendo.sandbox:BilendoSandbox"
     # Once exported, Bilendo sends and dunns the invoice: changes in the source are flagged.
     locks_exported: ClassVar[bool] = True
 
     settings: BilendoSettings
 
-    def __init__(self, settings: Any, context: Any) -> None:
+    def __init__(self, settings: Any, context: ConnectorContext) -> None:
         if isinstance(settings, dict):
             settings = BilendoSettings(**settings)
         super().__init__(settings, context)
@@ -181,9 +161,10 @@ class BilendoTarget(Target):
                 base_url=self.api_url,
                 headers={"Authorization": f"Token token={token}"},
                 secrets=[token],
-                rate_limits=[RateLimit(f"bilendo:{key_id(token)}", U.REQUESTS_PER_SECOND)],
+                rate_limits=[RateLimit(f"bilendo:{key_id(token)}", self.settings.requests_per_second)],
                 auth_hint=self._token_hint(),
                 error_message=error_message,
+                timeout=self.settings.timeout,
             )
         return self._http
 
@@ -236,30 +217,12 @@ class BilendoTarget(Target):
         )
 
     # -- debtors -----------------------------------------------------------------------
-    @staticmethod
-    def _contact(resource: dict[str, Any], email: str | None = None) -> Contact:
-        attrs = resource.get("attributes") or {}
-        name = str(attrs.get("name") or "").strip()
-        first, _, last = name.rpartition(" ")
-        return Contact(
-            target_id=str(resource["id"]),
-            customer_number=attrs.get("customer_number") or None,
-            company=name or None,
-            first_name=first or None,
-            last_name=last or None,
-            email=email,
-            extra={
-                "external_id": attrs.get("external_id"),
-                "shipping_mode": attrs.get("shipping_mode"),
-                "dunning_stop": attrs.get("dunning_stop"),
-            },
-        )
-
     def contacts(self) -> Iterator[Contact]:
         seen: set[str] = set()
         page = 1
         url: str | None = "/customers"
-        params: dict[str, Any] | None = {U.PAGE_NUMBER_PARAM: page, U.PAGE_SIZE_PARAM: U.PAGE_SIZE}
+        size = self.settings.page_size
+        params: dict[str, Any] | None = {U.PAGE_NUMBER_PARAM: page, U.PAGE_SIZE_PARAM: size}
         while url:
             response = self.http.get(url, params=params)
             body = self.http.json(response)
@@ -276,13 +239,13 @@ class BilendoTarget(Target):
                     continue
                 seen.add(rid)
                 new += 1
-                yield self._contact(resource)
+                yield contact_from_resource(resource)
             next_link = (body.get("links") or {}).get("next") if isinstance(body.get("links"), dict) else None
             if next_link and new:
                 url, params = self._relative(next_link), None
-            elif new and len(data) >= U.PAGE_SIZE:
+            elif new and len(data) >= size:
                 page += 1
-                url, params = "/customers", {U.PAGE_NUMBER_PARAM: page, U.PAGE_SIZE_PARAM: U.PAGE_SIZE}
+                url, params = "/customers", {U.PAGE_NUMBER_PARAM: page, U.PAGE_SIZE_PARAM: size}
             else:
                 url = None
 
@@ -295,69 +258,35 @@ class BilendoTarget(Target):
 
     def find_contact(self, key: str) -> Contact | None:
         found = self._find(f"/customers/find/{self._quote(key)}", f"the debtor {key!r}")
-        return None if found is None else self._contact(found)
-
-    @staticmethod
-    def _person(customer: Customer) -> str:
-        return " ".join(p for p in (customer.first_name, customer.last_name) if p and p.strip())
+        return None if found is None else contact_from_resource(found)
 
     def create_contact(self, customer: Customer, key: str) -> Contact:
         """Create the debtor (or finish one a crash left half done): customer with our
         key as ``external_id``, then its contact person and address."""
-        person = self._person(customer)
-        name = (customer.company or "").strip() or person or customer.email or customer.source_id
+        name = mapping.debtor_name(customer)
         existing = self._find(f"/customers/find/{self._quote(key)}", f"the debtor {key!r}")
         if existing is None:
-            fields: dict[str, str] = {"name": name, "external_id": key}
-            if customer.customer_number:
-                fields["customer_number"] = customer.customer_number
-            if customer.phone:
-                fields["phone"] = customer.phone
-            if self.settings.shipping_mode:
-                fields["shipping_mode"] = self.settings.shipping_mode
+            fields = mapping.debtor_fields(customer, key, shipping_mode=self.settings.shipping_mode)
             resource = self._resource(self.http.post("/customers", data=fields), f"the new debtor {name!r}")
         else:
             resource = existing
         cid = str(resource["id"])
         base = f"/customers/{self._quote(cid)}"
 
-        if customer.email or person:
+        if customer.email or mapping.person_name(customer):
             if existing is None or self._find(f"{base}/contacts/find/{self._quote(key)}", "a contact") is None:
-                contact = {
-                    "name": person or name,
-                    "gender": "0",  # unknown: ledgerlink records carry no gender
-                    "salutation": "0",  # formal
-                    "external_id": key,
-                    "main_contact": "true",
-                }
-                if customer.email:
-                    contact["email"] = customer.email
-                if customer.phone:
-                    contact["phone"] = customer.phone
+                contact = mapping.contact_person_fields(customer, key)
                 self._resource(self.http.post(f"{base}/contacts", data=contact), f"the contact of {name!r}")
 
-        address = customer.address
-        if address and address.street and address.zip and address.city:
+        if mapping.has_full_address(customer):
             if existing is None or self._find(f"{base}/addresses/find/{self._quote(key)}", "an address") is None:
-                fields = {
-                    "line1": (customer.company or "").strip() or address.name or name,
-                    "line3": address.street,
-                    "zip": address.zip,
-                    "city": address.city,
-                    "country_code": (address.country or "DE").lower(),
-                    "external_id": key,
-                    "default_address": "true",
-                }
-                if customer.is_company and person:
-                    fields["line2"] = person
-                if address.street2:
-                    fields["line4"] = address.street2
+                fields = mapping.address_fields(customer, key)
                 self._resource(self.http.post(f"{base}/addresses", data=fields), f"the address of {name!r}")
-        elif address is not None:
+        elif customer.address is not None:
             self.context.logger.info(
                 "Bilendo debtor %r created without an address: street, zip and city are all required", name
             )
-        return self._contact(resource, email=customer.email)
+        return contact_from_resource(resource, email=customer.email)
 
     # -- invoices ----------------------------------------------------------------------
     def validate(self, document: Document, plan: Plan) -> None:
@@ -378,48 +307,11 @@ class BilendoTarget(Target):
             )
 
     def _invoice_fields(self, document: Document, plan: Plan) -> dict[str, str]:
-        assert plan.contact is not None
-        net = sum((pl.net for pl in plan.lines), Decimal("0.00"))
-        tax = sum((pl.tax for pl in plan.lines), Decimal("0.00"))
-        gross = sum((pl.gross for pl in plan.lines), Decimal("0.00"))
-        fields: dict[str, str] = {
-            U.F_EXTERNAL_ID: document.source_ref,
-            U.F_INVOICE_NUMBER: document.number or document.source_ref,
-            U.F_INVOICE_DATE: plan.document_date.isoformat(),
-            U.F_CURRENCY: document.currency,
-            U.F_AMOUNT: _amount(gross),
-            U.F_NET_AMOUNT: _amount(net),
-            U.F_TAX_AMOUNT: _amount(tax),
-            U.F_CUSTOMER_ID: plan.contact.target_id,
-            U.F_DISPATCH: self.settings.dispatch,
-            U.F_LANGUAGE: self.settings.language,
-        }
-        external = plan.contact.extra.get("external_id")
-        if external:
-            fields[U.F_CUSTOMER_EXTERNAL_ID] = str(external)
-        if plan.due_date:
-            fields[U.F_DUE_DATE] = plan.due_date.isoformat()
-        if self.settings.shipping_mode:
-            fields[U.F_SHIPPING_MODE] = self.settings.shipping_mode
-        if self.settings.sender:
-            for name, value in self.settings.sender.model_dump().items():
-                if value:
-                    fields[f"{U.F_SENDER}[{name}]"] = str(value)
-        for index, pl in enumerate(plan.lines):
-            line = pl.line
-            unit_net = money(pl.net / line.quantity)
-            values = {
-                "description": line.description,
-                "quantity": _number(line.quantity),
-                "unit_price": _amount(unit_net),
-                "net_amount": _amount(pl.net),
-                "tax_rate": _number(line.tax_rate),
-                "tax_amount": _amount(pl.tax),
-                "amount": _amount(pl.gross),
-            }
-            for name in U.ITEM_FIELDS:
-                fields[f"{U.F_ITEMS}[{index}][{name}]"] = values[name]
-        return fields
+        sender = self.settings.sender.model_dump() if self.settings.sender else None
+        return mapping.invoice_fields(
+            document, plan, dispatch=self.settings.dispatch, language=self.settings.language,
+            shipping_mode=self.settings.shipping_mode, sender=sender,
+        )
 
     def _download_pdf(self, url: str) -> bytes:
         parts = urlsplit(url)
@@ -428,6 +320,7 @@ class BilendoTarget(Target):
             vendor="the source's invoice PDF",
             base_url=f"{parts.scheme}://{parts.netloc}",
             auth_hint="check that the source's PDF link is reachable",
+            timeout=self.settings.timeout,
         )
         try:
             response = client.get(url)
@@ -447,27 +340,17 @@ class BilendoTarget(Target):
         files = None
         if document.pdf_url:
             pdf = self._download_pdf(document.pdf_url)
-            filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in fields[U.F_INVOICE_NUMBER])
-            files = {U.F_PDF: (f"{filename}.pdf", pdf, "application/pdf")}
+            files = {U.F_PDF: (mapping.pdf_filename(fields[U.F_INVOICE_NUMBER]), pdf, "application/pdf")}
         label = document.number or document.source_ref
         response = self.http.post(U.INVOICES, data=fields, files=files)
-        resource = self._resource(response, f"invoice {label}")
-        attrs = resource.get("attributes") or {}
-        return TargetRef(
-            target_id=str(resource["id"]),
-            number=attrs.get(U.F_INVOICE_NUMBER) or document.number,
-            kind=U.INVOICE_TYPE,
-        )
+        return mapping.invoice_ref(self._resource(response, f"invoice {label}"), document.number)
 
     def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
         path = U.INVOICE_FIND.format(external_id=self._quote(source_ref))
         found = self._find(path, f"the invoice for {source_ref!r}")
         if found is None:
             return None
-        attrs = found.get("attributes") or {}
-        return TargetRef(
-            target_id=str(found["id"]), number=attrs.get(U.F_INVOICE_NUMBER) or number, kind=U.INVOICE_TYPE
-        )
+        return mapping.invoice_ref(found, number)
 
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
         for ref in refs:

@@ -6,9 +6,14 @@ PDFs, invoice statuses, reminders, payments, the error format, paging and rate
 limits are not publicly documented. This module holds every path, field name and
 value ledgerlink *assumes* for them, designed in the style of the documented
 part (``/api/v2/<plural>``, ``/find/<your-id>``, ``external_id``, form fields,
-JSON:API answers). The connector and the sandbox read them from here only, so
-they can be corrected against the real API in this one place. Each assumption
-is listed in the plugin's README ("Assumptions").
+JSON:API answers). The target, the mapping, the status mapper and the sandbox read
+them from here only, so they can be corrected against the real API in this one
+place. Each assumption is listed in the plugin's README ("Assumptions").
+
+Its place in the plugin's shape: :mod:`.mapping` translates records into Bilendo's
+payloads and back, as every plugin's ``mapping.py`` does; for the undocumented half
+it takes every name from here. This module holds names and values only (and
+:func:`raw_status`, which reads the assumed status attributes), no translation.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ PAGE_SIZE_PARAM = "page[size]"
 PAGE_SIZE = 100
 """JSON:API style paging for ``GET /customers``; ``links.next`` is followed when
 present. If the API ignores the parameters (one full list), the connector stops
-at the first page that brings no new ids."""
+at the first page that brings no new ids. The default of the ``page_size`` setting."""
 REQUESTS_PER_SECOND = 5.0
-"""No rate limit is published; a conservative client-side limit."""
+"""No rate limit is published; a conservative client-side limit. The default of the
+``requests_per_second`` setting."""
 
 # -- invoice create: request fields ---------------------------------------------
 F_EXTERNAL_ID = "external_id"  # our source_ref (the idempotency key)

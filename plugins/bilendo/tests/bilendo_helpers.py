@@ -17,7 +17,9 @@ FAST_HTTP = partial(make_http_client, backoff=0.001, retries=3)
 
 
 def make_target(transport: Any = None, **settings: Any) -> BilendoTarget:
-    values = {"api_token": DEMO_TOKEN, "base_url": "https://apisandbox.bilendo.de"}
+    # The client-side limit (5 requests/s, an assumption) would make the suite slow;
+    # test_http.py::test_client_side_rate_limit_spaces_requests checks the default.
+    values = {"api_token": DEMO_TOKEN, "base_url": "https://apisandbox.bilendo.de", "requests_per_second": 1000.0}
     values.update(settings)
     context = ConnectorContext(connection="bilendo-test", http_factory=FAST_HTTP, transport=transport)
     return BilendoTarget(BilendoTarget.Settings(**values), context)

@@ -22,13 +22,3 @@ def sandbox() -> BilendoSandbox:
 @pytest.fixture
 def target_for(sandbox: BilendoSandbox) -> Iterator[Callable[..., BilendoTarget]]:
     yield from closing_factory(lambda **settings: make_target(sandbox.transport(), **settings))
-
-
-
-@pytest.fixture(autouse=True)
-def fast_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The client-side limit (5 requests/s, an assumption) would make the suite slow;
-    test_http.py::test_client_side_rate_limit checks the real value."""
-    from ledgerlink_bilendo import undocumented
-
-    monkeypatch.setattr(undocumented, "REQUESTS_PER_SECOND", 1000.0)

@@ -207,11 +207,8 @@ def test_contacts_follow_json_api_next_links():
 
 
 @respx.mock
-def test_contacts_stop_when_the_api_ignores_paging(monkeypatch):
-    from ledgerlink_bilendo import undocumented
-
-    monkeypatch.setattr(undocumented, "PAGE_SIZE", 2)
-    target = make_target(api_token=TOKEN)
+def test_contacts_stop_when_the_api_ignores_paging():
+    target = make_target(api_token=TOKEN, page_size=2)
     everything = {"data": [{"id": "a", "attributes": {"name": "A"}}, {"id": "b", "attributes": {"name": "B"}}]}
     route = respx.get(f"{API}/customers").respond(200, json=everything)
     assert [c.target_id for c in target.contacts()] == ["a", "b"]
@@ -282,6 +279,7 @@ def test_settings():
 
     s = BilendoSettings(api_token="x", base_url="sandbox")
     assert s.base_url == "https://apisandbox.bilendo.de" and s.dispatch == "manual" and s.language == "de"
+    assert (s.requests_per_second, s.page_size, s.timeout) == (5.0, 100, 30.0)
     assert BilendoSettings(api_token="x", base_url="https://api.bilendo.de/api/v2/").base_url == "https://api.bilendo.de"
     assert BilendoSettings(api_token="x", base_url="http://127.0.0.1:8080").base_url == "http://127.0.0.1:8080"
     for bad in ({"base_url": "http://api.bilendo.de"}, {"dispatch": "now"}, {"language": "fr"},
@@ -292,11 +290,11 @@ def test_settings():
 
 
 @respx.mock
-def test_client_side_rate_limit_spaces_requests(monkeypatch):
-    from ledgerlink_bilendo import undocumented
+def test_client_side_rate_limit_spaces_requests():
+    from ledgerlink_bilendo.target import BilendoSettings
 
-    monkeypatch.setattr(undocumented, "REQUESTS_PER_SECOND", 5.0)
-    target = make_target(api_token="tok-rate-limit-test")
+    assert BilendoSettings(api_token="x").requests_per_second == 5.0  # the assumed limit
+    target = make_target(api_token="tok-rate-limit-test", requests_per_second=5.0)
     respx.get(f"{API}/customers/find/k1").respond(404)
     started = time.monotonic()
     for _ in range(4):

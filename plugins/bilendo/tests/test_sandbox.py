@@ -164,6 +164,9 @@ def test_automatic_dispatch_sends_at_once_manual_waits(sandbox, target_for) -> N
     assert sandbox.state["invoices"][m.target_id]["sent_at"] is None
     assert sandbox.state["invoices"][m.target_id]["due_date"] is None
     assert dict((r.target_id, raw) for r, raw in auto.statuses([a, m])) == {a.target_id: "sent", m.target_id: "draft"}
+    assert sandbox.describe() == "Bilendo sandbox holds 2 invoices (1 draft, 1 sent) for 1 debtors"
+    assert BilendoSandbox().describe() == "Bilendo sandbox holds 0 invoices for 0 debtors"
+    assert BilendoSandbox.demo_rules() == []
 
 
 def test_partial_payment_unknown_and_deleted_statuses(sandbox, target_for) -> None:
