@@ -210,6 +210,7 @@ def test_partial_payment_and_payment_on_draft(sandbox, target_for, kit):
     ref2 = draft_target.push(doc2, kit.plan_for(doc2, contact, mark_paid=True))
     with pytest.raises(TransientError, match="still a draft"):
         draft_target.book_payment(ref2, doc2, kit.plan_for(doc2, contact, mark_paid=True))
+    assert sandbox.describe() == "Billy sandbox holds 2 invoices (1 approved)"
 
 
 def test_cash_account_in_other_currency_is_refused(sandbox, target_for, kit):
