@@ -111,7 +111,11 @@ class BilendoSettings(Settings):
         description="debtors per page of GET /customers (page[size]; default 100; Bilendo's paging "
         "parameters are an assumption)",
     )
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for one HTTP answer (default 30)")
+    timeout: float | None = Field(
+        None, gt=0,
+        description="seconds to wait for one HTTP answer (default: not set, so the HTTP client's 30 s, or "
+        "LEDGERLINK_HTTP_TIMEOUT when that is set)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -164,9 +168,13 @@ class BilendoTarget(Target):
                 rate_limits=[RateLimit(f"bilendo:{key_id(token)}", self.settings.requests_per_second)],
                 auth_hint=self._token_hint(),
                 error_message=error_message,
-                timeout=self.settings.timeout,
+                **self._timeout(),
             )
         return self._http
+
+    def _timeout(self) -> dict[str, float]:
+        """The connection's own timeout, if set (else the HTTP client's default)."""
+        return {} if self.settings.timeout is None else {"timeout": self.settings.timeout}
 
     def _token_hint(self) -> str:
         return (
@@ -320,7 +328,7 @@ class BilendoTarget(Target):
             vendor="the source's invoice PDF",
             base_url=f"{parts.scheme}://{parts.netloc}",
             auth_hint="check that the source's PDF link is reachable",
-            timeout=self.settings.timeout,
+            **self._timeout(),
         )
         try:
             response = client.get(url)

@@ -279,7 +279,7 @@ def test_settings():
 
     s = BilendoSettings(api_token="x", base_url="sandbox")
     assert s.base_url == "https://apisandbox.bilendo.de" and s.dispatch == "manual" and s.language == "de"
-    assert (s.requests_per_second, s.page_size, s.timeout) == (5.0, 100, 30.0)
+    assert (s.requests_per_second, s.page_size, s.timeout) == (5.0, 100, None)
     assert BilendoSettings(api_token="x", base_url="https://api.bilendo.de/api/v2/").base_url == "https://api.bilendo.de"
     assert BilendoSettings(api_token="x", base_url="http://127.0.0.1:8080").base_url == "http://127.0.0.1:8080"
     for bad in ({"base_url": "http://api.bilendo.de"}, {"dispatch": "now"}, {"language": "fr"},
@@ -311,3 +311,12 @@ def test_a_pdf_link_that_is_refused_quarantines_only_this_document(target):
         target.push(doc, plan_for(doc, Contact(target_id="cus-1")))
     assert "https://shop.example/pdf/2" in str(info.value)
     assert not create.called
+
+
+def test_timeout_setting_reaches_the_http_client():
+    for settings, expected in (({}, 30.0), ({"timeout": 2.5}, 2.5)):
+        target = make_target(api_token=TOKEN, **settings)
+        try:
+            assert target.http._client.timeout.read == expected
+        finally:
+            target.close()

@@ -136,7 +136,11 @@ class BillySettings(Settings):
     page_size: int = Field(
         1000, ge=1, le=1000, description="records per page of list calls (default 1000, Billy's maximum)"
     )
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for one HTTP answer (default 30)")
+    timeout: float | None = Field(
+        None, gt=0,
+        description="seconds to wait for one HTTP answer (default: not set, so the HTTP client's 30 s, or "
+        "LEDGERLINK_HTTP_TIMEOUT when that is set)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -170,7 +174,7 @@ class BillyTarget(Target):
             rate_limits=[RateLimit(f"billy:{key_id(token)}", settings.requests_per_second)],
             auth_hint=AUTH_HINT,
             error_message=billy_error_message,
-            timeout=settings.timeout,
+            **({} if settings.timeout is None else {"timeout": settings.timeout}),
         )
         self._organization: dict[str, Any] | None = None
         self._accounts: list[dict[str, Any]] | None = None

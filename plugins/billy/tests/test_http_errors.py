@@ -155,3 +155,12 @@ def test_status_mapper_round_trip_and_unknown():
     assert raw_status(invoice, date(2026, 3, 11)) == "overdue"
     assert raw_status({**invoice, "balance": 40.0}, date(2026, 3, 1)) == "partially_paid"
     assert raw_status(None, date(2026, 3, 1)) == "deleted"
+
+
+def test_timeout_setting_reaches_the_http_client(kit):
+    for settings, expected in (({}, 30.0), ({"timeout": 2.5}, 2.5)):
+        target = kit.make_target(None, **settings)
+        try:
+            assert target.client._client.timeout.read == expected
+        finally:
+            target.close()
