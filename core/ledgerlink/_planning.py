@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from . import _tax as tax
 from ._config import PipelineConfig, Rule
 from ._connectors import Plan, PlannedLine
 from ._errors import QuarantineError
@@ -67,7 +68,8 @@ def choose_document_date(pipeline: PipelineConfig, document: Document) -> date:
 def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False) -> list[PlannedLine]:
     """Each line with its account, tax rule, treatment and cost centre (first matching rule).
 
-    Lines no rule books quarantine the document when the pipeline requires rules
+    A treatment the facts contradict (``_tax``) quarantines the document, naming both.
+    Lines no rule books quarantine it when the pipeline requires rules
     (``require_rules``; by default when it has rules and the target does not book by
     its own settings)."""
     planned: list[PlannedLine] = []
@@ -75,8 +77,13 @@ def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lin
     if require is None:
         require = bool(pipeline.rules) and not target_books_lines
     unmapped: list[str] = []
+    treatments = [document.tax_treatment(line, oss=pipeline.oss, small_business=pipeline.small_business)
+                  for line in document.lines]
+    problems = tax.document_problems(document, treatments, oss=pipeline.oss, small_business=pipeline.small_business)
+    if problems:
+        raise QuarantineError("; ".join(problems))
     for index, line in enumerate(document.lines):
-        treatment = str(document.tax_treatment(line, oss=pipeline.oss, small_business=pipeline.small_business))
+        treatment = str(treatments[index])
         rule = next((r for r in pipeline.rules if rule_matches(r, document, index, treatment)), None)
         if rule is None:
             if require:

@@ -59,6 +59,16 @@ def standard_vat_rate(country: str) -> Decimal | None:
     return None if rate is None else Decimal(str(rate))
 
 
+def eu_rates(country: str) -> list[Decimal]:
+    """An EU member's VAT rates, standard first, then reduced (empty outside the EU)."""
+    code = normalise_country(country)
+    standard = _eu_data()["members"].get(code)
+    if standard is None:
+        return []
+    reduced = _eu_data().get("reduced", {}).get(code, [])
+    return [Decimal(str(standard))] + [Decimal(str(rate)) for rate in reduced]
+
+
 class TaxRegion(StrEnum):
     """Where the buyer is, seen from the seller's country."""
 
@@ -526,6 +536,7 @@ __all__ = [
     "TaxRegion",
     "TaxTreatment",
     "currencies",
+    "eu_rates",
     "is_eu_member",
     "money",
     "parse_decimal",

@@ -1,0 +1,93 @@
+"""A source's tax mode is a hint: checked against the facts before anything is written.
+
+Each case is one the bookkeeper found booked as a tax-free rule where VAT is owed
+(issue 15, class 2); each must be quarantined with both facts named, and nothing
+may reach the target. The cases the facts support must still go through.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from ledgerlink import Address, Customer, Document, Line, LineKind, TaxTreatment
+from ledgerlink._records import eu_rates
+from ledgerlink.testing import fake_store, make_runtime, run_pipeline
+
+T = TaxTreatment
+
+
+def document(*, country: str | None, vat_id: str | None = None, rate: str = "0", hint: TaxTreatment | None = None,
+             kind: LineKind = LineKind.GOODS, gross: str = "100.00") -> Document:
+    return Document(
+        source_ref="order-1", number="RE-1", invoice_date="2026-03-02",
+        customer=Customer(source_id="c1", last_name="Dupont", vat_id=vat_id,
+                          address=Address(city="X", country=country) if country else None),
+        lines=[Line(description="Widget", total=Decimal(gross), tax_rate=Decimal(rate), kind=kind)],
+        treatment_hint=hint,
+    )
+
+
+def run(doc: Document, tmp_path: Path, **pipeline: object):
+    fake_store("s")["documents"][doc.source_ref] = doc
+    raw = {
+        "connections": {"shop": {"plugin": "fake-source", "store": "s"},
+                        "books": {"plugin": "fake-target", "store": "t"}},
+        "pipelines": [{"name": "p", "source": "shop", "target": "books", **pipeline}],
+    }
+    runtime = make_runtime(raw, tmp_path)
+    result = run_pipeline(runtime)
+    return result, runtime.ledger.document("p", doc.source_ref)
+
+
+@pytest.mark.parametrize(("doc", "pipeline", "because"), [
+    (document(country="AT", hint=T.INTRA_EU_SUPPLY), {},
+     "line 1 ('Widget'): the source marks it as an intra-EU supply, but the buyer has no VAT id"),
+    (document(country="DE", vat_id="DE123456789", hint=T.INTRA_EU_SUPPLY), {},
+     "the source marks it as an intra-EU supply, but the buyer is in DE, the seller's own country"),
+    (document(country="FR", vat_id="FR12345678901", hint=T.EXPORT), {},
+     "the source marks it as an export, but the buyer's address is in FR, inside the EU"),
+    (document(country="DE", hint=T.SMALL_BUSINESS), {},
+     "the source marks it as small business (no VAT), but the pipeline's seller is not a small business"),
+    (document(country="FR", rate="19", gross="119.00"), {"oss": True},
+     "ledgerlink derives it as an OSS sale at 19 %, but FR taxes at 20 %, 10 %, 5.5 %, 2.1 %"),
+    (document(country="CH", rate="7", gross="107.00", hint=T.EXPORT), {},
+     "the source marks it as an export, but the line charges 7 % VAT"),
+    (document(country="DE", rate="19", gross="119.00"), {"small_business": True},
+     "charges 19 % VAT, but the pipeline's seller is a small business"),
+    (document(country="AT", vat_id="ATU12345678", hint=T.REVERSE_CHARGE, kind=LineKind.GOODS), {},
+     "reverse charge, but the line sells goods"),
+], ids=["intra-eu-no-vat-id", "intra-eu-domestic", "export-to-eu", "small-business-not-set", "oss-seller-rate",
+        "export-with-vat", "small-business-charging-vat", "reverse-charge-goods"])
+def test_a_hint_the_facts_contradict_is_quarantined_and_nothing_is_written(doc, pipeline, because, tmp_path) -> None:
+    result, row = run(doc, tmp_path, **pipeline)
+    assert result.counts() == {"quarantined": 1}
+    assert row.state == "quarantined" and because in row.reason, row.reason
+    assert fake_store("t")["pushed"] == {} and fake_store("t")["writes"] == []
+
+
+@pytest.mark.parametrize(("doc", "pipeline", "treatment"), [
+    (document(country="AT", vat_id="ATU12345678", hint=T.INTRA_EU_SUPPLY), {}, T.INTRA_EU_SUPPLY),
+    (document(country="CH", hint=T.EXPORT), {}, T.EXPORT),
+    (document(country="US"), {}, T.EXPORT),
+    (document(country="DE", hint=T.SMALL_BUSINESS), {"small_business": True}, T.SMALL_BUSINESS),
+    (document(country="FR", rate="20", gross="120.00"), {"oss": True}, T.OSS),
+    (document(country="FR", rate="5.5", gross="105.50"), {"oss": True}, T.OSS),
+    (document(country="FR", rate="19", gross="119.00"), {}, T.STANDARD),  # distance sale under the threshold
+    (document(country="AT", vat_id="ATU12345678", hint=T.REVERSE_CHARGE, kind=LineKind.SERVICE), {},
+     T.REVERSE_CHARGE),
+], ids=["intra-eu", "export-ch", "export-derived", "small-business", "oss-fr-standard", "oss-fr-reduced",
+        "distance-sale", "reverse-charge-service"])
+def test_a_treatment_the_facts_support_goes_through(doc, pipeline, treatment, tmp_path) -> None:
+    result, row = run(doc, tmp_path, **pipeline)
+    assert result.counts() == {"pushed": 1}, row.reason
+    assert doc.tax_treatment(oss=pipeline.get("oss", False),
+                             small_business=pipeline.get("small_business", False)) == treatment
+
+
+def test_eu_rates_are_dated_data_with_the_standard_rate_first() -> None:
+    assert eu_rates("FR") == [Decimal(20), Decimal(10), Decimal("5.5"), Decimal("2.1")]
+    assert eu_rates("DE") == [Decimal(19), Decimal(7)]
+    assert eu_rates("EL")[0] == Decimal(24)  # Greece by its VAT prefix
+    assert eu_rates("CH") == []
