@@ -129,7 +129,7 @@ def main() -> None:
     from ledgerlink import _plugins as plugins
     from ledgerlink import _runner as engine
 
-    plugins._cached = plugins.PluginManager(extra_plugins=[_BenchPlugin()])
+    plugins.use_plugin_manager(plugins.PluginManager(extra_plugins=[_BenchPlugin()]))
     if os.environ.get("BENCH_KEEP_OUTCOMES") == "0":
         # What `run` without --json could do: count outcomes instead of keeping them.
         original = engine.Runtime.__init__

@@ -202,14 +202,24 @@ def _version(dist: str) -> str:
         return "0+unknown"
 
 
-_cached: PluginManager | None = None
+_ENVIRONMENT = ("LEDGERLINK_LOAD_PLUGINS", "LEDGERLINK_DISABLE_PLUGIN_AUTOLOAD", "LEDGERLINK_FAKE_PLUGINS",
+                "LEDGERLINK_TRACE_PLUGINS")
+_cached: dict[tuple[str | None, ...], PluginManager] = {}
 
 
 def get_plugin_manager(fresh: bool = False) -> PluginManager:
-    global _cached
-    if _cached is None or fresh:
-        _cached = PluginManager()
-    return _cached
+    """The process's plugin manager for the current ``LEDGERLINK_*`` plugin settings
+    (built once per combination of them)."""
+    key = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+    if fresh or key not in _cached:
+        _cached[key] = PluginManager()
+    return _cached[key]
+
+
+def use_plugin_manager(manager: PluginManager) -> None:
+    """Make ``manager`` the one :func:`get_plugin_manager` returns under the current
+    plugin settings (a benchmark's in-process connectors, say)."""
+    _cached[tuple(os.environ.get(name) for name in _ENVIRONMENT)] = manager
 
 
 def import_string(path: str) -> Any:

@@ -123,11 +123,16 @@ class CliResult:
         return json.loads(self.output)
 
 
-def invoke_cli(args: list[str], env: dict[str, str] | None = None) -> CliResult:
+def invoke_cli(args: list[str], env: dict[str, str] | None = None, *, fakes: bool = True) -> CliResult:
+    """Run the CLI in this process. ``fakes``: the fake connectors are registered
+    (``LEDGERLINK_FAKE_PLUGINS=1`` for this call only)."""
     from click.testing import CliRunner
 
     from ._cli import main
 
+    env = dict(env or {})
+    if fakes:
+        env.setdefault("LEDGERLINK_FAKE_PLUGINS", "1")
     runner = CliRunner()
     result = runner.invoke(main, args, env=env, catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
