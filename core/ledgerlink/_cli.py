@@ -21,6 +21,8 @@ import click
 from ._states import DocumentState, OutcomeState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NEEDS_A_PERSON = (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CANCELLED)
+"""Outcomes that make a run exit 1."""
 
 
 class State:
@@ -293,7 +295,7 @@ class CliReporter:
         if self.dry_run:
             click.echo(_describe_plan(outcome))
             return
-        if outcome.state in (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CHANGED) or self.verbose:
+        if outcome.state in NEEDS_A_PERSON + (OutcomeState.CHANGED,) or self.verbose:
             where = f" -> {outcome.target_ref}" if outcome.target_ref else ""
             reason = f": {outcome.reason}" if outcome.reason else ""
             click.echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
@@ -334,7 +336,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
         counts = result.counts()
         if result.error:
             code = max(code, EXIT_USAGE if "rejected" in result.error or "credentials" in result.error else EXIT_FAILED)
-        elif counts.get(OutcomeState.FAILED) or counts.get(OutcomeState.QUARANTINED):
+        elif any(counts.get(state) for state in NEEDS_A_PERSON):
             code = max(code, EXIT_FAILED)
         out.append({"pipeline": result.pipeline, "counts": counts, "error": result.error,
                     "contacts_created": result.contacts_created,

@@ -378,20 +378,22 @@ class PipelineRunner:
                 pass  # a stored copy this version cannot read: nothing to compare with
         became_paid = (self.pipeline.payment_reconciliation == "source" and document.is_paid
                        and row.payment_state != PaymentState.BOOKED)
-        if dry_run:
-            if became_paid or changes:
-                what = "would book the payment" if became_paid else f"changed after transfer: {'; '.join(changes)}"
-                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PLANNED, what, row.target_id)
-            return None
-        outcome: Outcome | None = None
-        if became_paid and not changes:
-            outcome = self._book_payment(row, document)
-        if changes:
-            word = "export" if self.target.locks_exported else "transfer"
+        word = "export" if self.target.locks_exported else "transfer"
+        text, state = None, OS.CHANGED
+        if document.cancelled:  # never silent: the revenue is still booked in the target
+            text, state = f"cancelled after {word}: still booked in the target; a person must reverse it", OS.CANCELLED
+        elif changes:
             text = f"changed after {word}: " + "; ".join(changes)
-            if row.changed != text:
-                self.ledger.mark_changed(row, text, cursor=self._held(cursor))
-                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.CHANGED, text, row.target_id)
+        if dry_run:
+            what = text if text is not None and row.changed != text else None
+            what = what or ("would book the payment" if became_paid and text is None else None)
+            return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PLANNED, what, row.target_id) if what else None
+        outcome: Outcome | None = None
+        if became_paid and text is None:
+            outcome = self._book_payment(row, document)
+        if text is not None and row.changed != text:
+            self.ledger.mark_changed(row, text, cursor=self._held(cursor))
+            return Outcome(self.pipeline.name, row.source_ref, row.number, state, text, row.target_id)
         if outcome is None:
             self._move_cursor(cursor, dry_run)
         return outcome

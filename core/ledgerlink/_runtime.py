@@ -101,7 +101,8 @@ class RunResult:
     @property
     def ok(self) -> bool:
         counts = self.counts()
-        return self.error is None and not (counts.get(OutcomeState.FAILED) or counts.get(OutcomeState.QUARANTINED))
+        return self.error is None and not any(
+            counts.get(state) for state in (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CANCELLED))
 
 
 class Reporter:

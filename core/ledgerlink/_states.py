@@ -62,6 +62,8 @@ class OutcomeState(StrEnum):
     QUARANTINED = "quarantined"
     CHANGED = "changed"
     """Changed in the source after transfer; a person decides (never overwritten)."""
+    CANCELLED = "cancelled"
+    """Cancelled in the source after transfer: still booked in the target; a person must act."""
     PLANNED = "planned"
     """--dry-run: what would happen."""
     PAYMENT_BOOKED = "payment_booked"

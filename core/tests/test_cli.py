@@ -246,3 +246,25 @@ def test_help_of_every_command_shows_the_global_options() -> None:
         assert "Global options (before or after the command; the one after wins):" in result.output, path
         for option in ("-c, --config FILE", "-v, --verbose", "--log-file FILE"):
             assert option in result.output, (path, option)
+
+
+def test_a_document_cancelled_after_transfer_is_never_silent(cfg: str) -> None:
+    """Pushed, then cancelled in the source: the next run says so, exits 1 (a person is
+    needed), `status` shows it, nothing is pushed again; a third run stays quiet."""
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    cancelled = sample_document(1).model_copy(update={"cancelled": True, "cursor": "2026-03-09T00:00:00"})
+    fake_store("shop")["documents"]["order-1"] = cancelled
+    dry = invoke_cli(["-c", cfg, "run", "--dry-run", "--json"])
+    assert [d["state"] for d in dry.json[0]["documents"]] == ["planned"]
+    assert dry.json[0]["documents"][0]["reason"].startswith("cancelled after transfer")
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    assert result.exit_code == 1
+    [doc] = result.json[0]["documents"]
+    assert doc["state"] == "cancelled"
+    assert doc["reason"] == "cancelled after transfer: still booked in the target; a person must reverse it"
+    status = invoke_cli(["-c", cfg, "status", "--json"]).json
+    assert status[0]["state"] == "pushed" and status[0]["changed"].startswith("cancelled after transfer")
+    assert [ref for action, ref, _ in fake_store("books")["writes"] if action == "push"] == ["order-1"]
+    again = invoke_cli(["-c", cfg, "run", "--json"])
+    assert again.exit_code == 0 and again.json[0]["documents"] == []
