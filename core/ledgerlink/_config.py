@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from ._errors import ConfigError
-from ._records import LineKind, TaxRegion, TaxTreatment
+from ._records import LineKind, TaxRegion, TaxTreatment, currencies
 
 DEFAULT_CONFIG = "ledgerlink.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledgerlink.db"
@@ -129,6 +129,12 @@ class PipelineConfig(_Strict):
         None, min_length=2, max_length=2, pattern=r"^[A-Za-z]{2}$",
         description="the seller's ISO country; the default for documents whose source states none (then DE); "
         "a document whose source states another country is quarantined")
+    book_currency: str | None = Field(None, min_length=3, max_length=3, description="the currency the target "
+                                      "books in (ISO 4217); default: what the target reports, else EUR. Documents in "
+                                      "another currency need an exchange rate")
+    exchange_rates: dict[str, Decimal] = Field(
+        default_factory=dict, description="rates for documents in a foreign currency whose source states none: "
+        "{ CHF = 0.95 } means 1 CHF = 0.95 in the book currency; without one such a document is quarantined")
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")
@@ -145,6 +151,27 @@ class PipelineConfig(_Strict):
     @classmethod
     def _country(cls, value: str | None) -> str | None:
         return value.upper() if value else None
+
+    @field_validator("book_currency")
+    @classmethod
+    def _book_currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.upper() not in currencies():
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+        return value.upper()
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        out = {}
+        for code, rate in value.items():
+            if code.upper() not in currencies():
+                raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+            if not rate.is_finite() or rate <= 0:
+                raise ValueError(f"the rate for {code.upper()} must be a positive number, not {rate}")
+            out[code.upper()] = rate
+        return out
 
     def options(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"rules"})

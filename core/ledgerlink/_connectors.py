@@ -222,6 +222,13 @@ class Plan:
     """No contact could be matched or created; the mismatch tag is in ``tags``."""
     contact_decision: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    book_currency: str = "EUR"
+    """The currency the target books in (the pipeline's ``book_currency``)."""
+    exchange_rate: Decimal | None = None
+    """For a document in a foreign currency: units of ``book_currency`` for one unit of
+    the document's currency (the source's rate, else the pipeline's). None: the document
+    is in the book currency. A target sends it the way the vendor expects, and never
+    books a foreign payment as the same number in the book currency."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly picture of the plan (for --dry-run)."""
@@ -240,6 +247,8 @@ class Plan:
             "tags": list(self.tags),
             "cost_centre": self.cost_centre,
             "mark_paid": self.mark_paid,
+            "book_currency": self.book_currency,
+            "exchange_rate": None if self.exchange_rate is None else str(self.exchange_rate),
             "lines": [
                 {
                     "description": pl.line.description,
@@ -284,6 +293,11 @@ class Target:
 
     def prepare(self, pipeline_options: dict[str, Any]) -> None:
         """Called once per run before the first push (load accounts, tax rules, tags)."""
+
+    def book_currency(self) -> str | None:
+        """The currency the account books in, if the target knows it (called after
+        ``prepare``); None: the pipeline's ``book_currency`` (default EUR) applies."""
+        return None
 
     def contacts(self) -> Iterator[Contact]:
         """Every contact, with paging."""

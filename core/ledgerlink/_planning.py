@@ -115,17 +115,34 @@ class Draft:
     lines: list[PlannedLine]
     document_date: date
     due_date: date
+    exchange_rate: Decimal | None = None
+    book_currency: str = "EUR"
 
 
-def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False) -> Draft:
-    """Lines and dates; raises ``QuarantineError`` when the document cannot be booked."""
+def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: str) -> Decimal | None:
+    """The rate from the document's currency into the book currency (None: the same
+    currency): the source's, else the pipeline's ``exchange_rates``, else quarantine."""
+    if document.currency == book_currency:
+        return None
+    rate = document.exchange_rate or pipeline.exchange_rates.get(document.currency)
+    if rate is None:
+        raise QuarantineError(
+            f"the document is in {document.currency}, the books in {book_currency}, and neither the source "
+            f"nor the pipeline's exchange_rates states a rate for {document.currency}")
+    return rate
+
+
+def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False,
+          book_currency: str = "EUR") -> Draft:
+    """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked."""
+    rate = exchange_rate(pipeline, document, book_currency)
     lines = plan_lines(pipeline, document, target_books_lines=target_books_lines)
     document_date = choose_document_date(pipeline, document)
     if pipeline.due_days is not None:
         due = document_date + timedelta(days=pipeline.due_days)
     else:
         due = document.due_date or document_date
-    return Draft(lines, document_date, due)
+    return Draft(lines, document_date, due, rate, book_currency)
 
 
 def complete(pipeline: PipelineConfig, document: Document, draft: Draft, options: dict[str, Any], *,
@@ -147,6 +164,8 @@ def complete(pipeline: PipelineConfig, document: Document, draft: Draft, options
         mismatch=mismatch,
         contact_decision=decision,
         options=options,
+        book_currency=draft.book_currency,
+        exchange_rate=draft.exchange_rate,
     )
 
 
@@ -163,5 +182,5 @@ def resolve_seller_country(pipeline: PipelineConfig, document: Document) -> tupl
     return document, None
 
 
-__all__ = ["Draft", "choose_document_date", "complete", "draft", "plan_lines", "resolve_seller_country",
+__all__ = ["Draft", "choose_document_date", "complete", "draft", "exchange_rate", "plan_lines", "resolve_seller_country",
            "rule_matches"]

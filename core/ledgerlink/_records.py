@@ -330,6 +330,9 @@ class Document(_Record):
     kind: DocumentKind = Field(DocumentKind.INVOICE, description="invoice or credit_note; a credit note has "
                                "negative line totals and tax")
     currency: str = Field("EUR", description="ISO 4217 code of every amount in the document")
+    exchange_rate: Decimal | None = Field(None, gt=0, description="the exchange rate the source states: units of "
+                                          "the book currency for one unit of currency (0.95 for 1 CHF = 0.95 EUR); "
+                                          "None: not stated (the pipeline's exchange_rates are used)")
     order_date: date | None = Field(None, description="the day the order was placed")
     invoice_date: date | None = Field(None, description="the invoice date (the day of supply unless stated)")
     payment_date: date | None = Field(None, description="the day the document was paid in full")

@@ -228,7 +228,9 @@ class PipelineRunner:
         if not self._prepared:
             self.target.prepare(self._options)
             self._prepared = True
-        draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules)
+        book_currency = self.pipeline.book_currency or self.target.book_currency() or "EUR"
+        draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules,
+                               book_currency=book_currency)
         contact, decision = (None, "")
         if contact_needed:
             contact, decision = self.contacts.resolve(document.customer, dry_run=dry_run)

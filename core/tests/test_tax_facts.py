@@ -91,3 +91,38 @@ def test_eu_rates_are_dated_data_with_the_standard_rate_first() -> None:
     assert eu_rates("DE") == [Decimal(19), Decimal(7)]
     assert eu_rates("EL")[0] == Decimal(24)  # Greece by its VAT prefix
     assert eu_rates("CH") == []
+
+
+def test_a_foreign_currency_without_a_rate_is_quarantined(tmp_path) -> None:
+    doc = document(country="CH", hint=T.EXPORT).model_copy(update={"currency": "CHF"})
+    result, row = run(doc, tmp_path)
+    assert result.counts() == {"quarantined": 1}
+    assert row.reason == ("the document is in CHF, the books in EUR, and neither the source nor the pipeline's "
+                          "exchange_rates states a rate for CHF")
+    assert fake_store("t")["writes"] == []
+
+
+@pytest.mark.parametrize(("stated", "configured", "expected"), [
+    (Decimal("0.95"), None, "0.95"),          # the source's rate
+    (None, "0.93", "0.93"),                   # else the pipeline's
+    (Decimal("0.95"), "0.93", "0.95"),        # the source's wins
+])
+def test_the_exchange_rate_comes_from_the_source_else_the_pipeline(stated, configured, expected, tmp_path) -> None:
+    doc = document(country="CH", hint=T.EXPORT).model_copy(update={"currency": "CHF", "exchange_rate": stated})
+    pipeline = {"exchange_rates": {"CHF": configured}} if configured else {}
+    fake_store("s")["documents"][doc.source_ref] = doc
+    raw = {
+        "connections": {"shop": {"plugin": "fake-source", "store": "s"},
+                        "books": {"plugin": "fake-target", "store": "t"}},
+        "pipelines": [{"name": "p", "source": "shop", "target": "books", **pipeline}],
+    }
+    runtime = make_runtime(raw, tmp_path)
+    result = run_pipeline(runtime, dry_run=True)
+    [outcome] = result.outcomes
+    assert outcome.state == "planned"
+    assert outcome.plan["exchange_rate"] == expected and outcome.plan["book_currency"] == "EUR"
+
+
+def test_a_document_in_the_book_currency_needs_no_rate(tmp_path) -> None:
+    result, _ = run(document(country="DE", rate="19", gross="119.00"), tmp_path, book_currency="EUR")
+    assert result.counts() == {"pushed": 1}

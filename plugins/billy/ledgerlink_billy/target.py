@@ -250,6 +250,11 @@ class BillyTarget(Target):
         """A sales tax ruleset by id, name or abbreviation (case-insensitive)."""
         return pick(self.rulesets(), ref, ("id",), ("name", "abbreviation"), what="VAT ruleset")
 
+    def book_currency(self) -> str | None:
+        """The organization's base currency (Billy books every amount in it)."""
+        currency = self.organization().get("baseCurrencyId")
+        return str(currency) if currency else None
+
     def prepare(self, pipeline_options: dict[str, Any]) -> None:
         # Fresh lookups per run: the bookkeeper may have added accounts or products.
         self._accounts = self._rulesets = None

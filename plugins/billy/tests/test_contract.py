@@ -29,7 +29,8 @@ GERMAN_RATES = {
 class TestBillyContract(TargetContract):
     plugin = "billy"
     rules = [{"when": {"tax_rate": 7}, "tax_rule": "DE7"}]
-    pipeline_options = {"require_rules": False}  # the templates book every other line
+    # the templates book every other line; the documents are in EUR, the sandbox books in DKK
+    pipeline_options = {"require_rules": False, "exchange_rates": {"EUR": "7.46"}}
 
     def make_sandbox(self) -> BillySandbox:
         return BillySandbox(seed=GERMAN_RATES)
