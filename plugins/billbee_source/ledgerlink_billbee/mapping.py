@@ -8,6 +8,10 @@ reported by ``Document.consistency_problems()`` instead of being "fixed".
 
 Anything that cannot be read (missing field, wrong type, unknown tax index)
 raises :class:`MappingError` with one line naming the order and the field.
+
+Billbee's order states (``ORDER_STATES``: the names operators write in
+``order_states`` and their ids) and payment types are vendor vocabulary and live
+here too.
 """
 
 from __future__ import annotations
@@ -30,7 +34,79 @@ from ledgerlink import (
 )
 from pydantic import ValidationError
 
-from .states import payment_type_name, state_name
+# -- order states and payment types ------------------------------------------------
+# The state ids and English names are those of the API description
+# (``PUT /orders/{id}/orderstate``); the names are written in snake case so they
+# can be typed in a config file (``demand_note_1`` for "demand note 1").
+
+ORDER_STATES: dict[str, int] = {
+    "ordered": 1,
+    "confirmed": 2,
+    "paid": 3,
+    "shipped": 4,
+    "reclamation": 5,
+    "deleted": 6,
+    "closed": 7,
+    "canceled": 8,
+    "archived": 9,
+    "demand_note_1": 11,
+    "demand_note_2": 12,
+    "packed": 13,
+    "offered": 14,
+    "payment_reminder": 15,
+    "fulfilling": 16,
+}
+"""State name -> ``OrderStateId``. 10 ("not used") and 17 (undocumented) have no name."""
+
+STATE_NAMES: dict[int, str] = {v: k for k, v in ORDER_STATES.items()}
+
+# Spellings people use for the same state.
+_ALIASES = {"cancelled": "canceled", "demand_note1": "demand_note_1", "demand_note2": "demand_note_2"}
+
+
+def normalise_state_name(name: str) -> str:
+    key = "_".join(name.strip().lower().replace("-", " ").split())
+    return _ALIASES.get(key, key)
+
+
+def state_id(name: str) -> int:
+    """The id of a state name; ``ValueError`` listing the valid names if unknown."""
+    key = normalise_state_name(name)
+    if key not in ORDER_STATES:
+        raise ValueError(
+            f"unknown Billbee order state {name!r}; valid names are: {', '.join(ORDER_STATES)}"
+        )
+    return ORDER_STATES[key]
+
+
+def state_name(state: object) -> str:
+    """The name of a state id, or ``"state <id>"`` for ids without a name."""
+    if isinstance(state, int) and not isinstance(state, bool) and state in STATE_NAMES:
+        return STATE_NAMES[state]
+    return f"state {state}"
+
+
+PAYMENT_TYPES: dict[int, str] = {
+    1: "bank transfer",
+    2: "cash on delivery",
+    3: "PayPal",
+    4: "cash",
+    6: "voucher",
+    22: "other",
+    26: "invoice",
+    31: "credit card",
+    59: "prepayment",
+}
+"""The common ``PaymentType`` ids (C# SDK ``PaymentTypeEnum``); others are shown by id."""
+
+
+def payment_type_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and value in PAYMENT_TYPES:
+        return PAYMENT_TYPES[value]
+    return f"payment type {value}"
+
 
 ShippingTax = Literal["highest", "regular", "reduced", "proportional"]
 

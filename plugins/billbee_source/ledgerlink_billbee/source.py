@@ -41,12 +41,14 @@ from .mapping import (
     api_customer,
     invoice_number,
     map_order,
+    normalise_state_name,
     order_id,
     parse_datetime,
     shop_ids,
     shop_name,
+    state_id,
+    state_name,
 )
-from .states import normalise_state_name, state_id, state_name
 
 DEFAULT_BASE_URL = "https://api.billbee.io/api/v1"
 PER_KEY = 50.0  # calls per second per API key (all users)
