@@ -85,7 +85,7 @@ def test_every_order_arrives_exactly_once_through_20_percent_faults(tmp_path: Pa
     billbee = SandboxProcess("billbee", tmp_path, seed=orders.answer)
     sevdesk = SandboxProcess("sevdesk", tmp_path, seed=orders.sevdesk_seed)
     ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    env = cli_env(LEDGERLINK_HTTP_TIMEOUT=str(TIMEOUT))  # Billbee has no timeout setting of its own
+    env = cli_env(LEDGERLINK_HTTP_TIMEOUT=str(TIMEOUT))  # the Billbee connection sets no timeout of its own
     try:
         billbee.start()
         sevdesk.start()
@@ -194,7 +194,7 @@ def test_ledgerlink_http_timeout_sets_the_timeout_of_connectors_without_their_ow
     runtime = Runtime(config)
     billbee, sevdesk = runtime.connector("shop"), runtime.connector("books")
     try:
-        assert billbee.client._client.timeout.read == 1.5  # Billbee has no timeout setting
+        assert billbee.client._client.timeout.read == 1.5  # the Billbee connection sets no timeout
         assert sevdesk.http._client.timeout.read == 7  # sevDesk's own setting wins
     finally:
         billbee.close()

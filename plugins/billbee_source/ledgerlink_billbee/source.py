@@ -28,6 +28,7 @@ from ledgerlink import (
     RateLimit,
     Settings,
     Source,
+    SourceItem,
     TransientError,
     VendorRejected,
     key_id,
@@ -63,22 +64,40 @@ AUTH_HINT = (
 
 
 class BillbeeSettings(Settings):
-    """Settings of a Billbee connection (see the plugin README for each one)."""
+    """Settings of a Billbee connection (see the plugin README for each one).
 
-    api_key: SecretStr = Field(description="developer API key, sent as X-Billbee-Api-Key")
-    username: str = Field(min_length=1, description="Billbee user (login e-mail)")
-    api_password: SecretStr = Field(description="the account's API password (HTTP Basic)")
-    base_url: str = DEFAULT_BASE_URL
-    shops: list[int] = Field(min_length=1, description="Billbee shop ids to transfer")
+    Billbee needs three credentials on every call (a developer key, a user and that
+    user's API password), so there is no single ``api_token`` here. Billbee's request
+    limits are fixed by Billbee (``PER_KEY``, ``PER_USER``, ``PER_ENDPOINT``) and kept
+    by the limiter, so they are not settings.
+    """
+
+    api_key: SecretStr = Field(description="developer API key (from Billbee support), sent as X-Billbee-Api-Key")
+    username: str = Field(min_length=1, description="Billbee user (login e-mail), the HTTP Basic user")
+    api_password: SecretStr = Field(description="the account's API password (Settings > API in Billbee, not the "
+                                    "login password), the HTTP Basic password")
+    base_url: str = Field(DEFAULT_BASE_URL, description=f"API base URL; default {DEFAULT_BASE_URL}")
+    timeout: float | None = Field(None, gt=0, description="seconds to wait for one HTTP answer (default: not "
+                                  "set, so the HTTP client's 30 s, or LEDGERLINK_HTTP_TIMEOUT when that is set)")
+    shops: list[int] = Field(min_length=1, description="Billbee shop ids to transfer (GET /shopaccounts ids); "
+                             "at least one")
     order_states: list[str] = Field(
-        min_length=1, description="states an order must be in at transfer time"
+        min_length=1, description="names of the states an order must be in at transfer time (ordered, "
+        "confirmed, paid, shipped, closed, ...; see the README); at least one"
     )
-    start_date: date = Field(description="orders dated before it are never transferred")
-    timezone: str = Field("Europe/Berlin", description="time zone of Billbee's dates")
-    shipping_tax: ShippingTax = "highest"
-    use_billbee_customer_numbers: bool = False
-    page_size: int = Field(250, ge=1, le=250)
-    overlap_minutes: int = Field(10, ge=0, le=24 * 60)
+    start_date: date = Field(description="orders with an order date (CreatedAt) before it are never transferred")
+    timezone: str = Field("Europe/Berlin", description="IANA time zone of Billbee's offset-less dates and of "
+                          "the dates sent in queries; default Europe/Berlin")
+    shipping_tax: ShippingTax = Field("highest", description="VAT rate of shipping and adjustment lines: the "
+                                      "highest goods rate, TaxRate1 (regular), TaxRate2 (reduced) or split by "
+                                      "the goods' gross per rate (proportional); default highest")
+    use_billbee_customer_numbers: bool = Field(False, description="give Billbee's Customer.Number to the matcher "
+                                               "as the customer number (only when those are the target's "
+                                               "numbers); default false")
+    page_size: int = Field(250, ge=1, le=250, description="orders or customers per page, 1 to 250 (Billbee's "
+                           "maximum); default 250")
+    overlap_minutes: int = Field(10, ge=0, le=24 * 60, description="minutes before the stored cursor each run "
+                                 "reads again, 0 to 1440; default 10")
 
     @field_validator("order_states")
     @classmethod
@@ -174,6 +193,7 @@ class BillbeeSource(Source):
                 secrets=[api_key, password],
                 rate_limits=[RateLimit(self._key_limit, PER_KEY), RateLimit(self._limit_key, PER_USER)],
                 auth_hint=AUTH_HINT,
+                **({} if s.timeout is None else {"timeout": s.timeout}),
             )
         return self._client
 
@@ -237,7 +257,7 @@ class BillbeeSource(Source):
             line += f"; selected shop id(s) not among them: {', '.join(map(str, missing))}"
         return line
 
-    def documents(self, since: str | None) -> Iterator[Document]:
+    def documents(self, since: str | None) -> Iterator[SourceItem]:
         run_start = datetime.now(self.tz)
         overlap = timedelta(minutes=self.settings.overlap_minutes)
         if since:
@@ -251,7 +271,9 @@ class BillbeeSource(Source):
         for order in self._sorted(orders):
             yield self._to_document(order, cursor_cap=run_start)
 
-    def documents_between(self, start: date, end: date) -> Iterator[Document]:
+    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:  # type: ignore[override]
+        # Unreadable orders come as BrokenDocument here too; the runner records them
+        # like those of documents() (the base class still promises Document only).
         params = {
             "minOrderDate": format_query_time(datetime.combine(start, time.min, self.tz), self.tz),
             "maxOrderDate": format_query_time(datetime.combine(end, time(23, 59, 59), self.tz), self.tz),
@@ -270,6 +292,8 @@ class BillbeeSource(Source):
         status, body = self._call("GET", f"orders/{source_ref}", "GET /orders/{id}", ok=[404])
         if status == 404 or body is None or not isinstance(body.get("Data"), dict):
             return None
+        # An unreadable order comes back as a BrokenDocument (the runner records it as
+        # failed or quarantined), not as the base class's DocumentError.
         return self._to_document(body["Data"], cursor_cap=None)  # type: ignore[return-value]
 
     def customers(self) -> Iterator[Customer]:
