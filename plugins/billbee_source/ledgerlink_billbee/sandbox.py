@@ -26,7 +26,7 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from ledgerlink import Faults, OpenAPIValidator, Sandbox
@@ -101,7 +101,7 @@ class BillbeeSandbox(Sandbox):
     name = "billbee"
     vendor = "Billbee"
     base_path = "/api/v1"
-    openapi_file = SPEC_PATH
+    openapi_file: ClassVar[str | Path | None] = SPEC_PATH
     auth_headers = ("authorization", "x-billbee-api-key")
 
     per_endpoint = 2
@@ -142,18 +142,29 @@ class BillbeeSandbox(Sandbox):
         text = resources.files("ledgerlink_billbee").joinpath("data/demo_orders.json").read_text("utf-8")
         return json.loads(text, parse_float=Decimal)
 
-    def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The demo connection to this sandbox served at ``server_url`` (the server
+        root; ``base_url`` gets ``/api/v1`` appended): the demo shop, the states
+        ``paid``, ``shipped`` and ``closed``, start date 2025-01-01."""
         settings = {
             "api_key": "${BILLBEE_API_KEY}",
             "username": self.username,
             "api_password": "${BILLBEE_API_PASSWORD}",
-            "base_url": base_url.rstrip("/") + self.base_path,
+            "base_url": server_url.rstrip("/") + self.base_path,
             "shops": [DEMO_SHOP_ID],
             "order_states": ["paid", "shipped", "closed"],
             "start_date": "2025-01-01",
             "timezone": "Europe/Berlin",
         }
         return settings, {"BILLBEE_API_KEY": self.api_key, "BILLBEE_API_PASSWORD": self.api_password}
+
+    def describe(self) -> str:
+        orders = self.state["orders"].values()
+        invoiced = sum(1 for o in orders if isinstance(o, dict) and o.get("InvoiceNumber"))
+        return (
+            f"Billbee sandbox holds {len(self.state['orders'])} orders ({invoiced} with an invoice number), "
+            f"{len(self.state['customers'])} customers, {len(self.state['shops'])} shop connections"
+        )
 
     def load_seed(self, data: Any) -> None:
         """Orders as Billbee sends them: a ``GET /orders`` answer (``{"Data": [...]}``),

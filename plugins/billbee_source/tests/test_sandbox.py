@@ -99,7 +99,7 @@ def test_state_decides_at_transfer_time_and_the_cursor_resumes(demo) -> None:  #
     assert answer.status_code == 200 and answer.json()["ErrorCode"] == 0
     overlap_again, again = source.documents(cursor)
     assert overlap_again.source_ref == overlap.source_ref
-    assert again.source_ref == confirmed.source_ref and "skip_reason" not in again.extra
+    assert again.source_ref == confirmed.source_ref and again.skip_reason is None
     assert again.source_status == "paid"
 
 
@@ -188,3 +188,11 @@ def test_unknown_state_names_are_a_settings_error_listing_the_valid_ones() -> No
         BillbeeSettings.model_validate(base_settings(timezone="Mars/Olympus"))
     assert BillbeeSettings.model_validate(base_settings(order_states=["Payment reminder", "cancelled"])).order_states == [
         "payment_reminder", "canceled"]
+
+
+def test_demo_connection_takes_the_server_root_and_describe_counts() -> None:
+    sandbox = BillbeeSandbox(seed=BillbeeSandbox.demo_seed())
+    settings, env = sandbox.demo_connection("http://127.0.0.1:8802/")
+    assert settings["base_url"] == "http://127.0.0.1:8802/api/v1"
+    assert set(env) == {"BILLBEE_API_KEY", "BILLBEE_API_PASSWORD"}
+    assert sandbox.describe().startswith("Billbee sandbox holds 50 orders (")
