@@ -90,6 +90,11 @@ def split_name(name: str | None) -> tuple[str | None, str | None]:
     return parts[0], parts[1]
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -114,7 +119,7 @@ def customer_from_membership(m: dict[str, Any]) -> Customer:
     """
     if not isinstance(m, dict) or not _text(m.get("id")):
         raise MappingError("membership without an id")
-    address = m.get("address") if isinstance(m.get("address"), dict) else {}
+    address = as_object(m.get("address"))
     name = _text(m.get("name")) or _text(address.get("name"))
     first, last = split_name(name)
     confirmed = m.get("confirmed_at")
@@ -124,9 +129,9 @@ def customer_from_membership(m: dict[str, Any]) -> Customer:
         else None
     )
     customer_number = m.get("customer_number")
-    plan = m.get("plan") if isinstance(m.get("plan"), dict) else {}
+    plan = as_object(m.get("plan"))
     billing = [e for e in (m.get("billing_emails") or []) if isinstance(e, str) and e.strip()]
-    user = m.get("user") if isinstance(m.get("user"), dict) else {}
+    user = as_object(m.get("user"))
     email = _text(m.get("email")) or _text(user.get("email")) or (billing[0] if billing else None)
     addr = Address(
         name=_text(address.get("company")) or name,
@@ -155,6 +160,13 @@ def customer_from_membership(m: dict[str, Any]) -> Customer:
             "full_address": _text(address.get("full_address")),
         },
     )
+
+
+def confirmed_at(customer: Customer) -> datetime | None:
+    """The confirmation time a customer from :func:`customer_from_membership` carries
+    (``extra["confirmed_at"]``, the plugin's own key), or None when not confirmed."""
+    value = customer.extra.get("confirmed_at")
+    return parse_timestamp(value, "confirmed_at") if value else None
 
 
 def customer_from_invoice(inv_id: str, attrs: dict[str, Any], rel: dict[str, Any]) -> Customer:
@@ -328,7 +340,7 @@ def _document(
     payments = []
     if paid_amount != 0:
         payments.append(Payment(amount=paid_amount, date=paid_date))
-    sender = attrs.get("senderAddress") if isinstance(attrs.get("senderAddress"), dict) else {}
+    sender = as_object(attrs.get("senderAddress"))
     seller = _country(sender.get("countryCode"))  # None: the pipeline's seller_country
     extra: dict[str, Any] = {
         "debitor_type": customer.extra.get("debitor_type"),
@@ -372,6 +384,8 @@ def _document(
 
 __all__ = [
     "MappingError",
+    "as_object",
+    "confirmed_at",
     "customer_from_invoice",
     "customer_from_membership",
     "document_from_invoice",

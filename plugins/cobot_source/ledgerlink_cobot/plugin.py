@@ -9,6 +9,6 @@ from ledgerlink import hookimpl
 
 @hookimpl
 def ledgerlink_register_sources(register: Callable[..., None]) -> None:
-    from .connector import CobotSource
+    from .source import CobotSource
 
     register("cobot", CobotSource)

@@ -32,6 +32,7 @@ from ledgerlink import (
     QuarantineError,
     RateLimit,
     Settings,
+    SourceItem,
     TransientError,
     VendorRejected,
     WebhookResource,
@@ -42,10 +43,10 @@ from pydantic import Field, SecretStr, field_validator
 
 from .mapping import (
     MappingError,
+    as_object,
     customer_from_membership,
     document_from_invoice,
     invoice_date_of,
-    parse_timestamp,
 )
 
 JSONAPI = "application/vnd.api+json"
@@ -345,7 +346,7 @@ class CobotSource(WebhookSource):
 
         def key(r: dict[str, Any]) -> tuple[str, str, str]:
             day = invoice_date_of(r)
-            attrs = r.get("attributes") if isinstance(r.get("attributes"), dict) else {}
+            attrs = as_object(r.get("attributes"))
             return (day.isoformat() if day else "", str(attrs.get("number") or ""), str(r.get("id")))
 
         return sorted(found, key=key)
@@ -385,7 +386,7 @@ class CobotSource(WebhookSource):
                 break
             lo = hi
 
-    def documents(self, since: str | None) -> Iterator[Document | BrokenDocument]:  # type: ignore[override]
+    def documents(self, since: str | None) -> Iterator[SourceItem]:
         """Invoices dated from the cursor (minus ``overlap_days``) or ``start_date`` up
         to tomorrow (UTC; the space's day may be ahead). ``Document.cursor`` is the
         invoice date (ISO); a stored cursor re-reads that day, which is safe because
@@ -403,7 +404,7 @@ class CobotSource(WebhookSource):
         end = datetime.now(UTC).date() + timedelta(days=1)
         yield from self._scan(start, end, strict=True)
 
-    def documents_between(self, start: date, end: date) -> Iterator[Document | BrokenDocument]:  # type: ignore[override]
+    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:  # type: ignore[override]
         """Backfill: invoices dated in [start, end], ignoring start_date and the cursor."""
         if end < start:
             raise ValueError(f"backfill end {end} is before its start {start}")
@@ -434,7 +435,7 @@ class CobotSource(WebhookSource):
         return [RateLimit(f"cobot:v1:memberships:{key_id(self._token)}",
                           self.settings.memberships_requests_per_minute / 60)]
 
-    def customers(self, include_before_start: bool = False) -> Iterator[Customer]:  # type: ignore[override]
+    def customers(self, include_before_start: bool = False) -> Iterator[Customer]:
         """Confirmed memberships (API 1 ``GET /api/memberships``), oldest confirmation
         first. Members confirmed before ``start_date`` only with ``include_before_start``.
         ``extra["confirmed_at"]`` is the confirmation time (ISO 8601, UTC)."""
@@ -607,10 +608,4 @@ class CobotSource(WebhookSource):
         self._v1 = self._v2 = None
 
 
-def confirmed_at(customer: Customer) -> datetime | None:
-    """The confirmation time a customer from this source carries (or None)."""
-    value = customer.extra.get("confirmed_at")
-    return parse_timestamp(value, "confirmed_at") if value else None
-
-
-__all__ = ["EVENTS", "CobotSettings", "CobotSource", "cobot_error_message", "confirmed_at"]
+__all__ = ["EVENTS", "CobotSettings", "CobotSource", "cobot_error_message"]

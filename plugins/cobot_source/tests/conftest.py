@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from ledgerlink import ConnectorContext
 from ledgerlink.testing import make_http_client
-from ledgerlink_cobot.connector import CobotSettings, CobotSource
+from ledgerlink_cobot.source import CobotSettings, CobotSource
 
 SPACE = "99da6cb66b5e6b39007690854fd66df9"
 TOKEN = "tok-cobot-secret-1234"
