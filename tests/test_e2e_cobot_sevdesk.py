@@ -68,7 +68,7 @@ class World:
     def write_config(self, extra_rules: list[tuple[str, str]] = (), *, cobot_pacing: bool = False) -> None:
         """``cobot_pacing``: keep Cobot's real limits (60/min, memberships 6/min);
         otherwise the test runs Cobot calls fast."""
-        pacing = "" if cobot_pacing else "requests_per_minute = 60000\nmemberships_requests_per_minute = 60000\n"
+        pacing = "" if cobot_pacing else "requests_per_second = 1000\nmemberships_requests_per_second = 1000\n"
         rules = "".join(
             f'\n[[pipelines.rules]]\nwhen = {{ booking_code = "{code}" }}\naccount = "{account}"\n'
             for code, account in [*RULES, *extra_rules]
@@ -79,10 +79,10 @@ url = "sqlite:///{self.tmp / 'ledger.db'}"
 
 [connections.cobot]
 plugin = "cobot"
-access_token = "${{COBOT_E2E_TOKEN}}"
+api_token = "${{COBOT_E2E_TOKEN}}"
 subdomain = "co-up"
 base_url_v1 = "{self.cobot_url}/api"
-base_url_v2 = "{self.cobot_url}/v2"
+base_url = "{self.cobot_url}/v2"
 start_date = 2024-01-01
 {pacing}
 [connections.books]

@@ -42,7 +42,7 @@ GOOD = {
     "SEVDESK_API_TOKEN": "SECRET-sevdesk-5e1c0b9d3a7f",
     "BILLY_API_TOKEN": "SECRET-billy-3a7f2c8e6b1d",
     "BILENDO_API_TOKEN": "SECRET-bilendo-9d4b6e1f0a2c",
-    "COBOT_ACCESS_TOKEN": "SECRET-cobot-6c2e8a4b9f3e",
+    "COBOT_API_TOKEN": "SECRET-cobot-6c2e8a4b9f3e",
 }
 WRONG = {key: value.replace("SECRET-", "SECRET-WRONG-") for key, value in GOOD.items()}
 
@@ -88,7 +88,7 @@ def sandboxes() -> dict[str, Any]:
     bilendo = BilendoSandbox()
     bilendo.state["tokens"] = [GOOD["BILENDO_API_TOKEN"]]
     cobot = CobotSandbox(demo=True)
-    cobot.state["tokens"] = {GOOD["COBOT_ACCESS_TOKEN"]: cobot.state["tokens"][COBOT_DEMO_TOKEN]}
+    cobot.state["tokens"] = {GOOD["COBOT_API_TOKEN"]: cobot.state["tokens"][COBOT_DEMO_TOKEN]}
     return {"shop": billbee, "books": sevdesk, "billy": billy, "dunning": bilendo, "space": cobot}
 
 
@@ -101,7 +101,7 @@ def write_config(path: Path, urls: dict[str, str], boxes: dict[str, Any]) -> Non
         if name == "books":
             settings.update(requests_per_second=1000, backoff=0.01, retries=1)
         if name == "space":  # Cobot's own limits (60 and 6 a minute) would make this test take minutes
-            settings.update(requests_per_minute=60_000, memberships_requests_per_minute=60_000, window_days=366)
+            settings.update(requests_per_second=1000, memberships_requests_per_second=1000, window_days=366)
         if name == "billy":
             settings.update(requests_per_second=100)
         lines += ["", f"[connections.{name}]", f'plugin = "{plugins[name]}"',

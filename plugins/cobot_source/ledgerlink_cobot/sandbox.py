@@ -55,10 +55,15 @@ def _now_api1() -> str:
 
 
 class CobotSandbox(Sandbox):
+    """Cobot's API 1 (``/api``) and API 2 (``/v2``) for one space, in-process or on loopback."""
+
     name: ClassVar[str] = "cobot"
     vendor: ClassVar[str] = "Cobot"
     base_path: ClassVar[str] = "/v2"
+    """API 2's base; API 1 is served under ``/api`` beside it (the real ones are two hosts)."""
     openapi_file: ClassVar[str | Path | None] = SPEC
+    auth_headers: ClassVar[tuple[str, ...]] = ("authorization",)
+    """Both APIs take the OAuth bearer token in ``Authorization``."""
 
     webhook_transport: httpx.AsyncBaseTransport | None = None
     """Transport for webhook deliveries (tests: ``httpx.MockTransport``); None: network."""
@@ -381,21 +386,31 @@ class CobotSandbox(Sandbox):
         """The bundled demo data (``data/demo_seed.json``): 4 memberships, 4 invoices."""
         return json.loads(resources.files("ledgerlink_cobot").joinpath("data/demo_seed.json").read_text())
 
-    def demo_connection(self, base_url: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """Settings for a sandbox served at ``base_url`` (the server root, or the root
-        plus ``base_path`` as ``ledgerlink sandbox serve`` prints it)."""
-        base = base_url.rstrip("/")
-        if base.endswith(self.base_path):
-            base = base[: -len(self.base_path)]
+    def demo_connection(self, server_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """Settings for this sandbox served at ``server_url`` (the server root):
+        ``base_url`` (API 2) is the root plus ``base_path`` (``/v2``), ``base_url_v1``
+        the root plus ``/api``; the token is the demo token, named ``${COBOT_API_TOKEN}``."""
+        root = server_url.rstrip("/")
         return (
             {
-                "access_token": "${COBOT_ACCESS_TOKEN}",
+                "api_token": "${COBOT_API_TOKEN}",
                 "subdomain": self.state["space"]["subdomain"],
-                "base_url_v1": f"{base}/api",
-                "base_url_v2": f"{base}/v2",
+                "base_url": root + self.base_path,
+                "base_url_v1": f"{root}/api",
                 "start_date": "2024-01-01",
             },
-            {"COBOT_ACCESS_TOKEN": DEMO_TOKEN},
+            {"COBOT_API_TOKEN": DEMO_TOKEN},
+        )
+
+    def describe(self) -> str:
+        space = self.state["space"]
+        members = self.state["memberships"].values()
+        confirmed = sum(1 for m in members if m.get("confirmed_at"))
+        active = sum(1 for s in self.state["subscriptions"].values() if s.get("active", True))
+        return (
+            f"Cobot sandbox: space {space.get('name') or space['subdomain']!r} ({space['subdomain']}) with "
+            f"{len(self.state['memberships'])} memberships ({confirmed} confirmed), "
+            f"{len(self.state['invoices'])} invoices, {active} active webhook subscriptions"
         )
 
 

@@ -71,18 +71,43 @@ RESOURCES: dict[str, Literal["customer", "document"]] = {"memberships": "custome
 
 
 class CobotSettings(Settings):
-    access_token: SecretStr = Field(description="OAuth 2 bearer token of a space admin (API 1 and API 2)")
-    subdomain: str = Field(description="the space's subdomain, e.g. 'co-up' for co-up.cobot.me")
-    space_id: str | None = Field(None, description="API 2 space id; found from the subdomain if not given")
-    base_url_v1: str | None = Field(None, description="API 1 base; default https://<subdomain>.cobot.me/api")
-    base_url_v2: str = Field("https://api.cobot.me", description="API 2 base")
-    start_date: date = Field(description="invoices dated before this day and members confirmed before it are left out (except by backfill)")
-    window_days: int = Field(31, ge=1, le=366, description="days per invoice date window")
-    overlap_days: int = Field(3, ge=0, le=60, description="days re-read before the stored cursor")
-    page_size: int = Field(200, ge=1, le=200, description="API 2 page[size] (Cobot: max 200)")
-    requests_per_minute: float = Field(60, gt=0, description="per-token limit kept for API 2 and API 1 (Cobot: 60)")
-    memberships_requests_per_minute: float = Field(6, gt=0, description="GET /api/memberships limit (Cobot: 6)")
-    line_kind: Literal["service", "goods"] = Field("service", description="kind of every invoice line")
+    """Settings of a Cobot connection (see the plugin README for each one).
+
+    Cobot has two APIs on two hosts, so there are two bases: ``base_url`` for API 2
+    (invoices, the user; JSON:API) and ``base_url_v1`` for API 1 (memberships,
+    webhook subscriptions; per space). One token serves both.
+    """
+
+    api_token: SecretStr = Field(
+        description="OAuth 2 bearer token of a space admin, sent on API 1 and API 2; scopes: " + SCOPES
+    )
+    subdomain: str = Field(description="the space's subdomain, e.g. 'co-up' for co-up.cobot.me "
+                           "(a trailing '.cobot.me' is removed)")
+    space_id: str | None = Field(None, description="API 2 space id; default (none): found from the subdomain "
+                                 "with GET /user?include=adminOf; when given, check() verifies it")
+    base_url: str = Field("https://api.cobot.me", description="API 2 base URL (invoices, user); default "
+                          "https://api.cobot.me")
+    base_url_v1: str | None = Field(None, description="API 1 base URL (memberships, webhook subscriptions); "
+                                    "default (none): https://<subdomain>.cobot.me/api. Webhook URLs must be on it")
+    timeout: float | None = Field(None, gt=0, description="seconds to wait for one HTTP answer from either API "
+                                  "(default: not set, so the HTTP client's 30 s, or LEDGERLINK_HTTP_TIMEOUT when that "
+                                  "is set)")
+    start_date: date = Field(description="invoices dated before this day and members confirmed before it are "
+                             "left out (except by backfill)")
+    window_days: int = Field(31, ge=1, le=366, description="days of invoice dates per listing window, 1 to 366; "
+                             "default 31")
+    overlap_days: int = Field(3, ge=0, le=60, description="days re-read before the stored cursor (late or "
+                              "back-dated invoices), 0 to 60; default 3")
+    page_size: int = Field(200, ge=1, le=200, description="invoices per API 2 page (page[size]), 1 to 200 "
+                           "(Cobot's maximum); default 200")
+    requests_per_second: float = Field(1.0, gt=0, description="requests per second per token, kept for API 2 "
+                                       "and for API 1 (Cobot: 60 a minute); default 1.0")
+    memberships_requests_per_second: float = Field(
+        0.1, gt=0, description="requests per second for API 1 GET /api/memberships (Cobot: 6 a minute); "
+        "default 0.1, i.e. one every 10 seconds"
+    )
+    line_kind: Literal["service", "goods"] = Field("service", description="kind of every invoice line "
+                                                   "(coworking is a service); default service")
 
     @field_validator("subdomain")
     @classmethod
@@ -94,7 +119,7 @@ class CobotSettings(Settings):
             raise ValueError(f"{value!r} is not a Cobot subdomain (the part before .cobot.me)")
         return value
 
-    @field_validator("base_url_v1", "base_url_v2")
+    @field_validator("base_url_v1", "base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:
@@ -180,7 +205,11 @@ class CobotSource(WebhookSource):
     # -- HTTP ------------------------------------------------------------------
     @property
     def _token(self) -> str:
-        return self.settings.access_token.get_secret_value()
+        return self.settings.api_token.get_secret_value()
+
+    def _timeout(self) -> dict[str, float]:
+        """The connection's own timeout, if set (else the HTTP client's default)."""
+        return {} if self.settings.timeout is None else {"timeout": self.settings.timeout}
 
     def _client(self, api: int) -> Any:
         if api == 1 and self._v1 is None:
@@ -188,17 +217,19 @@ class CobotSource(WebhookSource):
                 vendor="Cobot API 1", base_url=self.settings.api1_url + "/",
                 headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
                 secrets=[self._token],
-                rate_limits=[RateLimit(f"cobot:v1:{key_id(self._token)}", self.settings.requests_per_minute / 60)],
-                auth_hint=f"check the access token and its scopes ({SCOPES})",
+                rate_limits=[RateLimit(f"cobot:v1:{key_id(self._token)}", self.settings.requests_per_second)],
+                auth_hint=f"check api_token and its scopes ({SCOPES})",
+                **self._timeout(),
                 error_message=cobot_error_message,
             )
         if api == 2 and self._v2 is None:
             self._v2 = self.context.http(
-                vendor="Cobot API 2", base_url=self.settings.base_url_v2 + "/",
+                vendor="Cobot API 2", base_url=self.settings.base_url + "/",
                 headers={"Authorization": f"Bearer {self._token}", "Accept": JSONAPI},
                 secrets=[self._token],
-                rate_limits=[RateLimit(f"cobot:v2:{key_id(self._token)}", self.settings.requests_per_minute / 60)],
-                auth_hint=f"check the access token and its scopes ({SCOPES})",
+                rate_limits=[RateLimit(f"cobot:v2:{key_id(self._token)}", self.settings.requests_per_second)],
+                auth_hint=f"check api_token and its scopes ({SCOPES})",
+                **self._timeout(),
                 error_message=cobot_error_message,
             )
         return self._v1 if api == 1 else self._v2
@@ -235,7 +266,7 @@ class CobotSource(WebhookSource):
         if response.status_code == 401:
             return (
                 f"Cobot API {api} rejected the access token (HTTP 401 for {what} at {url}): it is wrong,"
-                f" expired or revoked; create a new token and set it in access_token ({detail})"
+                f" expired or revoked; create a new token and set it in api_token ({detail})"
             )
         scope = _scope_from(response)
         if scope:
@@ -433,7 +464,7 @@ class CobotSource(WebhookSource):
     # -- members ---------------------------------------------------------------
     def _memberships_limit(self) -> list[RateLimit]:
         return [RateLimit(f"cobot:v1:memberships:{key_id(self._token)}",
-                          self.settings.memberships_requests_per_minute / 60)]
+                          self.settings.memberships_requests_per_second)]
 
     def customers(self, include_before_start: bool = False) -> Iterator[Customer]:
         """Confirmed memberships (API 1 ``GET /api/memberships``), oldest confirmation

@@ -22,8 +22,8 @@ def fast_http(**kwargs: Any) -> Any:
 
 def make_source(transport: Any = None, **overrides: Any) -> CobotSource:
     settings = {
-        "access_token": TOKEN, "subdomain": "co-up", "start_date": "2024-01-01",
-        "requests_per_minute": 60000, "memberships_requests_per_minute": 60000,
+        "api_token": TOKEN, "subdomain": "co-up", "start_date": "2024-01-01",
+        "requests_per_second": 1000, "memberships_requests_per_second": 1000,
         **overrides,
     }
     context = ConnectorContext(connection="cobot-test", http_factory=fast_http, transport=transport)

@@ -20,7 +20,7 @@ NEW_MEMBER = "d1b2c3d4e5f60718293a4b5c6d7e8f93"
 
 def connected(sandbox: CobotSandbox, cobot: Any, base: str = "http://cobot.sandbox", **overrides: Any) -> Any:
     settings, env = sandbox.demo_connection(base)
-    settings = {**settings, "access_token": env["COBOT_ACCESS_TOKEN"], **overrides}
+    settings = {**settings, "api_token": env["COBOT_API_TOKEN"], **overrides}
     return cobot(sandbox.transport() if base == "http://cobot.sandbox" else None, **settings)
 
 
@@ -32,7 +32,7 @@ class TestCobotSourceContract(SourceContract):
 
     def connection_settings(self, sandbox: CobotSandbox) -> tuple[dict[str, Any], dict[str, str]]:
         settings, env = sandbox.demo_connection("http://cobot.sandbox")
-        return {**settings, "requests_per_minute": 60000, "memberships_requests_per_minute": 60000}, env
+        return {**settings, "requests_per_second": 1000, "memberships_requests_per_second": 1000}, env
 
     def expected_refs(self, sandbox: CobotSandbox) -> set[str]:
         return set(sandbox.state["invoices"])
@@ -72,11 +72,11 @@ def test_sandbox_scopes_and_admin(cobot):
     sandbox.state["tokens"]["member"] = {"email": "m@y", "scopes": ["read_user", "read_spaces", "read_invoices"],
                                          "admin": False}
     with pytest.raises(ConnectionError_, match="lacks the scope 'read_invoices'"):
-        connected(sandbox, cobot, access_token="limited").check()
+        connected(sandbox, cobot, api_token="limited").check()
     with pytest.raises(ConnectionError_, match="m@y is not an admin of the space 'co-up'"):
-        connected(sandbox, cobot, access_token="member").check()
+        connected(sandbox, cobot, api_token="member").check()
     with pytest.raises(ConnectionError_, match="HTTP 401"):
-        connected(sandbox, cobot, access_token="wrong-token").check()
+        connected(sandbox, cobot, api_token="wrong-token").check()
 
 
 def test_seed_invoices_are_checked_against_the_openapi_schema(seed):
@@ -148,10 +148,11 @@ def test_over_a_real_loopback_server(cobot):
     try:
         callback = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/cobot"
         with SandboxServer(CobotSandbox(demo=True)) as server:
-            settings, env = server.sandbox.demo_connection(server.url + CobotSandbox.base_path)
+            settings, env = server.sandbox.demo_connection(server.url)  # the root, as `sandbox serve` prints it
+            assert settings["base_url"] == f"{server.url}/v2"
             assert settings["base_url_v1"] == f"{server.url}/api"
-            source = cobot(None, **{**settings, "access_token": env["COBOT_ACCESS_TOKEN"]})
-            assert env["COBOT_ACCESS_TOKEN"] == DEMO_TOKEN
+            source = cobot(None, **{**settings, "api_token": env["COBOT_API_TOKEN"]})
+            assert env["COBOT_API_TOKEN"] == DEMO_TOKEN
             assert "co.up" in source.check()
             assert len([d for d in source.documents(None) if isinstance(d, Document)]) == 4
             source.subscribe(callback, "confirmed_membership")
@@ -166,3 +167,24 @@ def test_over_a_real_loopback_server(cobot):
             source.close()
     finally:
         receiver.shutdown()
+
+
+def test_customer_is_none_for_an_unconfirmed_membership_which_membership_returns(cobot):
+    sandbox = CobotSandbox(demo=True)
+    source = connected(sandbox, cobot)
+    assert source.membership(NEW_MEMBER) is not None
+    assert source.membership(NEW_MEMBER).extra["confirmed_at"] is None
+    assert source.customer(NEW_MEMBER) is None
+    assert source.customer(MEMBER) is not None
+
+
+def test_demo_connection_takes_the_server_root_and_describe_names_the_space():
+    sandbox = CobotSandbox(demo=True)
+    settings, env = sandbox.demo_connection("http://127.0.0.1:8801/")
+    assert settings["base_url"] == "http://127.0.0.1:8801/v2"
+    assert settings["base_url_v1"] == "http://127.0.0.1:8801/api"
+    assert settings["api_token"] == "${COBOT_API_TOKEN}" and env == {"COBOT_API_TOKEN": DEMO_TOKEN}
+    assert sandbox.describe() == (
+        "Cobot sandbox: space 'co.up' (co-up) with 4 memberships (3 confirmed), 4 invoices, "
+        "0 active webhook subscriptions"
+    )
