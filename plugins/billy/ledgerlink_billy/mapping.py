@@ -204,32 +204,106 @@ def product_payload(
 
 
 # -- invoices ------------------------------------------------------------------------------
-def invoice_line(line: Line, product_id: str, priority: int) -> dict[str, Any]:
-    """One invoice line: the source line's text, quantity and unit price.
+# One invoice line as the plugin plans it: (product id, description, quantity, unit price,
+# VAT rate as a fraction). The rate is the source's; Billy takes its own from the product.
+SentLine = tuple[str, str, Decimal, Decimal, Decimal]
 
-    Billy multiplies quantity by unit price; when that does not give the source's line
-    total to the øre, the total is booked once and the quantity kept in the text."""
-    total = money(line.total)
-    quantity, unit, text = line.quantity, line.unit, line.description
+
+def line_figures(line: Line, product_id: str, basis: str) -> SentLine:
+    """A source line in ``basis`` (``"gross"``: Billy's ``taxMode: incl``, else ``excl``).
+
+    Billy multiplies quantity by unit price; when that does not give the line total to
+    the øre, the total is booked once and the quantity kept in the text."""
+    total = line.gross if basis == "gross" else line.net
+    quantity, text = line.quantity, line.description
+    unit = line.unit if basis == line.price_basis else total / quantity
     if unit != money(unit) or money(unit * quantity) != total:
         text = f"{plain(quantity)} x {text}"
         quantity, unit = Decimal(1), total
-    return {
-        "productId": product_id,
-        "description": text,
-        "quantity": float(quantity) if quantity != quantity.to_integral() else int(quantity),
-        "unitPrice": float(unit),
-        "priority": priority,
-    }
+    return product_id, text, quantity, money(unit), line.tax_rate / 100
+
+
+def grouped_figures(lines: list[tuple[Line, str]], basis: str) -> list[SentLine]:
+    """The lines summed per product and VAT rate: one Billy line per group (so Billy
+    rounds VAT once per group, as a source that computes VAT on its totals does)."""
+    groups: dict[tuple[str, Decimal], list[Line]] = {}
+    for line, product_id in lines:
+        groups.setdefault((product_id, line.tax_rate), []).append(line)
+    out: list[SentLine] = []
+    for (product_id, rate), members in groups.items():
+        total = sum(((m.gross if basis == "gross" else m.net) for m in members), Decimal("0.00"))
+        if len(members) == 1:
+            out.append(line_figures(members[0], product_id, basis))
+            continue
+        text = "; ".join(f"{plain(m.quantity)} x {m.description}" for m in members)
+        out.append((product_id, text[:1000], Decimal(1), total, rate / 100))
+    return out
+
+
+def predicted_totals(sent: list[SentLine], tax_mode: str) -> tuple[Decimal, Decimal]:
+    """(gross, tax) as Billy computes them: each line's VAT rounded half-up to the øre
+    (``incl``: total x r / (1 + r); ``excl``: total x r)."""
+    gross = tax = Decimal("0.00")
+    for _product, _text, quantity, unit, rate in sent:
+        total = money(quantity * unit)
+        if tax_mode == "incl":
+            line_tax = money(total * rate / (1 + rate))
+            gross += total
+        else:
+            line_tax = money(total * rate)
+            gross += total + line_tax
+        tax += line_tax
+    return gross, tax
+
+
+def invoice_form(
+    document: Document, lines: list[Line], products: list[str]
+) -> tuple[str, list[SentLine], str]:
+    """(``taxMode``, lines, how) whose totals, rounded the way Billy rounds, give the
+    source's gross and VAT to the øre. Tried in order: one line per source line in the
+    source's price basis; the same in gross prices (``incl``, each line's gross = net +
+    stated VAT); lines grouped per product and rate (gross, then net). When none
+    matches (the product's rate differs, say), the first is sent and the check after
+    creation quarantines the document."""
+    natural = "gross" if lines[0].price_basis == "gross" else "net"
+    other = "net" if natural == "gross" else "gross"
+    pairs = list(zip(lines, products, strict=True))
+    candidates: list[tuple[str, list[SentLine], str]] = []
+    for basis in (natural, other):
+        sent = [line_figures(line, product, basis) for line, product in pairs]
+        candidates.append((basis, sent, "one line per source line"))
+    for basis in ("gross", "net"):
+        candidates.append((basis, grouped_figures(pairs, basis), "lines grouped per product and VAT rate"))
+    wanted = (document.total_gross, document.total_tax)
+    for basis, sent, how in candidates:
+        mode = "incl" if basis == "gross" else "excl"
+        if predicted_totals(sent, mode) == wanted:
+            return mode, sent, how
+    basis, sent, how = candidates[0]
+    return ("incl" if basis == "gross" else "excl"), sent, how
+
+
+def invoice_lines(sent: list[SentLine]) -> list[dict[str, Any]]:
+    """The ``lines`` of the ``invoice`` body."""
+    return [
+        {
+            "productId": product_id,
+            "description": text,
+            "quantity": float(quantity) if quantity != quantity.to_integral() else int(quantity),
+            "unitPrice": float(unit),
+            "priority": priority,
+        }
+        for priority, (product_id, text, quantity, unit, _rate) in enumerate(sent, start=1)
+    ]
 
 
 def invoice_payload(
     document: Document, plan: Plan, *, contact_id: str, invoice_no: str, lines: list[dict[str, Any]],
-    payment_terms_days: int, payment_terms_mode: str | None,
+    tax_mode: str, payment_terms_days: int, payment_terms_mode: str | None, base_currency: str | None,
 ) -> dict[str, Any]:
-    """The ``invoice`` body (a draft): ``taxMode`` from the source's price basis, the
-    payment terms from the plan's due date when it has one."""
-    tax_mode = "incl" if document.lines[0].price_basis == "gross" else "excl"
+    """The ``invoice`` body (a draft): the payment terms from the plan's due date when it
+    has one; ``exchangeRate`` (units of the base currency per unit of the invoice's
+    currency, the plan's rate) when the invoice is not in the organization's currency."""
     days = payment_terms_days
     if plan.due_date is not None:
         days = (plan.due_date - plan.document_date).days
@@ -242,13 +316,15 @@ def invoice_payload(
         "paymentTermsDays": days,
         "lines": lines,
     }
+    if base_currency and document.currency != base_currency and plan.exchange_rate is not None:
+        body["exchangeRate"] = float(plan.exchange_rate)
     if payment_terms_mode:
         body["paymentTermsMode"] = payment_terms_mode
     return body
 
 
 def amount_problem(document: Document, invoice: dict[str, Any]) -> str | None:
-    """Billy's net, tax and gross against the source's, to the øre."""
+    """Billy's gross and tax against the source's, to the øre."""
     net, tax = dec(invoice.get("amount")), dec(invoice.get("tax"))
     gross = net + tax
     if gross != document.total_gross or tax != document.total_tax:
@@ -261,25 +337,92 @@ def amount_problem(document: Document, invoice: dict[str, Any]) -> str | None:
 
 
 # -- payments ------------------------------------------------------------------------------
-def payments_due(document: Document) -> list[tuple[Decimal, _dt.date | None]]:
-    """The payments to record: the source's payments, or the whole document when the
-    source gives only a payment date."""
+def payments_due(document: Document, default_date: _dt.date) -> list[tuple[Decimal, _dt.date]]:
+    """Each payment the source records, with its own amount and date (a payment without
+    a date: the document's payment date, else ``default_date``); a document paid in
+    the source without individual payments counts as one payment of its gross."""
+    fallback = document.payment_date or default_date
     if document.payments:
-        return [(money(p.amount), p.date) for p in document.payments if money(p.amount) > 0]
+        return [(money(p.amount), p.date or fallback) for p in document.payments if money(p.amount) > 0]
     if document.payment_date is not None:
         return [(document.total_gross, document.payment_date)]
     return []
 
 
-def bank_payment_payload(entry_date: _dt.date, amount: Decimal, cash_account_id: str, invoice_id: str) -> dict[str, Any]:
-    """The ``bankPayment`` body that records ``amount`` on one invoice."""
-    return {
+def booked_payments(invoice: dict[str, Any]) -> list[tuple[Decimal, str]] | None:
+    """(amount, entry date) of each bank payment Billy has on the invoice (its
+    ``balanceModifiers`` that come from a ``bankPayment`` and are not voided); None when
+    the answer has no ``balanceModifiers``."""
+    modifiers = invoice.get("balanceModifiers")
+    if not isinstance(modifiers, list):
+        return None
+    out = []
+    for modifier in modifiers:
+        if not isinstance(modifier, dict) or modifier.get("isVoided"):
+            continue
+        reference = str(modifier.get("modifierReference") or "")
+        if reference and not reference.startswith("bankPayment:"):
+            continue
+        out.append((abs(dec(modifier.get("amount"))), str(modifier.get("entryDate") or "")[:10]))
+    return out
+
+
+def unbooked_payments(
+    due: list[tuple[Decimal, _dt.date]], booked: list[tuple[Decimal, str]]
+) -> list[tuple[Decimal, _dt.date]]:
+    """The source's payments Billy does not have yet: each booked entry accounts for one
+    source payment of the same amount (same date first, then any date)."""
+    left = list(booked)
+    todo: list[tuple[Decimal, _dt.date]] = []
+    unmatched: list[tuple[Decimal, _dt.date]] = []
+    for amount, day in due:
+        hit = next((b for b in left if b == (amount, day.isoformat())), None)
+        if hit is not None:
+            left.remove(hit)
+        else:
+            unmatched.append((amount, day))
+    for amount, day in unmatched:
+        hit = next((b for b in left if b[0] == amount), None)
+        if hit is not None:
+            left.remove(hit)
+        else:
+            todo.append((amount, day))
+    return todo
+
+
+def unbooked_by_total(
+    due: list[tuple[Decimal, _dt.date]], already: Decimal
+) -> list[tuple[Decimal, _dt.date]] | None:
+    """Without Billy's entries: the earliest payments that add up to what Billy already
+    has are booked, the rest are not; None when a payment would be split."""
+    covered = Decimal("0.00")
+    ordered = sorted(due, key=lambda p: p[1])
+    for index, (amount, _day) in enumerate(ordered):
+        if covered == already:
+            return ordered[index:]
+        covered += amount
+        if covered > already:
+            return None
+    return [] if covered == already else None
+
+
+def bank_payment_payload(
+    entry_date: _dt.date, cash_amount: Decimal, cash_account_id: str, invoice_id: str,
+    cash_exchange_rate: Decimal | None = None,
+) -> dict[str, Any]:
+    """The ``bankPayment`` body that records one payment on one invoice; ``cashAmount`` is
+    in the cash account's currency, ``cashExchangeRate`` (1 invoice currency = rate cash
+    account currency) only when the two differ."""
+    body: dict[str, Any] = {
         "entryDate": entry_date.isoformat(),
-        "cashAmount": float(amount),
+        "cashAmount": float(cash_amount),
         "cashSide": "debit",
         "cashAccountId": cash_account_id,
         "associations": [{"subjectReference": f"invoice:{invoice_id}"}],
     }
+    if cash_exchange_rate is not None:
+        body["cashExchangeRate"] = float(cash_exchange_rate)
+    return body
 
 
 def plain(value: Decimal) -> str:
@@ -290,18 +433,26 @@ def plain(value: Decimal) -> str:
 __all__ = [
     "TEMPLATE_LABELS",
     "TEMPLATE_NAMES",
+    "SentLine",
     "amount_problem",
     "bank_payment_payload",
+    "booked_payments",
     "billy_error_message",
     "contact_from_record",
     "contact_payload",
     "dec",
-    "invoice_line",
+    "grouped_figures",
+    "invoice_form",
+    "invoice_lines",
     "invoice_payload",
+    "line_figures",
     "payments_due",
     "pick",
     "plain",
+    "predicted_totals",
     "product_number",
     "product_payload",
     "template_name",
+    "unbooked_by_total",
+    "unbooked_payments",
 ]

@@ -398,6 +398,16 @@ class BillySandbox(Sandbox):
             owner, _, prop = path.partition(".")
             if owner != SINGULAR[resource]:
                 continue
+            if (resource, prop) == ("invoices", "balanceModifiers"):
+                # readonly has-many: the invoice's payment associations
+                reference = f"invoice:{record['id']}"
+                modifiers = [dict(m) for m in self.state["balanceModifiers"].values()
+                             if m.get("subjectReference") == reference]
+                out[prop] = modifiers if mode == "embed" else None
+                if mode != "embed":
+                    del out[prop]
+                    out["balanceModifierIds"] = [m["id"] for m in modifiers]
+                continue
             child = EMBEDDED.get((resource, prop))
             if child is None:
                 continue
@@ -552,6 +562,19 @@ class BillySandbox(Sandbox):
         currency = str(new.get("currencyId") or "")
         if len(currency) != 3 or not currency.isupper():
             raise invalid("currencyId", "is not a currency")
+        base = self.state["organization"].get("baseCurrencyId")
+        if currency == base:
+            new["exchangeRate"] = 1.0  # "ignored - it will always be 1"
+        elif new.get("exchangeRate") is not None:
+            try:
+                if Decimal(str(new["exchangeRate"])) <= 0:
+                    raise ArithmeticError
+            except (ArithmeticError, ValueError):
+                raise invalid("exchangeRate", "must be a positive number") from None
+        else:
+            # Billy uses "today's exchange rate"; the sandbox has no rates, so it keeps
+            # None and says so (see the README).
+            new["exchangeRate"] = None
         if new.get("type", "invoice") not in ("invoice", "creditNote"):
             raise invalid("type", "must be invoice or creditNote")
         new.setdefault("type", "invoice")
@@ -649,10 +672,19 @@ class BillySandbox(Sandbox):
         if any(i["currencyId"] != currency for i in invoices):
             raise invalid("associations", "all subjects must be in the same currency")
         rate = Decimal(1)
-        if account.get("currencyId") and account["currencyId"] != currency:
+        # An account without a currency is in the organization's base currency.
+        account_currency = account.get("currencyId") or self.state["organization"].get("baseCurrencyId")
+        if account_currency != currency:
             if not new.get("cashExchangeRate"):
                 raise invalid("cashExchangeRate", "is required when the cash account's currency differs")
-            rate = Decimal(str(new["cashExchangeRate"]))
+            try:
+                rate = Decimal(str(new["cashExchangeRate"]))
+            except (ArithmeticError, ValueError):
+                rate = Decimal(0)
+            if rate <= 0:
+                raise invalid("cashExchangeRate", "must be a positive number")
+        else:
+            new["cashExchangeRate"] = 1.0  # "ignored and set to 1 if the currencies are the same"
         new["subjectCurrencyId"] = currency
         new["contactId"] = new.get("contactId") or invoices[0]["contactId"]
         new["isVoided"] = False
@@ -671,6 +703,26 @@ class BillySandbox(Sandbox):
             self.state["balanceModifiers"][modifier["id"]] = modifier
             changed.setdefault("balanceModifiers", []).append(modifier)
             changed.setdefault("invoices", []).append(dict(invoice))
+        # "In case of an overpayment, the overpaid amount will be added to the contact's
+        # balance in this currency" (bankPayments.subjectCurrency): Billy accepts it.
+        new["contactBalancePostings"] = (
+            [{"contactId": new["contactId"], "currencyId": currency, "amount": num(remaining)}]
+            if remaining > 0 else []
+        )
+
+    def _void_payment(self, payment: dict[str, Any], changed: dict[str, Any]) -> None:
+        """A voided bank payment gives its amounts back to the invoices' balances."""
+        for modifier in self.state["balanceModifiers"].values():
+            if modifier.get("modifierReference") != f"bankPayment:{payment['id']}" or modifier["isVoided"]:
+                continue
+            modifier["isVoided"] = True
+            _, _, subject_id = str(modifier["subjectReference"]).partition(":")
+            invoice = self.state["invoices"].get(subject_id)
+            if invoice is not None:
+                invoice["balance"] = num(money(invoice["balance"]) + money(modifier["amount"]))
+                invoice["isPaid"] = money(invoice["balance"]) <= 0
+                changed.setdefault("invoices", []).append(dict(invoice))
+            changed.setdefault("balanceModifiers", []).append(dict(modifier))
 
     def _update(self, resource: str, record_id: str, record: dict[str, Any]) -> dict[str, Any]:
         current = self.state[resource][record_id]
@@ -694,6 +746,11 @@ class BillySandbox(Sandbox):
             if set(record) - {"isVoided", "id"}:
                 raise BillyError(422, "bank payments are immutable; only isVoided can be set",
                                  record="bankPayment", attributes={"isVoided": "only property that can change"})
+            if current.get("isVoided") and record.get("isVoided") is False:
+                raise BillyError(422, "a voided payment cannot be reinstated", record="bankPayment",
+                                 attributes={"isVoided": "cannot be un-canceled"})
+            if record.get("isVoided") and not current.get("isVoided"):
+                self._void_payment(current, changed)
             current.update(record)
         else:
             for (owner, prop), (child, back) in EMBEDDED.items():

@@ -42,6 +42,7 @@ from ledgerlink import (
     TransientError,
     VendorRejected,
     key_id,
+    money,
 )
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -51,16 +52,20 @@ from .mapping import (
     amount_problem,
     bank_payment_payload,
     billy_error_message,
+    booked_payments,
     contact_from_record,
     contact_payload,
     dec,
-    invoice_line,
+    invoice_form,
+    invoice_lines,
     invoice_payload,
     payments_due,
     pick,
     product_number,
     product_payload,
     template_name,
+    unbooked_by_total,
+    unbooked_payments,
 )
 from .statuses import raw_status
 
@@ -108,6 +113,11 @@ class BillySettings(Settings):
         None,
         description="account where payments are recorded: number, name or Billy id; payment-enabled, in the "
         "invoice's currency (default: none; needed only when payments are booked)",
+    )
+    cash_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="cash account per invoice currency, e.g. { EUR = \"5830\" }: payments on invoices in that "
+        "currency are recorded there at their own amount (default: none; cash_account is used)",
     )
     payment_terms_days: int = Field(
         8, ge=-365, le=3650,
@@ -287,15 +297,15 @@ class BillyTarget(Target):
                     problems.append(f"{name}.vat: Billy has no sales tax ruleset {template.vat!r}")
             except QuarantineError as exc:
                 problems.append(f"{name}: {exc}")
-        if self.settings.cash_account:
+        for ref in filter(None, [self.settings.cash_account, *self.settings.cash_accounts.values()]):
             try:
-                self.cash_account()
+                self.cash_account(ref)
             except (QuarantineError, ConfigError) as exc:
                 problems.append(str(exc))
         return problems
 
-    def cash_account(self) -> dict[str, Any]:
-        ref = self.settings.cash_account
+    def cash_account(self, ref: str | None = None) -> dict[str, Any]:
+        ref = ref or self.settings.cash_account
         if not ref:
             raise ConfigError(
                 "cash_account is not set: name the Billy account where payments are recorded"
@@ -403,29 +413,86 @@ class BillyTarget(Target):
             raise QuarantineError("Billy needs a contact for every invoice and none was matched or created")
         for planned in plan.lines:
             self.booking(document, planned)
+        self.currency_problem(document, plan)
+        if plan.mark_paid and self.settings.auto_book and payments_due(document, plan.document_date):
+            # Refused before anything is written: the invoice would be approved (final)
+            # and its payment could not be recorded.
+            self.cash_for(document.currency, Decimal("0.00"), plan.exchange_rate)
 
-    def _invoice_lines(self, document: Document, plan: Plan) -> list[dict[str, Any]]:
-        lines = []
-        for priority, planned in enumerate(plan.lines, start=1):
+    def currency_problem(self, document: Document, plan: Plan) -> None:
+        """A document in another currency than the organization's needs the plan's rate
+        (sent as ``exchangeRate``; without it Billy would use the day's rate)."""
+        base = self.book_currency()
+        if base is None or document.currency == base:
+            return
+        if plan.exchange_rate is None:
+            raise QuarantineError(
+                f"the document is in {document.currency}, Billy books in {base}, and there is no exchange "
+                f"rate: set the pipeline's exchange_rates for {document.currency}"
+            )
+        if plan.book_currency != base:
+            raise QuarantineError(
+                f"the exchange rate is in {plan.book_currency} per {document.currency}, but Billy books in "
+                f"{base}: set the pipeline's book_currency to {base}"
+            )
+
+    def cash_for(
+        self, currency: str, amount: Decimal, invoice_rate: Decimal | None
+    ) -> tuple[dict[str, Any], Decimal, Decimal | None]:
+        """(cash account, ``cashAmount``, ``cashExchangeRate``) for a payment of ``amount``
+        in ``currency`` (the invoice's): on the account for that currency at its own
+        amount, else on ``cash_account`` when that one is in the invoice's currency, else
+        converted at the invoice's rate when the account is in the base currency.
+        QuarantineError (leave the payment open) when none applies."""
+        ref = self.settings.cash_accounts.get(currency) or self.settings.cash_account
+        account = self.cash_account(ref)
+        base = self.book_currency()
+        account_currency = account.get("currencyId") or base
+        if account_currency == currency:
+            return account, amount, None
+        if account_currency == base and base is not None and invoice_rate is not None:
+            cash = money(amount * invoice_rate)
+            if money(cash / invoice_rate) != amount:
+                raise QuarantineError(
+                    f"{amount} {currency} at the invoice's rate {invoice_rate} is {cash} {base}, which Billy "
+                    f"reads back as {money(cash / invoice_rate)} {currency}: record this payment in Billy, or "
+                    f"set cash_accounts.{currency} to an account in {currency}"
+                )
+            return account, cash, invoice_rate
+        why = "" if invoice_rate is not None or currency == base else " and the invoice has no exchange rate"
+        raise QuarantineError(
+            f"cash account {ref!r} is in {account_currency}, the invoice in {currency}{why}: the payment is "
+            f"left open; set cash_accounts.{currency} to an account in {currency} or record it in Billy"
+        )
+
+    def _line_products(self, document: Document, plan: Plan) -> list[str]:
+        """The product id of each planned line."""
+        products = []
+        for planned in plan.lines:
             name, account, ruleset = self.booking(document, planned)
             template: Template | None = getattr(self.settings, name)
             overridden = bool(
                 (planned.account and (template is None or planned.account != template.account))
                 or (planned.tax_rule and (template is None or planned.tax_rule != template.vat))
             )
-            product_id = self.product_for(name, account, ruleset, overridden)
-            lines.append(invoice_line(planned.line, product_id, priority))
-        return lines
+            products.append(self.product_for(name, account, ruleset, overridden))
+        return products
 
     def push(self, document: Document, plan: Plan) -> TargetRef:
         self.validate(document, plan)
         assert plan.contact is not None
-        lines = self._invoice_lines(document, plan)
+        products = self._line_products(document, plan)
+        # The form (taxMode, one line per source line or grouped) whose totals, rounded
+        # line by line as Billy does, are the source's gross and VAT.
+        tax_mode, sent, how = invoice_form(document, [pl.line for pl in plan.lines], products)
+        if how != "one line per source line" or tax_mode != ("incl" if plan.lines[0].line.price_basis == "gross" else "excl"):
+            log.info("Billy invoice for %s is sent with taxMode %s, %s, so Billy's VAT is the source's to the øre",
+                     document.source_ref, tax_mode, how)
         invoice_no = self.invoice_no(document.source_ref, document.number)
         body = invoice_payload(
-            document, plan, contact_id=plan.contact.target_id, invoice_no=invoice_no, lines=lines,
-            payment_terms_days=self.settings.payment_terms_days,
-            payment_terms_mode=self.settings.payment_terms_mode,
+            document, plan, contact_id=plan.contact.target_id, invoice_no=invoice_no, lines=invoice_lines(sent),
+            tax_mode=tax_mode, payment_terms_days=self.settings.payment_terms_days,
+            payment_terms_mode=self.settings.payment_terms_mode, base_currency=self.book_currency(),
         )
         # Always a draft first: an approved invoice cannot be deleted if Billy's
         # amounts turn out different from the source's.
@@ -442,8 +509,14 @@ class BillyTarget(Target):
         if self.settings.auto_book:
             self._call("PUT", f"/invoices/{invoice_id}", json={"invoice": {"state": "approved"}})
             if plan.mark_paid:
-                self.book_payment(ref, document, plan)
-        elif plan.mark_paid and payments_due(document):
+                try:
+                    self.book_payment(ref, document, plan)
+                except (QuarantineError, TransientError) as exc:
+                    # The invoice is approved (final): never quarantine it for its payment.
+                    # The runner books the payment on a later run and reports why it cannot.
+                    log.warning("Billy invoice %s: payment not recorded yet: %s", ref.number, exc)
+                    ref.payment_pending = True
+        elif plan.mark_paid and payments_due(document, plan.document_date):
             log.warning(
                 "Billy invoice %s stays a draft, so its payment is not recorded yet; ledgerlink "
                 "books it on a later run once the invoice is approved in Billy",
@@ -453,7 +526,10 @@ class BillyTarget(Target):
         return ref
 
     def invoice(self, invoice_id: str) -> dict[str, Any] | None:
-        response = self.client.get(f"/invoices/{invoice_id}", ok=[404])
+        """The invoice with its ``balanceModifiers`` (its payments) embedded."""
+        response = self.client.get(
+            f"/invoices/{invoice_id}", ok=[404], params={"include": "invoice.balanceModifiers:embed"}
+        )
         if response.status_code == 404:
             return None
         body = self.client.json(response)
@@ -473,40 +549,53 @@ class BillyTarget(Target):
 
     # -- payments -------------------------------------------------------------------
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        """Record what the source says was paid and Billy does not know yet (idempotent:
-        the invoice's balance tells what is already recorded)."""
-        payments = payments_due(document)
-        if not payments:
+        """Record each payment of the source that Billy does not have yet as its own bank
+        payment (own date, own amount). Idempotent: the invoice's bank payments
+        (``balanceModifiers``) tell which are there, so a second call records nothing."""
+        due = payments_due(document, plan.document_date)
+        if not due:
             return
+        name = ref.number or ref.target_id
         invoice = self.invoice(ref.target_id)
         if invoice is None:
-            raise QuarantineError(f"Billy invoice {ref.number or ref.target_id} is gone; cannot record its payment")
+            raise QuarantineError(f"Billy invoice {name} is gone; cannot record its payment")
         if invoice.get("state") != "approved":
             raise TransientError(
-                f"Billy invoice {ref.number or ref.target_id} is still a {invoice.get('state')}; "
+                f"Billy invoice {name} is still a {invoice.get('state')}; "
                 "a payment can be recorded once it is approved"
             )
+        problem = amount_problem(document, invoice)
+        if problem:  # never book a payment against different figures
+            raise QuarantineError(f"Billy invoice {name}: {problem}; no payment recorded")
         gross = dec(invoice.get("amount")) + dec(invoice.get("tax"))
         balance = dec(invoice.get("balance"))
-        already = gross - balance
-        paid = sum((amount for amount, _ in payments), Decimal("0.00"))
-        to_book = min(paid - already, balance)
-        if to_book <= 0:
+        booked = booked_payments(invoice)
+        if booked is not None:
+            todo = unbooked_payments(due, booked)
+        else:
+            maybe = unbooked_by_total(due, gross - balance)
+            if maybe is None:
+                raise QuarantineError(
+                    f"Billy invoice {name} has {gross - balance} paid, which is not a sum of the source's "
+                    f"payments ({', '.join(str(a) for a, _ in due)}): reconcile it in Billy"
+                )
+            todo = maybe
+        if not todo:
             return
-        account = self.cash_account()
-        currency = invoice.get("currencyId") or document.currency
-        if account.get("currencyId") and account["currencyId"] != currency:
+        open_amount = sum((amount for amount, _ in todo), Decimal("0.00"))
+        if open_amount > balance:
             raise QuarantineError(
-                f"cash_account {self.settings.cash_account!r} is in {account['currencyId']}, the invoice "
-                f"in {currency}: record the payment in Billy or use a cash account in {currency}"
+                f"the source's payments not yet in Billy ({', '.join(f'{a} on {d}' for a, d in todo)}) come to "
+                f"{open_amount} {document.currency}, more than invoice {name}'s open balance of {balance}: "
+                "nothing recorded; check the payments in the source and in Billy"
             )
-        dates = [d for _, d in payments if d is not None]
-        entry_date = max(dates) if dates else plan.document_date
-        self._call(
-            "POST",
-            "/bankPayments",
-            json={"bankPayment": bank_payment_payload(entry_date, to_book, account["id"], ref.target_id)},
-        )
+        currency = str(invoice.get("currencyId") or document.currency)
+        rate = invoice.get("exchangeRate")
+        invoice_rate = Decimal(str(rate)) if rate not in (None, "", 0) else plan.exchange_rate
+        planned = [(day, *self.cash_for(currency, amount, invoice_rate)) for amount, day in todo]
+        for day, account, cash, cash_rate in sorted(planned, key=lambda p: p[0]):
+            body = bank_payment_payload(day, cash, account["id"], ref.target_id, cash_rate)
+            self._call("POST", "/bankPayments", json={"bankPayment": body})
 
     # -- statuses -------------------------------------------------------------------
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
