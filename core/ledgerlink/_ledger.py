@@ -32,6 +32,7 @@ import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -52,7 +53,7 @@ from ._changes import fingerprint
 from ._records import Contact, Document, TargetRef
 from ._states import DocumentState, LinkState, PaymentState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATES = tuple(DocumentState)
 
@@ -106,6 +107,9 @@ class DocumentRow(SQLModel, table=True):
     # added in schema version 3
     retryable: bool | None = None
     """A failure that may go away by itself (network, rate limit, interruption): `run` retries it."""
+    # added in schema version 4
+    payments_booked: str | None = None
+    """The sum of the document's payments booked in the target so far (a decimal, as text)."""
 
 
 class CustomerLink(SQLModel, table=True):
@@ -191,6 +195,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX ix_status_history_source_ref ON status_history (source_ref)",
     ],
     3: ["ALTER TABLE documents ADD COLUMN retryable BOOLEAN"],
+    4: ["ALTER TABLE documents ADD COLUMN payments_booked VARCHAR"],
 }
 
 
@@ -525,13 +530,14 @@ class Ledger:
 
     def mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None,
                     cursor: tuple[str, str] | None = None, audit: AuditRow | None = None,
-                    payment_booked: bool | None = None) -> DocumentRow:
-        """In the target, with its reference. ``payment_booked``: True books the payment
-        state, False clears it, None leaves it."""
+                    payment_booked: bool | None = None, paid: Decimal | None = None) -> DocumentRow:
+        """In the target, with its reference. ``payment_booked``: True records the
+        payments (``paid`` in all) as booked, False clears that, None leaves it."""
         fields: dict[str, Any] = {"reason": note, "target_id": ref.target_id, "target_number": ref.number,
                                   "pushed_at": utcnow(), "retryable": None}
         if payment_booked is not None:
             fields["payment_state"] = PaymentState.BOOKED.value if payment_booked else None
+            fields["payments_booked"] = str(paid) if payment_booked and paid is not None else None
         return self._transition(row, row.pipeline, row.source_ref, DocumentState.PUSHED, cursor=cursor,
                                 audit=audit, **fields)
 
@@ -572,12 +578,14 @@ class Ledger:
         return self._transition(row, row.pipeline, row.source_ref, DocumentState.PUSHED, cursor=cursor,
                                 changed=text)
 
-    def set_payment_state(self, row: DocumentRow, state: PaymentState | None, *,
+    def set_payment_state(self, row: DocumentRow, state: PaymentState | None, *, booked: Decimal | None = None,
                           audit: AuditRow | None = None) -> DocumentRow:
         """The booking of a pushed document's payments: pending (sent), retry, booked, or None."""
         if row.state != DocumentState.PUSHED:
             raise TransitionError(f"document {row.source_ref!r} is {row.state}, not pushed: no payment to book")
         row.payment_state = None if state is None else state.value
+        if booked is not None:
+            row.payments_booked = str(booked)
         return self.save_document(row, audit=audit)
 
     def payments_to_retry(self, pipeline: str) -> list[DocumentRow]:

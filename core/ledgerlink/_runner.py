@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import suppress
+from decimal import Decimal
 from typing import Any
 
 from . import _planning as planning
@@ -43,9 +44,10 @@ from ._errors import (
 )
 from ._http import redact
 from ._ledger import AuditRow, DocumentRow, fresh, payload_hash
+from ._payments import Payments
 from ._records import Document, TargetRef
 from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
-from ._states import DocumentState, OutcomeState, PaymentState
+from ._states import DocumentState, OutcomeState
 
 MAX_SETTLE_ROUNDS = 5
 Cursor = tuple[str, str]
@@ -62,6 +64,8 @@ class PipelineRunner:
         self.source: Source = runtime.source(pipeline.source)
         self.target: Target = runtime.target(pipeline.target)
         self.contacts = Contacts(runtime, pipeline, self.source, self.target, self._audit_row)
+        self.payments = Payments(runtime, pipeline, self.target, self.plan, self._audit_row, self._report)
+        self._result: RunResult | None = None
         self._prepared = False
         self._retrying = False
         self._cursor_held = False  # a document stayed pending: the cursor must not pass it
@@ -79,13 +83,13 @@ class PipelineRunner:
         failures that may have gone away (network, interruption); True every failed
         document; False none. ``sync_members=False`` leaves the member sync out (a webhook
         for one document must not list every customer: sources pace that listing)."""
-        result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
+        result = self._result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         try:
             if not dry_run:
                 self.settle_pending(result)
                 self.contacts.settle()
-                self.retry_payments()
+                self.payments.retry()
                 self.contacts.retry_write_backs()
                 if retry_failed or retry_quarantined:
                     self.retry_stored(result, quarantined=retry_quarantined,
@@ -119,21 +123,19 @@ class PipelineRunner:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled after an interruption: found in the target")
-                self._settle_payment(row)
+                self.payments.settle(row)
                 result.add(Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED,
                                    "was interrupted; found in the target", ref.target_id))
             else:
                 self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
                                         reason="interrupted before it reached the target; it will be pushed again")
 
-    def retry_payments(self) -> None:
-        """Book the payments of pushed documents whose booking was cut short (a crash:
-        "pending") or failed on the way ("retry"); targets book only what is missing.
-        The source may never list these documents again (the cursor has passed them)."""
-        if self.pipeline.payment_reconciliation != "source":
-            return
-        for row in self.ledger.payments_to_retry(self.pipeline.name):
-            self._settle_payment(row)
+    def _report(self, outcome: Outcome) -> None:
+        """An outcome besides the document's own (a payment booked on it) goes into the run's result."""
+        if self._result is not None:
+            self._result.report(self.rt.reporter, outcome)
+        else:
+            self.rt.reporter.document(outcome)
 
     def retry_stored(self, result: RunResult, *, quarantined: bool, transient_only: bool = False) -> None:
         """Try failed (and quarantined) documents again: fetched fresh from the source
@@ -175,7 +177,7 @@ class PipelineRunner:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled: found in the target")
-                self._settle_payment(row)
+                self.payments.settle(row)
                 return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, "settled", ref.target_id)
         if isinstance(item, BrokenDocument):
             if row is not None and row.state == S.PUSHED:
@@ -269,13 +271,14 @@ class PipelineRunner:
             return self._push_failed(row, document, error, unsettled, cursor, data)
         self.rt.checkpoint("after_push")
         note = plan.contact_decision
-        self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data,
+        self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data, paid=document.paid_amount,
                           payment_booked=plan.mark_paid and not ref.payment_pending and not settled)
         if settled:
             # Found after a lost answer: the steps after the create (tags) and the
             # payment may be missing. Targets do only what is still missing.
             self._complete(row, ref, document, plan)
-            self._settle_payment(row)
+        if settled or not ref.payment_pending:
+            self.payments.settle(row, document)  # a deposit is booked now, not when the rest comes
         self.rt.checkpoint("after_pushed")
         self.rt.fire("ledgerlink_document_pushed", pipeline=self.pipeline.name, source_ref=document.source_ref,
                      target_ref=ref, document=document)
@@ -350,11 +353,12 @@ class PipelineRunner:
             self.ledger.set_cursor(*cursor)
 
     def _mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None, cursor: Cursor | None = None,
-                     payload: str | None = None, payment_booked: bool | None = None) -> None:
+                     payload: str | None = None, payment_booked: bool | None = None,
+                     paid: Decimal | None = None) -> None:
         audit = self._audit_row("push", row.source_ref, ref.target_id, payload or row.payload,
                                 "ok" + (f" ({note})" if note else ""))
         self.ledger.mark_pushed(row, ref, note=note, cursor=self._held(cursor), audit=audit,
-                                payment_booked=payment_booked)
+                                payment_booked=payment_booked, paid=paid)
 
     def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
         try:
@@ -378,8 +382,7 @@ class PipelineRunner:
                 changes.append(describe_changes(fingerprint(old_document), fingerprint(document)))
             except ValueError:
                 pass  # a stored copy this version cannot read: nothing to compare with
-        became_paid = (self.pipeline.payment_reconciliation == "source" and document.is_paid
-                       and row.payment_state != PaymentState.BOOKED)
+        became_paid = self.payments.unbooked(row, document)
         word = "export" if self.target.locks_exported else "transfer"
         text, state = None, OS.CHANGED
         if document.cancelled:  # never silent: the revenue is still booked in the target
@@ -392,48 +395,13 @@ class PipelineRunner:
             return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PLANNED, what, row.target_id) if what else None
         outcome: Outcome | None = None
         if became_paid and text is None:
-            outcome = self._book_payment(row, document)
+            outcome = self.payments.book(row, document)
         if text is not None and row.changed != text:
             self.ledger.mark_changed(row, text, cursor=self._held(cursor))
             return Outcome(self.pipeline.name, row.source_ref, row.number, state, text, row.target_id)
         if outcome is None:
             self._move_cursor(cursor, dry_run)
         return outcome
-
-    def _settle_payment(self, row: DocumentRow) -> None:
-        """After adopting a document found in the target: book its payment if it is still due."""
-        if self.pipeline.payment_reconciliation != "source" or not row.payload:
-            return
-        document = Document.model_validate_json(row.payload)
-        if document.is_paid and row.payment_state != PaymentState.BOOKED:
-            outcome = self._book_payment(row, document)
-            if outcome is not None:
-                self.rt.reporter.document(outcome)
-
-    def _book_payment(self, row: DocumentRow, document: Document) -> Outcome | None:
-        ref = TargetRef(target_id=row.target_id or "", number=row.target_number)
-        self.ledger.set_payment_state(row, PaymentState.PENDING)
-        try:
-            plan = self.plan(document, dry_run=False, contact_needed=False)
-            self.target.book_payment(ref, document, plan)
-        except NotSupported:
-            self.ledger.set_payment_state(row, None)
-            return None
-        except TransientError as exc:
-            # e.g. the document is still a draft in the target, or the answer was lost:
-            # the next run tries again (retry_payments).
-            self.ledger.set_payment_state(row, PaymentState.RETRY)
-            return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PAYMENT_PENDING,
-                           f"payment not booked yet: {redact(str(exc))}", row.target_id)
-        except DocumentError as exc:
-            self.ledger.set_payment_state(row, None, audit=self._audit_row(
-                "book_payment", row.source_ref, row.target_id, document.model_dump_json(), f"error: {exc}"))
-            return Outcome(self.pipeline.name, row.source_ref, row.number, OS.FAILED, f"payment not booked: {exc}",
-                           row.target_id)
-        self.ledger.set_payment_state(row, PaymentState.BOOKED, audit=self._audit_row(
-            "book_payment", row.source_ref, row.target_id, [str(p.amount) for p in document.payments], "ok"))
-        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PAYMENT_BOOKED, None, row.target_id,
-                       gross=document.paid_amount, currency=document.currency)
 
     # -- audit ---------------------------------------------------------------------------
     def _audit_row(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any,

@@ -21,12 +21,18 @@ from sqlalchemy import event, inspect
 DATA = Path(__file__).parent / "data"
 
 
+def row_payments_booked_is_empty(ledger: Ledger) -> bool:
+    row = ledger.document("shop-to-books", "order-7")
+    return row is not None and row.payments_booked is None
+
+
 def test_a_ledger_made_by_an_older_version_opens_and_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.executescript((DATA / "ledger_v1.sql").read_text())
     ledger = Ledger(f"sqlite:///{path}")
-    assert ledger.schema_version == SCHEMA_VERSION == 3
+    assert ledger.schema_version == SCHEMA_VERSION == 4
+    assert row_payments_booked_is_empty(ledger)
     row = ledger.document("shop-to-books", "order-7")
     assert row is not None and row.state == "pushed" and row.target_id == "555"
     assert ledger.cursor("shop-to-books") == "2026-01-05T10:00:00"

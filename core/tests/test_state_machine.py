@@ -151,3 +151,47 @@ def test_a_document_cancelled_before_transfer_is_skipped_with_the_reason(tmp_pat
     result = run_pipeline(runtime)
     assert result.counts() == {"skipped": 1}
     assert runtime.ledger.document(PIPELINE, "order-1").reason == "cancelled in the source"
+
+
+def test_a_deposit_is_booked_when_it_arrives_and_the_rest_when_it_comes(tmp_path: Path) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    from ledgerlink import Payment
+
+    doc = sample_document(1)  # 123.90 gross
+    doc.payments = [Payment(amount=Decimal("40.00"), date=date(2026, 3, 2))]
+    seed(doc)
+    runtime = make_runtime(config(payment_reconciliation="source"), tmp_path)
+    first = run_pipeline(runtime)
+    assert sorted(first.counts().items()) == [("payment_booked", 1), ("pushed", 1)]
+    target_id = fake_store("t")["pushed"]["order-1"]["id"]
+    assert fake_store("t")["pushed"]["order-1"]["paid"] is False  # pushed open, the deposit booked on it
+    assert fake_store("t")["payments"] == [(target_id, "40.00")]
+    assert runtime.ledger.document(PIPELINE, "order-1").payments_booked == "40.00"
+
+    assert run_pipeline(runtime, use_cursor=False).counts() == {}  # nothing new: nothing booked again
+
+    rest = doc.model_copy(deep=True)
+    rest.payments.append(Payment(amount=Decimal("83.90"), date=date(2026, 3, 20)))
+    rest.cursor = "2026-03-20T00:00:00"
+    seed(rest)
+    second = run_pipeline(runtime)
+    assert second.counts() == {"payment_booked": 1}
+    assert fake_store("t")["payments"] == [(target_id, "40.00"), (target_id, "123.90")]
+    assert runtime.ledger.document(PIPELINE, "order-1").payments_booked == "123.90"
+    assert run_pipeline(runtime, use_cursor=False).counts() == {}
+    assert [ref for action, ref, _ in fake_store("t")["writes"] if action == "push"] == ["order-1"]
+
+
+def test_with_reconciliation_in_the_target_no_payment_is_booked(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from ledgerlink import Payment
+
+    doc = sample_document(1)
+    doc.payments = [Payment(amount=Decimal("40.00"))]
+    seed(doc)
+    runtime = make_runtime(config(payment_reconciliation="target"), tmp_path)
+    assert run_pipeline(runtime).counts() == {"pushed": 1}
+    assert fake_store("t")["payments"] == []

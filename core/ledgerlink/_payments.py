@@ -1,0 +1,100 @@
+"""Payments on pushed documents: each booked in the target when it arrives, once.
+
+With ``payment_reconciliation = "source"`` a document paid in the source arrives
+paid (the target books its payments with the push, ``Plan.mark_paid``); a payment
+that arrives later, a deposit on a partly paid document included, is booked on the
+existing target document as soon as the source lists it. The ledger keeps the sum
+booked so far (``payments_booked``); ``Target.book_payment`` books only the payments
+the target does not have yet, so repeating it is harmless. The write protocol is
+the documents': ``pending`` before the call, ``booked`` after; ``retry`` when the
+target cannot take it yet (a draft), settled on the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from ._config import PipelineConfig
+from ._connectors import Plan, Target
+from ._errors import DocumentError, NotSupported, TransientError
+from ._http import redact
+from ._ledger import DocumentRow
+from ._records import Document, TargetRef
+from ._runtime import Outcome, Runtime
+from ._states import OutcomeState, PaymentState
+
+
+class Payments:
+    """The payment bookings of one pipeline runner."""
+
+    def __init__(self, runtime: Runtime, pipeline: PipelineConfig, target: Target,
+                 plan: Callable[..., Plan], audit: Callable[..., Any], report: Callable[[Outcome], None]) -> None:
+        self.rt = runtime
+        self.pipeline = pipeline
+        self.ledger = runtime.ledger
+        self.target = target
+        self._plan = plan
+        self._audit = audit
+        self._report = report
+
+    def unbooked(self, row: DocumentRow, document: Document) -> bool:
+        """The source has payments the target has not booked yet."""
+        if self.pipeline.payment_reconciliation != "source" or not document.payments:
+            return False
+        if row.payments_booked is not None:
+            return document.paid_amount > Decimal(row.payments_booked)
+        return row.payment_state != PaymentState.BOOKED  # a ledger from before schema 4 booked only full payment
+
+    def settle(self, row: DocumentRow, document: Document | None = None) -> None:
+        """Book what is still due on a pushed document (after a push, an adoption or a
+        cut-short booking), reporting the outcome."""
+        if self.pipeline.payment_reconciliation != "source":
+            return
+        if document is None:
+            if not row.payload:
+                return
+            document = Document.model_validate_json(row.payload)
+        if self.unbooked(row, document):
+            outcome = self.book(row, document)
+            if outcome is not None:
+                self._report(outcome)
+
+    def retry(self) -> None:
+        """Book the payments of pushed documents whose booking was cut short (a crash:
+        "pending") or failed on the way ("retry"). The source may never list these
+        documents again (the cursor has passed them)."""
+        if self.pipeline.payment_reconciliation != "source":
+            return
+        for row in self.ledger.payments_to_retry(self.pipeline.name):
+            self.settle(row)
+
+    def book(self, row: DocumentRow, document: Document) -> Outcome | None:
+        ref = TargetRef(target_id=row.target_id or "", number=row.target_number)
+        name = self.pipeline.name
+        self.ledger.set_payment_state(row, PaymentState.PENDING)
+        try:
+            plan = self._plan(document, dry_run=False, contact_needed=False)
+            self.target.book_payment(ref, document, plan)
+        except NotSupported:
+            self.ledger.set_payment_state(row, None)
+            return None
+        except TransientError as exc:
+            # e.g. the document is still a draft in the target, or the answer was lost:
+            # the next run tries again (retry).
+            self.ledger.set_payment_state(row, PaymentState.RETRY)
+            return Outcome(name, row.source_ref, row.number, OutcomeState.PAYMENT_PENDING,
+                           f"payment not booked yet: {redact(str(exc))}", row.target_id)
+        except DocumentError as exc:
+            self.ledger.set_payment_state(row, None, audit=self._audit(
+                "book_payment", row.source_ref, row.target_id, document.model_dump_json(), f"error: {exc}"))
+            return Outcome(name, row.source_ref, row.number, OutcomeState.FAILED, f"payment not booked: {exc}",
+                           row.target_id)
+        self.ledger.set_payment_state(row, PaymentState.BOOKED, booked=document.paid_amount, audit=self._audit(
+            "book_payment", row.source_ref, row.target_id, [str(p.amount) for p in document.payments], "ok"))
+        return Outcome(name, row.source_ref, row.number, OutcomeState.PAYMENT_BOOKED, None, row.target_id,
+                       gross=document.paid_amount, currency=document.currency)
+
+
+__all__ = ["Payments"]
