@@ -100,7 +100,7 @@ class Source:
         """One document by its reference (backfill by id, webhooks). Optional."""
         raise NotSupported(f"{type(self).__name__} cannot fetch a single document")
 
-    def documents_between(self, start: date, end: date) -> Iterator[Document]:
+    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
         """Documents dated in [start, end] regardless of the cursor (backfill). Optional."""
         raise NotSupported(f"{type(self).__name__} cannot fetch documents by date")
 

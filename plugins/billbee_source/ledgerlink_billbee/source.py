@@ -271,7 +271,7 @@ class BillbeeSource(Source):
         for order in self._sorted(orders):
             yield self._to_document(order, cursor_cap=run_start)
 
-    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:  # type: ignore[override]
+    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
         # Unreadable orders come as BrokenDocument here too; the runner records them
         # like those of documents() (the base class still promises Document only).
         params = {

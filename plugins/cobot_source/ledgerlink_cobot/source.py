@@ -435,7 +435,7 @@ class CobotSource(WebhookSource):
         end = datetime.now(UTC).date() + timedelta(days=1)
         yield from self._scan(start, end, strict=True)
 
-    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:  # type: ignore[override]
+    def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
         """Backfill: invoices dated in [start, end], ignoring start_date and the cursor."""
         if end < start:
             raise ValueError(f"backfill end {end} is before its start {start}")
