@@ -12,7 +12,12 @@ It follows Billy's reference page (copied in ``spec/``):
   ``contactId`` cannot change after creation; ``invoiceNo`` is unique;
 - line amounts and VAT from the product's sales tax ruleset and the contact's
   country and type (``taxMode`` incl / excl), a bank payment lowers the balance
-  and sets ``isPaid``; payments only on approved invoices;
+  and sets ``isPaid``; payments only on approved invoices, each one a balance
+  modifier (``include=invoice.balanceModifiers:embed``), voided with ``isVoided``
+  (its amount goes back on the balance); ``cashExchangeRate`` required when the
+  cash account's currency differs; an overpayment goes to the contact's balance
+  (``contactBalancePostings``), as the reference page says; ``exchangeRate`` 1 on
+  invoices in the base currency;
 - errors in Billy's shape (``meta.statusCode``, ``meta.success: false``,
   ``errorMessage``, ``errorCode``, ``errorTime``, ``helpUrl``) and auth through
   ``X-Access-Token``;

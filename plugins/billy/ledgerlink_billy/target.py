@@ -525,6 +525,25 @@ class BillyTarget(Target):
             ref.payment_pending = True
         return ref
 
+    def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """Finish an invoice adopted after a lost answer: a draft is checked against the
+        source (gross and tax) and, with ``auto_book``, approved, as ``push`` would have
+        done. On a difference it stays an unapproved draft (the ledger already counts it
+        as pushed, so it is not deleted) and the error names both figures."""
+        invoice = self.invoice(ref.target_id)
+        if invoice is None:
+            raise TransientError(f"Billy invoice {ref.number or ref.target_id} was not found again")
+        if invoice.get("state") != "draft":
+            return
+        problem = amount_problem(document, invoice)
+        if problem:
+            raise QuarantineError(
+                f"{problem}; the Billy draft {ref.number or ref.target_id} was not approved: delete it in Billy "
+                "and quarantine or fix the document"
+            )
+        if self.settings.auto_book:
+            self._call("PUT", f"/invoices/{ref.target_id}", json={"invoice": {"state": "approved"}})
+
     def invoice(self, invoice_id: str) -> dict[str, Any] | None:
         """The invoice with its ``balanceModifiers`` (its payments) embedded."""
         response = self.client.get(

@@ -246,3 +246,43 @@ def test_ordinary_documents_keep_one_line_per_source_line(sandbox, target_for, k
     ref, _ = push(target, doc, kit, mark_paid=False)
     assert len([x for x in sandbox.state["invoiceLines"].values() if x["invoiceId"] == ref.target_id]) == 3
     assert sandbox.state["invoices"][ref.target_id]["taxMode"] == "incl"
+
+
+# -- the sandbox's own rules ------------------------------------------------------------------
+def test_sandbox_payment_rules(sandbox, target_for, kit):
+    target = target_for(auto_book=True)
+    ref, _ = push(target, hundred(currency="EUR"), kit, mark_paid=False, rate="7.46")
+
+    def pay(**extra):
+        body = {"entryDate": "2026-03-03", "cashSide": "debit", "cashAccountId": "acc_bank",
+                "associations": [{"subjectReference": f"invoice:{ref.target_id}"}], **extra}
+        return target.client.request("POST", "/bankPayments", json={"bankPayment": body}, ok=[422])
+
+    assert "cashExchangeRate" in pay(cashAmount=746).text  # DKK account, EUR invoice: rate required
+    assert pay(cashAmount=746, cashExchangeRate=0).status_code == 422
+    answer = pay(cashAmount=820.6, cashExchangeRate=7.46).json()  # 110 EUR on 100: Billy accepts
+    (payment,) = answer["bankPayments"]
+    assert payment["contactBalancePostings"][0]["amount"] == 10.0
+    assert sandbox.state["invoices"][ref.target_id]["isPaid"] is True
+    target.client.request("PUT", f"/bankPayments/{payment['id']}", json={"bankPayment": {"isVoided": True}})
+    assert D(sandbox.state["invoices"][ref.target_id]["balance"]) == D("100.00")
+    again = target.client.request("PUT", f"/bankPayments/{payment['id']}",
+                                  json={"bankPayment": {"isVoided": False}}, ok=[422])
+    assert again.status_code == 422
+    modifiers = target.invoice(ref.target_id)["balanceModifiers"]
+    assert [m["isVoided"] for m in modifiers] == [True]
+
+
+def test_complete_checks_and_approves_an_adopted_draft(sandbox, target_for, kit):
+    drafts, booked = target_for(), target_for(auto_book=True)
+    doc = hundred()
+    ref, plan = push(drafts, doc, kit, mark_paid=False)  # as if the answer was lost before approval
+    booked.complete(ref, doc, plan)
+    assert sandbox.state["invoices"][ref.target_id]["state"] == "approved"
+    booked.complete(ref, doc, plan)  # approved: nothing more
+    doc2 = hundred(2)
+    ref2, plan2 = push(drafts, doc2, kit, mark_paid=False)
+    sandbox.state["invoices"][ref2.target_id]["tax"] = 20.01
+    with pytest.raises(QuarantineError, match="was not approved"):
+        booked.complete(ref2, doc2, plan2)
+    assert sandbox.state["invoices"][ref2.target_id]["state"] == "draft"
