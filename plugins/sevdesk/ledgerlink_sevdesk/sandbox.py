@@ -115,17 +115,6 @@ def _static_country_path(spec: dict[str, Any]) -> None:
     }}
 
 
-def _delete_drafts(spec: dict[str, Any]) -> None:
-    for path, param, model in (("/Voucher/{voucherId}", "voucherId", "voucher"),
-                               ("/Invoice/{invoiceId}", "invoiceId", "invoice")):
-        spec["paths"][path]["delete"] = {
-            "operationId": f"delete{model.capitalize()}",
-            "summary": f"Delete a draft {model} (only drafts; else 409, code 159)",
-            "parameters": [{"name": param, "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "Successful operation"}},
-        }
-
-
 SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("saveVoucher requires 'voucherPos', a property it does not have; the positions are 'voucherPosSave'",
      "the spec's own saveVoucher properties; NOTES §6", _set_required("saveVoucher", "voucherPos", "voucherPosSave")),
@@ -147,8 +136,6 @@ SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
      "the spec's ContactAddress model: 'Country of the contact address. For all countries, send a GET to "
      "/StaticCountry'; fields from Model_StaticCountryResponse of the community-patched spec; NOTES §9",
      _static_country_path),
-    ("DELETE /Voucher/{id} and DELETE /Invoice/{id} are not paths, though drafts can be deleted",
-     "[RS] measured 'Only drafts can be deleted (409, code 159)'; NOTES §6", _delete_drafts),
 ]
 
 
@@ -399,8 +386,6 @@ class SevdeskSandbox(Sandbox):
             ("GET", "/Voucher", self.list_vouchers),
             ("GET", "/Voucher/{id}", self.get_voucher),
             ("PUT", "/Voucher/{id}/bookAmount", self.book_voucher),
-            ("DELETE", "/Voucher/{id}", self.delete_voucher),
-            ("DELETE", "/Invoice/{id}", self.delete_invoice),
             ("POST", "/Invoice/Factory/saveInvoice", self.save_invoice),
             ("GET", "/Invoice", self.list_invoices),
             ("GET", "/Invoice/{id}", self.get_invoice),
@@ -560,63 +545,6 @@ class SevdeskSandbox(Sandbox):
         self.state["communication_ways"][way_id] = way
         return 201, way
 
-    # -- currency ----------------------------------------------------------------------
-    def _currency(self, doc: dict[str, Any]) -> tuple[str, Decimal | None]:
-        """The document's currency and, for a foreign one, its rate (book currency per
-        unit). The spec (Model_Voucher.currency): a currency other than the account's
-        needs propertyForeignCurrencyDeadline or propertyExchangeRate; the deadline wins."""
-        book = self.state.get("currency") or "EUR"
-        currency = str(doc.get("currency") or book).upper()
-        if currency == book:
-            return currency, None
-        deadline, rate = doc.get("propertyForeignCurrencyDeadline"), doc.get("propertyExchangeRate")
-        if deadline in (None, "") and rate in (None, ""):
-            raise ApiError(422, f"The currency {currency} differs from the default currency {book} of the account:"
-                                " propertyForeignCurrencyDeadline or propertyExchangeRate must be specified")
-        if deadline not in (None, ""):
-            _date(deadline, "propertyForeignCurrencyDeadline")
-            known = (self.state.get("exchange_rates") or {}).get(currency)
-            if known is None:
-                raise ApiError(422, f"No exchange rate for {currency} is known for that day")
-            return currency, _dec(known, "exchange rate")
-        value = _dec(rate, "propertyExchangeRate")
-        if value <= 0:
-            raise ApiError(422, "propertyExchangeRate must be greater than 0")
-        return currency, value
-
-    @staticmethod
-    def _sums(net: Decimal, tax: Decimal, rate: Decimal | None) -> dict[str, Any]:
-        """The sums of a document: in the book currency, and for a foreign one also in
-        its own currency (*ForeignCurrency), converted at the rate per sum."""
-        if rate is None:
-            return {"sumNet": _s(net), "sumTax": _s(tax), "sumGross": _s(net + tax),
-                    "sumNetAccounting": _s(net), "sumTaxAccounting": _s(tax), "sumGrossAccounting": _s(net + tax),
-                    "sumNetForeignCurrency": "0", "sumTaxForeignCurrency": "0", "sumGrossForeignCurrency": "0"}
-        book_net, book_tax = _cents(net * rate), _cents(tax * rate)
-        return {"sumNet": _s(book_net), "sumTax": _s(book_tax), "sumGross": _s(book_net + book_tax),
-                "sumNetAccounting": _s(book_net), "sumTaxAccounting": _s(book_tax),
-                "sumGrossAccounting": _s(book_net + book_tax),
-                "sumNetForeignCurrency": _s(net), "sumTaxForeignCurrency": _s(tax),
-                "sumGrossForeignCurrency": _s(net + tax)}
-
-    async def delete_voucher(self, request: Request, body: Any) -> Any:
-        voucher = self._get("vouchers", request.path_params["id"], "Voucher")
-        if voucher["status"] != "50":
-            raise ApiError(409, "Only drafts can be deleted", 159)
-        del self.state["vouchers"][voucher["id"]]
-        for pos_id in [k for k, v in self.state["voucher_positions"].items() if v["voucher"]["id"] == voucher["id"]]:
-            del self.state["voucher_positions"][pos_id]
-        return 200, [None]
-
-    async def delete_invoice(self, request: Request, body: Any) -> Any:
-        invoice = self._get("invoices", request.path_params["id"], "Invoice")
-        if invoice["status"] != "100":
-            raise ApiError(409, "Only drafts can be deleted", 159)
-        del self.state["invoices"][invoice["id"]]
-        for pos_id in [k for k, v in self.state["invoice_positions"].items() if v["invoice"]["id"] == invoice["id"]]:
-            del self.state["invoice_positions"][pos_id]
-        return 200, [None]
-
     # -- vouchers ----------------------------------------------------------------------
     def _allowed(self, account_datev_id: str, rule: str, rate: Decimal, receipt_type: str) -> str | None:
         entry = next((g for g in self.state["guidance"] if str(g["accountDatevId"]) == account_datev_id), None)
@@ -635,12 +563,8 @@ class SevdeskSandbox(Sandbox):
     async def save_voucher(self, request: Request, body: Any) -> Any:
         voucher_in = body.get("voucher") or {}
         positions_in = body.get("voucherPosSave") or []
-        existing = None
         if voucher_in.get("id"):
-            # [RS]: only drafts can be updated, and every position is sent again with its id.
-            existing = self._get("vouchers", str(voucher_in["id"]), "Voucher")
-            if existing["status"] != "50":
-                raise ApiError(400, "Only drafts can be updated. Use resetToDraft first", 90400)
+            raise ApiError(400, "Updating vouchers is not supported by this sandbox")
         status = str(voucher_in.get("status"))
         if status not in ("50", "100"):
             raise ApiError(422, "Vouchers can only be created with status 50 (draft) or 100 (open)."
@@ -675,13 +599,7 @@ class SevdeskSandbox(Sandbox):
         nets = {bool(p.get("net")) for p in positions_in}
         if len(nets) > 1:
             raise ApiError(422, "All positions must use the same value for 'net'")
-        currency, rate_in_book = self._currency(voucher_in)
-        if existing is not None:
-            voucher_id = existing["id"]
-            for pos_id in [k for k, v in self.state["voucher_positions"].items() if v["voucher"]["id"] == voucher_id]:
-                del self.state["voucher_positions"][pos_id]
-        else:
-            voucher_id = str(self.next_id("Voucher", 156270655))
+        voucher_id = str(self.next_id("Voucher", 156270655))
         stamp = _now()
         positions = []
         sum_net = sum_tax = Decimal("0")
@@ -731,8 +649,10 @@ class SevdeskSandbox(Sandbox):
             "supplier": {"id": supplier["id"], "objectName": "Contact"} if supplier else None,
             "supplierName": voucher_in.get("supplierName") or (supplier or {}).get("name"),
             "description": voucher_in.get("description"),
-            "payDate": None, "status": status, "currency": currency,
-            **self._sums(sum_net, sum_tax, rate_in_book), "showNet": "1", "paidAmount": 0,
+            "payDate": None, "status": status, "currency": voucher_in.get("currency") or "EUR",
+            "sumNet": _s(sum_net), "sumTax": _s(sum_tax), "sumGross": _s(sum_net + sum_tax),
+            "sumNetAccounting": _s(sum_net), "sumTaxAccounting": _s(sum_tax),
+            "sumGrossAccounting": _s(sum_net + sum_tax), "showNet": "1", "paidAmount": 0,
             "taxType": tax_type if version == "1.0" else None, "creditDebit": credit_debit,
             "hidden": "0", "voucherType": voucher_in.get("voucherType"), "enshrined": None,
             "paymentDeadline": _date(voucher_in.get("paymentDeadline"), "paymentDeadline"),
@@ -741,10 +661,6 @@ class SevdeskSandbox(Sandbox):
             "costCentre": {"id": cost_centre["id"], "objectName": "CostCentre"} if cost_centre else None,
             "taxRule": {"id": rule, "objectName": "TaxRule"} if rule else None,
         }
-        if rate_in_book is not None:
-            voucher["propertyExchangeRate"] = f"{rate_in_book:f}"
-        if existing is not None:
-            voucher["create"] = existing["create"]
         self.state["vouchers"][voucher_id] = voucher
         return 201, {"voucher": voucher, "voucherPos": positions, "vatdrop": "not relevant"}
 
@@ -774,15 +690,9 @@ class SevdeskSandbox(Sandbox):
         if kind == "Voucher" and doc.get("creditDebit") == "C":
             amount = -amount  # an expense is paid out: [RS] measured negative amounts
         total = Decimal(doc["sumGross"])
-        if Decimal(str(doc.get("sumGrossForeignCurrency") or 0)) != 0:
-            total = Decimal(doc["sumGrossForeignCurrency"])  # paidAmount in the document's currency
         paid = Decimal(str(doc.get("paidAmount") or 0))
         from_status = doc["status"]
-        if abs(amount) > total - paid:
-            # Stricter than measured ([RS]: sevDesk accepts it and caps paidAmount), so a
-            # connector that books too much is caught here.
-            raise ApiError(422, f"The amount {_s(abs(amount))} exceeds the open amount {_s(total - paid)}")
-        paid = paid + abs(amount)
+        paid = min(total, paid + amount)  # sevDesk caps paidAmount at the total
         doc["paidAmount"] = paid
         doc["status"] = "1000" if paid >= total else ("750" if paid > 0 else from_status)
         if doc["status"] == "1000":
@@ -840,7 +750,6 @@ class SevdeskSandbox(Sandbox):
         elif not inv.get("taxType"):
             raise ApiError(422, "taxType is required")
         country = self._known_country(_ref_id(inv.get("addressCountry"), "addressCountry"))
-        currency, rate_in_book = self._currency(inv)
         show_net = inv.get("showNet") in (True, 1, "1")
         invoice_id = str(self.next_id("Invoice", 135582099))
         stamp = _now()
@@ -854,12 +763,7 @@ class SevdeskSandbox(Sandbox):
                 raise ApiError(422, f"The tax rule {rule} only allows the tax rate 0")
             quantity = _dec(pos.get("quantity"), "quantity")
             price = _dec(pos.get("price"), "price")
-            position_net = show_net
-            if pos.get("priceGross") is not None:
-                price, position_net = _dec(pos["priceGross"], "priceGross"), False
-            elif pos.get("priceNet") is not None:
-                price, position_net = _dec(pos["priceNet"], "priceNet"), True
-            if position_net:
+            if show_net:
                 net = _cents(quantity * price)
                 tax = _cents(net * rate / 100)
                 gross = net + tax
@@ -893,8 +797,8 @@ class SevdeskSandbox(Sandbox):
             "deliveryDate": _date(inv.get("deliveryDate"), "deliveryDate"),
             "status": "100", "contactPerson": {"id": person, "objectName": "SevUser"},
             "taxRate": "0", "taxText": inv.get("taxText"), "taxType": inv.get("taxType") if version == "1.0" else None,
-            "sendDate": None, "invoiceType": inv.get("invoiceType") or "RE", "currency": currency,
-            **self._sums(sum_net, sum_tax, rate_in_book),
+            "sendDate": None, "invoiceType": inv.get("invoiceType") or "RE", "currency": inv["currency"],
+            "sumNet": _s(sum_net), "sumTax": _s(sum_tax), "sumGross": _s(sum_net + sum_tax),
             "paidAmount": 0, "customerInternalNote": inv.get("customerInternalNote"),
             "showNet": _flag(show_net), "enshrined": None, "sendType": None,
             "costCentre": inv.get("costCentre"),

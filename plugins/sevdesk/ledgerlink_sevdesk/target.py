@@ -449,15 +449,6 @@ class SevdeskTarget(Target):
             )
         rule = rules[0]
         self._cost_centre(plan)
-        if mapping.foreign(document, plan) and plan.exchange_rate is None:
-            raise QuarantineError(
-                f"the document is in {document.currency} and the books in {plan.book_currency}, and no exchange "
-                "rate is known; sevDesk needs propertyExchangeRate for it"
-            )
-        try:
-            mapping.choose_positions([pl for pl, _ in lines], by_account=self.settings.document_type == "voucher")
-        except ValueError as exc:
-            raise QuarantineError(str(exc)) from None
         if self.settings.document_type == "voucher":
             if rule in NOT_ON_VOUCHERS:
                 reason = "One-Stop-Shop (OSS)" if rule in OSS_RULES else f"tax rule {rule}"
@@ -527,7 +518,7 @@ class SevdeskTarget(Target):
                 log.warning("invoice %s stays a draft (finalize_invoices = false); its payment is not booked",
                             ref.target_id)
             elif plan.mark_paid:
-                self._book(ref, document, plan, document.payments)
+                self._book(ref, document, document.payments)
         except (VendorRejected, QuarantineError, TransientError) as exc:
             # The document exists (whatever failed after it, even a read or a refused
             # connection); find_document adopts it and book_payment completes it.
@@ -541,14 +532,10 @@ class SevdeskTarget(Target):
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
         description = self.description_for(document.source_ref, document.number)
-        positions, layout = mapping.choose_positions([planned for planned, _ in lines])
-        if len(positions) != len(lines) or positions[0].net != (lines[0][0].line.price_basis == "net"):
-            log.info("sevDesk voucher %s is sent as %s, so sevDesk's VAT is the source's to the cent",
-                     description, layout)
         body = mapping.voucher_payload(
             document, plan, [planned for planned, _ in lines], rule, description=description,
             version=self.version, guidance=self.guidance, accounting_types=self.settings.accounting_types,
-            cost_centre=self._cost_centre(plan), status=50, positions=positions,
+            cost_centre=self._cost_centre(plan),
         )
         try:
             _, objects = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
@@ -561,54 +548,17 @@ class SevdeskTarget(Target):
                 raise QuarantineError(f"{exc.message} (tried {tried})") from None
             raise
         saved = objects.get("voucher") or {}
-        ref = TargetRef(target_id=str(saved["id"]), number=description, kind="voucher")
-        # A draft first: its sums are checked before it is registered (status 100),
-        # and a draft can still be deleted.
-        self._check_sums(ref, saved, document, plan)
-        saved_positions = objects.get("voucherPos") or []
-        body["voucher"]["id"] = int(ref.target_id)
-        body["voucher"]["status"] = 100
-        if len(saved_positions) == len(body["voucherPosSave"]):
-            # sevDesk totals only the positions of the call: send every one with its id.
-            for item, stored in zip(body["voucherPosSave"], saved_positions, strict=True):
-                item["id"] = int(stored["id"])
-        try:
-            _, registered = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
-        except (VendorRejected, QuarantineError, TransientError) as exc:
-            raise OutcomeUnknown(
-                f"sevDesk voucher {ref.target_id} was saved as a draft, but registering it (status 100) "
-                f"failed: {exc}"
-            ) from None
-        status = str(((registered or {}).get("voucher") or {}).get("status") or "")
-        if status != "100":
-            raise OutcomeUnknown(
-                f"sevDesk voucher {ref.target_id} was saved as a draft, and registering it answered status "
-                f"{status or 'none'} instead of 100"
-            )
-        return ref
+        self._check_sums(saved, document, "voucher")
+        return TargetRef(target_id=str(saved["id"]), number=description, kind="voucher")
 
-    def _check_sums(self, ref: TargetRef, saved: dict[str, Any], document: Document, plan: Plan) -> None:
-        """sevDesk's own sums of the saved draft against the source, before the draft is
-        finished: on a difference the draft is deleted and the document quarantined."""
-        gross_key, tax_key = "sumGross", "sumTax"
-        if mapping.foreign(document, plan) and mapping.number(saved.get("sumGrossForeignCurrency")) != 0:
-            gross_key, tax_key = "sumGrossForeignCurrency", "sumTaxForeignCurrency"
-        gross = money(mapping.number(saved.get(gross_key)))
-        tax = money(mapping.number(saved.get(tax_key)))
-        if gross == document.total_gross and tax == document.total_tax:
-            return
-        problem = (
-            f"sevDesk computed gross {gross} and VAT {tax} {document.currency} for {ref.kind} {ref.target_id}, "
-            f"the source states gross {document.total_gross} and VAT {document.total_tax}"
-        )
-        try:
-            self._call("DELETE", f"{mapping.object_name(ref)}/{ref.target_id}")
-        except (VendorRejected, QuarantineError, TransientError, OutcomeUnknown) as exc:
-            raise QuarantineError(
-                f"{problem}; deleting the sevDesk draft {ref.kind} {ref.target_id} FAILED ({exc}): delete it by "
-                "hand before this document is retried"
-            ) from None
-        raise QuarantineError(f"{problem}; the sevDesk draft {ref.kind} {ref.target_id} was deleted")
+    @staticmethod
+    def _check_sums(saved: dict[str, Any], document: Document, kind: str) -> None:
+        gross = mapping.number(saved.get("sumGross"))
+        if money(gross) != document.total_gross:
+            log.warning(
+                "sevDesk %s %s totals %s gross, the source document %s",
+                kind, saved.get("id"), money(gross), document.total_gross,
+            )
 
     def _push_invoice(self, document: Document, plan: Plan) -> TargetRef:
         lines = self._resolved_lines(document, plan)
@@ -631,8 +581,8 @@ class SevdeskTarget(Target):
                 ) from None
             raise
         saved = objects.get("invoice") or {}
+        self._check_sums(saved, document, "invoice")
         ref = TargetRef(target_id=str(saved["id"]), number=saved.get("invoiceNumber") or reference, kind="invoice")
-        self._check_sums(ref, saved, document, plan)  # still a draft: deleted on a difference
         if self.settings.finalize_invoices:
             try:
                 _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
@@ -694,16 +644,12 @@ class SevdeskTarget(Target):
             return self.settings.check_account
         return None
 
-    def _book(self, ref: TargetRef, document: Document, plan: Plan, payments: list[Payment]) -> None:
+    def _book(self, ref: TargetRef, document: Document, payments: list[Payment]) -> None:
         path = mapping.object_name(ref)
         current = self._one(f"{path}/{ref.target_id}")
         if current is None:
             raise VendorRejected(f"sevDesk has no {ref.kind} {ref.target_id} to book a payment on")
-        foreign = mapping.foreign(document, plan)
         total = money(mapping.number(current.get("sumGross")))
-        if foreign and mapping.number(current.get("sumGrossForeignCurrency")) != 0:
-            # Assumption: paidAmount is in the document's currency, like the payments.
-            total = money(mapping.number(current.get("sumGrossForeignCurrency")))
         paid = money(mapping.number(current.get("paidAmount")))
         if str(current.get("status")) == "1000" or paid >= total:
             return  # already paid (a re-run): never book twice
@@ -725,18 +671,6 @@ class SevdeskTarget(Target):
                     amount, document.currency, payment.method, ref.kind, ref.target_id,
                 )
                 continue
-            if foreign:
-                currency = str(self._load_check_accounts().get(int(account), {}).get("currency") or "")
-                if currency.upper() != document.currency.upper():
-                    # Never the same number in the book currency; whether bookAmount would
-                    # convert is documented nowhere, so only an account in that currency books it.
-                    log.warning(
-                        "payment of %s %s on %s %s is not booked: check account %s is in %s, not %s; configure "
-                        "a %s check account for method %r; the document stays open",
-                        amount, document.currency, ref.kind, ref.target_id, account, currency or "an unknown "
-                        "currency", document.currency, document.currency, payment.method,
-                    )
-                    continue
             day = payment.date or document.payment_date or document.invoice_date
             if day is None:
                 raise QuarantineError("a payment without a date cannot be booked in sevDesk")
@@ -748,7 +682,7 @@ class SevdeskTarget(Target):
             self._call("PUT", f"{path}/{ref.target_id}/bookAmount", body=body)
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        self._book(ref, document, plan, document.payments)
+        self._book(ref, document, document.payments)
 
     # -- status sync -----------------------------------------------------------------
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:
