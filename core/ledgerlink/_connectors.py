@@ -58,17 +58,15 @@ class ConnectorContext:
         return self.http_factory(**kwargs)
 
 
-class Source:
-    """A system where sales happen. Subclass it and set ``Settings``."""
+class Connector:
+    """What sources and targets share: settings, a context, a sandbox, a status mapper."""
 
     Settings: ClassVar[type[Settings]] = Settings
+    """The pydantic model a ``[connections.NAME]`` table is validated against."""
     description: ClassVar[str] = ""
-    supports_write_customer_number: ClassVar[bool] = False
-    """True when ``write_customer_number`` stores the target's number on the source customer."""
-    supports_write_status: ClassVar[bool] = False
-    """True when ``write_status`` shows the target's status on the source document."""
+    """One line for ``ledgerlink plugins``."""
     status_mapper: ClassVar[str | None] = None
-    """Name of the status mapper that speaks this source's wording, if any."""
+    """Name of the status mapper that speaks this system's status words, if any."""
     sandbox: ClassVar[str | None] = None
     """``"module:Class"`` of the vendor's :class:`ledgerlink.Sandbox` (imported only when
     ``ledgerlink sandbox`` or a demo asks for it, so start-up stays fast)."""
@@ -76,6 +74,18 @@ class Source:
     def __init__(self, settings: Any, context: ConnectorContext) -> None:
         self.settings = settings
         self.context = context
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class Source(Connector):
+    """A system where sales happen. Subclass it and set ``Settings``."""
+
+    supports_write_customer_number: ClassVar[bool] = False
+    """True when ``write_customer_number`` stores the target's number on the source customer."""
+    supports_write_status: ClassVar[bool] = False
+    """True when ``write_status`` shows the target's status on the source document."""
 
     def check(self) -> str:
         """Make one cheap authenticated call; return a one-line description
@@ -115,9 +125,6 @@ class Source:
     def write_status(self, source_ref: str, status: MappedStatus, wording: str) -> None:
         """Show the target's status on the source document. Optional."""
         raise NotSupported(f"{type(self).__name__} cannot store statuses")
-
-    def close(self) -> None:
-        """Release connections."""
 
 
 @dataclass
@@ -266,26 +273,15 @@ class Plan:
         }
 
 
-class Target:
+class Target(Connector):
     """A system where documents are booked or collected. Subclass it and set ``Settings``."""
 
-    Settings: ClassVar[type[Settings]] = Settings
-    description: ClassVar[str] = ""
-    status_mapper: ClassVar[str | None] = None
-    """Name of the status mapper for this target's raw statuses."""
     locks_exported: ClassVar[bool] = False
     """True when an exported document belongs to the target from then on (Bilendo sends
     and dunns it): a later change in the source shows as "changed after export"."""
     books_without_rules: ClassVar[bool] = False
     """True when the target's own settings book every line (e.g. per-region templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""
-    sandbox: ClassVar[str | None] = None
-    """``"module:Class"`` of the vendor's :class:`ledgerlink.Sandbox` (imported only when
-    ``ledgerlink sandbox`` or a demo asks for it, so start-up stays fast)."""
-
-    def __init__(self, settings: Any, context: ConnectorContext) -> None:
-        self.settings = settings
-        self.context = context
 
     def check(self) -> str:
         """Verify the credentials; return a one-line description of the account."""
@@ -346,8 +342,6 @@ class Target:
         """Raw statuses of pushed documents, for status sync. Optional."""
         raise NotSupported(f"{type(self).__name__} cannot report statuses")
 
-    def close(self) -> None:
-        """Release connections."""
 
 
 class Status(StrEnum):
@@ -457,6 +451,7 @@ class Registration:
 
 __all__ = [
     "BrokenDocument",
+    "Connector",
     "Demo",
     "SourceItem",
     "WebhookResource",

@@ -62,7 +62,8 @@ TRANSITIONS: dict[DocumentState | None, frozenset[DocumentState]] = {
     None: frozenset({_S.PENDING, _S.SKIPPED, _S.FAILED, _S.QUARANTINED}),
     # pending -> pending: the target could not be asked whether the write arrived.
     _S.PENDING: frozenset({_S.PENDING, _S.PUSHED, _S.FAILED, _S.QUARANTINED}),
-    _S.FAILED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
+    # failed -> pushed: a push that failed on the way is found in the target after all.
+    _S.FAILED: frozenset({_S.PENDING, _S.PUSHED, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
     _S.QUARANTINED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
     _S.SKIPPED: frozenset({_S.PENDING, _S.FAILED, _S.QUARANTINED, _S.SKIPPED}),
     # A pushed document stays pushed: changes after transfer, payments and statuses are

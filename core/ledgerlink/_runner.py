@@ -173,7 +173,8 @@ class PipelineRunner:
     def process(self, item: SourceItem, *, dry_run: bool, update_cursor: bool = True) -> Outcome | None:
         cursor = (self.pipeline.name, item.cursor) if update_cursor and item.cursor else None
         row = self.ledger.document(self.pipeline.name, item.source_ref)
-        if row is not None and row.state == S.PENDING and not dry_run:
+        if row is not None and not dry_run and (row.state == S.PENDING or (row.state == S.FAILED and row.attempts)):
+            # Unsettled, or failed after a push was tried: ask the target before sending again.
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 self._mark_pushed(row, ref, note="settled: found in the target")

@@ -45,14 +45,15 @@ def test_a_pushed_document_can_never_go_back_to_pending_or_failed(ledger: Ledger
     assert ledger.document(PIPELINE, doc.source_ref).state == "pushed"
 
 
-def test_only_a_pending_document_becomes_pushed(ledger: Ledger) -> None:
+def test_only_a_document_a_push_was_tried_for_becomes_pushed(ledger: Ledger) -> None:
     doc = sample_document(1)
     skipped = ledger.mark_skipped(None, PIPELINE, doc.source_ref, "state not selected", document=doc)
     with pytest.raises(TransitionError, match="cannot go from skipped to pushed"):
         ledger.mark_pushed(skipped, TargetRef(target_id="d1"), note=None)
     assert DocumentState.PUSHED not in TRANSITIONS[None]
-    assert all(DocumentState.PUSHED not in allowed for state, allowed in TRANSITIONS.items()
-               if state not in (DocumentState.PENDING, DocumentState.PUSHED))
+    # pending (the intent) and failed (a push that failed on the way, found after all)
+    assert {state for state, allowed in TRANSITIONS.items() if DocumentState.PUSHED in allowed} == {
+        DocumentState.PENDING, DocumentState.FAILED, DocumentState.PUSHED}
 
 
 def test_the_ledger_refuses_a_cursor_with_a_pending_document(ledger: Ledger) -> None:
@@ -195,3 +196,17 @@ def test_with_reconciliation_in_the_target_no_payment_is_booked(tmp_path: Path) 
     runtime = make_runtime(config(payment_reconciliation="target"), tmp_path)
     assert run_pipeline(runtime).counts() == {"pushed": 1}
     assert fake_store("t")["payments"] == []
+
+
+def test_a_failed_push_found_in_the_target_after_all_is_adopted_not_sent_again(tmp_path: Path) -> None:
+    """The push wrote the document and then failed (a lost answer the target could not
+    be asked about, then given up): the next try asks the target first."""
+    seed(sample_document(1))
+    runtime = make_runtime(config(), tmp_path)
+    fake_store("t")["fail"] = [("after", TransientError("the connection broke after the request was sent"))]
+    first = run_pipeline(runtime)
+    assert first.counts() == {"failed": 1}
+    assert runtime.ledger.document(PIPELINE, "order-1").attempts == 1
+    again = run_pipeline(runtime)
+    assert [(o.source_ref, o.state, o.reason) for o in again.outcomes] == [("order-1", "pushed", "settled")]
+    assert [ref for action, ref, _ in fake_store("t")["writes"] if action == "push"] == ["order-1"]

@@ -29,7 +29,7 @@ def document(*, country: str | None, vat_id: str | None = None, rate: str = "0",
     )
 
 
-def run(doc: Document, tmp_path: Path, **pipeline: object):
+def run(doc: Document, tmp_path: Path, *, dry_run: bool = False, **pipeline: object):
     fake_store("s")["documents"][doc.source_ref] = doc
     raw = {
         "connections": {"shop": {"plugin": "fake-source", "store": "s"},
@@ -37,7 +37,7 @@ def run(doc: Document, tmp_path: Path, **pipeline: object):
         "pipelines": [{"name": "p", "source": "shop", "target": "books", **pipeline}],
     }
     runtime = make_runtime(raw, tmp_path)
-    result = run_pipeline(runtime)
+    result = run_pipeline(runtime, dry_run=dry_run)
     return result, runtime.ledger.document("p", doc.source_ref)
 
 
@@ -110,14 +110,7 @@ def test_a_foreign_currency_without_a_rate_is_quarantined(tmp_path) -> None:
 def test_the_exchange_rate_comes_from_the_source_else_the_pipeline(stated, configured, expected, tmp_path) -> None:
     doc = document(country="CH", hint=T.EXPORT).model_copy(update={"currency": "CHF", "exchange_rate": stated})
     pipeline = {"exchange_rates": {"CHF": configured}} if configured else {}
-    fake_store("s")["documents"][doc.source_ref] = doc
-    raw = {
-        "connections": {"shop": {"plugin": "fake-source", "store": "s"},
-                        "books": {"plugin": "fake-target", "store": "t"}},
-        "pipelines": [{"name": "p", "source": "shop", "target": "books", **pipeline}],
-    }
-    runtime = make_runtime(raw, tmp_path)
-    result = run_pipeline(runtime, dry_run=True)
+    result, _ = run(doc, tmp_path, dry_run=True, **pipeline)
     [outcome] = result.outcomes
     assert outcome.state == "planned"
     assert outcome.plan["exchange_rate"] == expected and outcome.plan["book_currency"] == "EUR"
