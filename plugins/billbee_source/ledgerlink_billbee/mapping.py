@@ -60,6 +60,11 @@ ORDER_STATES: dict[str, int] = {
 
 STATE_NAMES: dict[int, str] = {v: k for k, v in ORDER_STATES.items()}
 
+VOID_STATES = frozenset({ORDER_STATES["canceled"], ORDER_STATES["deleted"]})
+"""States in which an order no longer stands (``Document.cancelled``): canceled (Storniert)
+and deleted (Gelöscht). An order in them after its transfer is reported "cancelled after
+transfer", never left silently booked."""
+
 # Spellings people use for the same state.
 _ALIASES = {"cancelled": "canceled", "demand_note1": "demand_note_1", "demand_note2": "demand_note_2"}
 

@@ -36,6 +36,7 @@ from ledgerlink import (
 from pydantic import Field, SecretStr, field_validator
 
 from .mapping import (
+    VOID_STATES,
     MappingError,
     MappingOptions,
     ShippingTax,
@@ -437,6 +438,8 @@ class BillbeeSource(Source):
                 extra={"billbee_order_id": int(ref), "mapping_problem": str(exc)},
             )
         update: dict[str, Any] = {}
+        if order.get("State") in VOID_STATES:
+            update["cancelled"] = True  # before transfer: skipped; after: "cancelled after transfer"
         if reason is not None:
             update["skip_reason"] = reason
         if cursor is not None:
