@@ -441,6 +441,11 @@ class SevdeskTarget(Target):
     def validate(self, document: Document, plan: Plan) -> None:
         if document.kind == DocumentKind.CREDIT_NOTE:
             raise QuarantineError("credit notes are not supported by the sevDesk target yet; book it by hand")
+        if plan.exchange_rate is not None or document.currency != plan.book_currency:
+            # Never book a foreign amount as the same number of the book currency.
+            raise QuarantineError(
+                f"the document is in {document.currency}, the books in {plan.book_currency}: this version of the "
+                "sevDesk plugin does not send exchange rates yet; book it by hand")
         lines = self._resolved_lines(document, plan)
         rules = sorted({rule for _, rule in lines})
         if len(rules) > 1:

@@ -254,3 +254,16 @@ def test_bookkeeping_1_0_uses_tax_type_and_accounting_type(sev):
     assert not any("ReceiptGuidance" in e["path"] for e in sandbox.requests)
     with pytest.raises(QuarantineError, match="account 8200 has no AccountingType id"):
         target.validate(document, sev.plan_for(document, accounts={Decimal(19): "8200"}))
+
+
+def test_a_foreign_currency_document_is_quarantined_not_booked_as_eur(sev, sandbox, target):
+    """Until the plugin sends sevDesk's exchange rate, a CHF order is never written as the
+    same number of EUR (issue 15, class 3)."""
+    document = sev.shop_order()
+    document.currency = "CHF"
+    plan = sev.plan_for(document)
+    plan.exchange_rate = Decimal("0.95")
+    with pytest.raises(QuarantineError, match="the document is in CHF, the books in EUR: this version of the "
+                                              "sevDesk plugin does not send exchange rates yet"):
+        target.validate(document, plan)
+    assert sandbox.state.get("vouchers", {}) == {}
