@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ._errors import NotSupported
-from ._records import Contact, Customer, Document, Line, TargetRef
+from ._records import DEFAULT_BOOK_CURRENCY, Contact, Customer, Document, Line, TargetRef
 
 if TYPE_CHECKING:
     from ._http import HttpClient
@@ -229,7 +229,7 @@ class Plan:
     """No contact could be matched or created; the mismatch tag is in ``tags``."""
     contact_decision: str = ""
     options: dict[str, Any] = field(default_factory=dict)
-    book_currency: str = "EUR"
+    book_currency: str = DEFAULT_BOOK_CURRENCY
     """The currency the target books in (the pipeline's ``book_currency``)."""
     exchange_rate: Decimal | None = None
     """For a document in a foreign currency: units of ``book_currency`` for one unit of

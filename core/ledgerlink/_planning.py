@@ -18,7 +18,7 @@ from . import _tax as tax
 from ._config import PipelineConfig, Rule
 from ._connectors import Plan, PlannedLine
 from ._errors import QuarantineError
-from ._records import Contact, Document
+from ._records import DEFAULT_BOOK_CURRENCY, DEFAULT_SELLER_COUNTRY, Contact, Document
 
 
 def rule_matches(rule: Rule, document: Document, line_index: int, treatment: str) -> bool:
@@ -116,7 +116,7 @@ class Draft:
     document_date: date
     due_date: date
     exchange_rate: Decimal | None = None
-    book_currency: str = "EUR"
+    book_currency: str = DEFAULT_BOOK_CURRENCY
 
 
 def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: str) -> Decimal | None:
@@ -133,7 +133,7 @@ def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: s
 
 
 def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False,
-          book_currency: str = "EUR") -> Draft:
+          book_currency: str = DEFAULT_BOOK_CURRENCY) -> Draft:
     """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked."""
     rate = exchange_rate(pipeline, document, book_currency)
     lines = plan_lines(pipeline, document, target_books_lines=target_books_lines)
@@ -175,7 +175,7 @@ def resolve_seller_country(pipeline: PipelineConfig, document: Document) -> tupl
     The source's statement is used; the pipeline's ``seller_country`` is the default when
     the source states none (DE when neither does)."""
     if document.seller_country is None:
-        return document.model_copy(update={"seller_country": pipeline.seller_country or "DE"}), None
+        return document.model_copy(update={"seller_country": pipeline.seller_country or DEFAULT_SELLER_COUNTRY}), None
     if pipeline.seller_country and document.seller_country != pipeline.seller_country:
         return document, (f"the source states seller country {document.seller_country}, the pipeline's "
                           f"seller_country is {pipeline.seller_country}; correct one of them")

@@ -207,10 +207,14 @@ _ENVIRONMENT = ("LEDGERLINK_LOAD_PLUGINS", "LEDGERLINK_DISABLE_PLUGIN_AUTOLOAD",
 _cached: dict[tuple[str | None, ...], PluginManager] = {}
 
 
+def _settings_key() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(name) for name in _ENVIRONMENT)
+
+
 def get_plugin_manager(fresh: bool = False) -> PluginManager:
     """The process's plugin manager for the current ``LEDGERLINK_*`` plugin settings
     (built once per combination of them)."""
-    key = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+    key = _settings_key()
     if fresh or key not in _cached:
         _cached[key] = PluginManager()
     return _cached[key]
@@ -219,7 +223,7 @@ def get_plugin_manager(fresh: bool = False) -> PluginManager:
 def use_plugin_manager(manager: PluginManager) -> None:
     """Make ``manager`` the one :func:`get_plugin_manager` returns under the current
     plugin settings (a benchmark's in-process connectors, say)."""
-    _cached[tuple(os.environ.get(name) for name in _ENVIRONMENT)] = manager
+    _cached[_settings_key()] = manager
 
 
 def import_string(path: str) -> Any:

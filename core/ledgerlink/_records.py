@@ -26,6 +26,8 @@ MAX_AMOUNT = Decimal("1e12")
 MAX_QUANTITY = Decimal("1e7")
 DEFAULT_SELLER_COUNTRY = "DE"
 """The seller's country when neither the source nor the pipeline states one."""
+DEFAULT_BOOK_CURRENCY = "EUR"
+"""The book currency when neither the pipeline nor the target states one."""
 
 
 def money(value: Decimal | int | str) -> Decimal:

@@ -45,7 +45,7 @@ from ._errors import (
 from ._http import redact
 from ._ledger import AuditRow, DocumentRow, fresh, payload_hash
 from ._payments import Payments
-from ._records import Document, TargetRef
+from ._records import DEFAULT_BOOK_CURRENCY, Document, TargetRef
 from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
 from ._states import DocumentState, OutcomeState
 
@@ -231,7 +231,7 @@ class PipelineRunner:
         if not self._prepared:
             self.target.prepare(self._options)
             self._prepared = True
-        book_currency = self.pipeline.book_currency or self.target.book_currency() or "EUR"
+        book_currency = self.pipeline.book_currency or self.target.book_currency() or DEFAULT_BOOK_CURRENCY
         draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules,
                                book_currency=book_currency)
         contact, decision = (None, "")
