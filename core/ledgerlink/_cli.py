@@ -295,7 +295,7 @@ class CliReporter:
         if self.dry_run:
             click.echo(_describe_plan(outcome))
             return
-        if outcome.state in NEEDS_A_PERSON + (OutcomeState.CHANGED,) or self.verbose:
+        if outcome.state in NEEDS_A_PERSON + (OutcomeState.CHANGED, OutcomeState.REVERSED) or self.verbose:
             where = f" -> {outcome.target_ref}" if outcome.target_ref else ""
             reason = f": {outcome.reason}" if outcome.reason else ""
             click.echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")

@@ -135,6 +135,12 @@ class PipelineConfig(_Strict):
     exchange_rates: dict[str, Decimal] = Field(
         default_factory=dict, description="rates for documents in a foreign currency whose source states none: "
         "{ CHF = 0.95 } means 1 CHF = 0.95 in the book currency; without one such a document is quarantined")
+    on_cancel: Literal["flag", "reverse"] = Field(
+        "flag", description="a document cancelled in the source after transfer: flag shows it as 'cancelled after "
+        "transfer' for a person (exit 1); reverse writes a credit note referencing it in the target, once")
+    voucher_account: Code | None = Field(
+        None, description="the target's clearing account for gift vouchers redeemed as payment (a shop coupon, a gift card); "
+        "unset: a document paid with a voucher is quarantined")
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")

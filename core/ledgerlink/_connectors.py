@@ -237,6 +237,13 @@ class Plan:
     is in the book currency. A target sends it the way the vendor expects, and never
     books a foreign payment as the same number in the book currency."""
 
+    reverses: TargetRef | None = None
+    """For a credit note that cancels an earlier document: that document in the target.
+    The target writes its credit note or reversing document referencing it."""
+    voucher_account: str | None = None
+    """The pipeline's clearing account for gift vouchers; payments of kind voucher are
+    booked from it (the core quarantines a voucher payment when it is unset)."""
+
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly picture of the plan (for --dry-run)."""
         return {
@@ -256,6 +263,8 @@ class Plan:
             "mark_paid": self.mark_paid,
             "book_currency": self.book_currency,
             "exchange_rate": None if self.exchange_rate is None else str(self.exchange_rate),
+            "reverses": None if self.reverses is None else (self.reverses.number or self.reverses.target_id),
+            "voucher_account": self.voucher_account,
             "lines": [
                 {
                     "description": pl.line.description,
@@ -279,6 +288,10 @@ class Target(Connector):
     locks_exported: ClassVar[bool] = False
     """True when an exported document belongs to the target from then on (Bilendo sends
     and dunns it): a later change in the source shows as "changed after export"."""
+    reverses_documents: ClassVar[bool] = False
+    """True when ``push`` can write a credit note or reversing document for a plan with
+    ``reverses`` set (a cancellation). False: such documents are quarantined, and with
+    on_cancel = "reverse" a cancelled document stays flagged for a person."""
     books_without_rules: ClassVar[bool] = False
     """True when the target's own settings book every line (e.g. per-region templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""

@@ -53,7 +53,7 @@ from ._changes import fingerprint
 from ._records import Contact, Document, TargetRef
 from ._states import DocumentState, LinkState, PaymentState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 STATES = tuple(DocumentState)
 
@@ -111,6 +111,9 @@ class DocumentRow(SQLModel, table=True):
     # added in schema version 4
     payments_booked: str | None = None
     """The sum of the document's payments booked in the target so far (a decimal, as text)."""
+    # added in schema version 5
+    reverses: str | None = Field(default=None, index=True)
+    """For a credit note that cancels an earlier document: that document's source_ref."""
 
 
 class CustomerLink(SQLModel, table=True):
@@ -197,6 +200,8 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     3: ["ALTER TABLE documents ADD COLUMN retryable BOOLEAN"],
     4: ["ALTER TABLE documents ADD COLUMN payments_booked VARCHAR"],
+    5: ["ALTER TABLE documents ADD COLUMN reverses VARCHAR",
+        "CREATE INDEX ix_documents_reverses ON documents (reverses)"],
 }
 
 
@@ -483,6 +488,16 @@ class Ledger:
     def document(self, pipeline: str, source_ref: str) -> DocumentRow | None:
         return self._rows.one(DocumentRow, pipeline=pipeline, source_ref=source_ref)  # type: ignore[no-any-return]
 
+    def reversal_of(self, pipeline: str, source_ref: str) -> DocumentRow | None:
+        """The credit note written (or being written) to cancel ``source_ref``: pushed
+        first, else pending, else any other state; None when there is none."""
+        with self.session() as session:
+            rows = list(session.exec(select(DocumentRow).where(DocumentRow.pipeline == pipeline,
+                                                               DocumentRow.reverses == source_ref)))
+        order = [DocumentState.PUSHED.value, DocumentState.PENDING.value]
+        rows.sort(key=lambda row: order.index(row.state) if row.state in order else len(order))
+        return rows[0] if rows else None
+
     def documents(self, pipeline: str | None = None, states: Sequence[str] | None = None) -> list[DocumentRow]:
         with self.session() as session:
             query = select(DocumentRow)
@@ -518,6 +533,7 @@ class Ledger:
             row.payload = document.model_dump_json()
             row.content_hash = payload_hash(fingerprint(document))
             row.customer_source_id = document.customer.source_id
+            row.reverses = document.reverses
         for name, value in fields.items():
             setattr(row, name, value)
         return self.save_document(row, cursor=cursor, audit=audit)

@@ -136,6 +136,11 @@ def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: b
           book_currency: str = DEFAULT_BOOK_CURRENCY) -> Draft:
     """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked."""
     rate = exchange_rate(pipeline, document, book_currency)
+    vouchers = document.voucher_amount
+    if vouchers and not pipeline.voucher_account:
+        raise QuarantineError(
+            f"{vouchers} {document.currency} of it is paid with a gift voucher, which is a means of payment, not a "
+            f"discount; set voucher_account in pipeline {pipeline.name!r} to the target's voucher clearing account")
     lines = plan_lines(pipeline, document, target_books_lines=target_books_lines)
     document_date = choose_document_date(pipeline, document)
     if pipeline.due_days is not None:
@@ -166,6 +171,7 @@ def complete(pipeline: PipelineConfig, document: Document, draft: Draft, options
         options=options,
         book_currency=draft.book_currency,
         exchange_rate=draft.exchange_rate,
+        voucher_account=pipeline.voucher_account,
     )
 
 

@@ -315,12 +315,19 @@ class Payment(_Record):
     date: _dt.date | None = Field(None, description="the day the money arrived (value date)")
     method: str | None = Field(None, description="how it was paid, in the source's words (\"PayPal\")")
     reference: str | None = Field(None, description="the payment's reference (transaction id)")
+    kind: Literal["money", "voucher"] = Field("money", description="money: cash, card, transfer, PayPal; voucher: "
+                                              "a gift card or multi-purpose voucher redeemed (a means of payment, "
+                                              "booked from the pipeline's voucher_account, never as a discount)")
 
     @field_validator("amount")
     @classmethod
     def _amount(cls, value: Decimal) -> Decimal:
         _check_amount(value, "payment amount")
         return value
+
+
+REVERSAL_SUFFIX = "~reversal"
+"""Appended to a document's source_ref for the credit note ledgerlink writes to reverse it."""
 
 
 class Document(_Record):
@@ -358,7 +365,12 @@ class Document(_Record):
     finalized: bool = Field(True, description="False for drafts and other documents that must not be booked yet "
                             "(recorded as skipped)")
     cancelled: bool = Field(False, description="cancelled or voided in the source; before transfer it is "
-                            "skipped, after transfer it is reported as changed")
+                            "skipped, after transfer it is reported as 'cancelled after transfer' (and reversed "
+                            "with the pipeline's on_cancel = \"reverse\")")
+    reverses: str | None = Field(None, min_length=1, max_length=200, description="for the source's own "
+                                 "cancellation or correction document: the source_ref of the document it cancels; "
+                                 "kind is credit_note. It is written as a credit note referencing that document "
+                                 "in the target, or quarantined, never booked as free-standing negative revenue")
     skip_reason: str | None = Field(None, description="set by the source when this record must not be "
                                     "transferred (a state not selected, another shop), in a bookkeeper's words; "
                                     "the document is still a full Document so the ledger keeps it")
@@ -425,6 +437,42 @@ class Document(_Record):
     def paid_amount(self) -> Decimal:
         """Sum of the payments, each rounded to the cent."""
         return sum((money(p.amount) for p in self.payments), Decimal("0.00"))
+
+    @property
+    def voucher_amount(self) -> Decimal:
+        """The part paid with gift vouchers (payments of kind voucher)."""
+        return sum((money(p.amount) for p in self.payments if p.kind == "voucher"), Decimal("0.00"))
+
+    def reversal(self, on: date) -> Document:
+        """The credit note that reverses this document in full (negative lines, no
+        payments), referencing it, dated ``on`` (the day the cancellation is booked: a
+        reversal never changes a period that may be filed). Its ledger key is
+        ``source_ref + REVERSAL_SUFFIX``."""
+        lines = [
+            line.model_copy(update={
+                "total": -line.total,
+                "tax_amount": None if line.tax_amount is None else -line.tax_amount,
+                "unit_price": None if line.unit_price is None else -line.unit_price,
+            })
+            for line in self.lines
+        ]
+        return self.model_copy(update={
+            "source_ref": self.source_ref + REVERSAL_SUFFIX,
+            "number": None,
+            "kind": DocumentKind.CREDIT_NOTE,
+            "lines": lines,
+            "payments": [],
+            "stated_total": None if self.stated_total is None else -self.stated_total,
+            "cancelled": False,
+            "reverses": self.source_ref,
+            "invoice_date": on,
+            "order_date": on,
+            "payment_date": None,
+            "due_date": None,
+            "skip_reason": None,
+            "cursor": None,
+            "pdf_url": None,
+        })
 
     @property
     def is_paid(self) -> bool:

@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _planning as planning
+from ._cancellations import CANCELLED_IN_SOURCE, Cancellations
 from ._changes import describe_changes, fingerprint
 from ._config import PipelineConfig
 from ._connectors import BrokenDocument, Plan, Source, SourceItem, Target
@@ -45,7 +46,7 @@ from ._errors import (
 from ._http import redact
 from ._ledger import AuditRow, DocumentRow, fresh, payload_hash
 from ._payments import Payments
-from ._records import DEFAULT_BOOK_CURRENCY, Document, TargetRef
+from ._records import DEFAULT_BOOK_CURRENCY, REVERSAL_SUFFIX, Document, TargetRef
 from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
 from ._states import DocumentState, OutcomeState
 
@@ -65,6 +66,8 @@ class PipelineRunner:
         self.target: Target = runtime.target(pipeline.target)
         self.contacts = Contacts(runtime, pipeline, self.source, self.target, self._audit_row)
         self.payments = Payments(runtime, pipeline, self.target, self.plan, self._audit_row, self._report)
+        self.cancellations = Cancellations(self.ledger, pipeline, self.target, pipeline.target, self._process_derived,
+                                          self._report)
         self._result: RunResult | None = None
         self._prepared = False
         self._retrying = False
@@ -122,9 +125,9 @@ class PipelineRunner:
         for row in self.ledger.documents(self.pipeline.name, [S.PENDING]):
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
-                self._mark_pushed(row, ref, note="settled after an interruption: found in the target")
-                self.payments.settle(row)
-                result.add(Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED,
+                outcome = self._adopt(row, ref, None, "settled after an interruption: found in the target")
+                result.add(outcome if outcome.state != OS.PUSHED else
+                           Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED,
                                    "was interrupted; found in the target", ref.target_id))
             else:
                 self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
@@ -147,7 +150,8 @@ class PipelineRunner:
                 continue
             item: SourceItem | None = None
             try:
-                item = self.source.document(row.source_ref)
+                if not row.source_ref.endswith(REVERSAL_SUFFIX):  # ledgerlink's own reversal: the stored copy
+                    item = self.source.document(row.source_ref)
             except NotSupported:
                 pass
             except QuarantineError as exc:
@@ -177,9 +181,10 @@ class PipelineRunner:
             # Unsettled, or failed after a push was tried: ask the target before sending again.
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
-                self._mark_pushed(row, ref, note="settled: found in the target")
-                self.payments.settle(row)
-                return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, "settled", ref.target_id)
+                found = item if isinstance(item, Document) else None
+                outcome = self._adopt(row, ref, found, "settled: found in the target")
+                return outcome if outcome.state != OS.PUSHED else (
+                    Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, "settled", ref.target_id))
         if isinstance(item, BrokenDocument):
             if row is not None and row.state == S.PUSHED:
                 return None
@@ -200,7 +205,14 @@ class PipelineRunner:
             problems = ([seller_problem] if seller_problem else []) + document.consistency_problems()
             if problems:
                 raise QuarantineError("; ".join(problems))
+            reverses: TargetRef | None = None
+            if document.reverses:
+                reverses, reason = self.cancellations.original(document, dry_run=dry_run)
+                if reason:
+                    return self._record(row, document.source_ref, document.number, S.SKIPPED, reason, document,
+                                        cursor, dry_run)
             plan = self.plan(document, dry_run=dry_run)
+            plan.reverses = reverses
             self.target.validate(document, plan)
         except QuarantineError as exc:
             return self._record(row, document.source_ref, document.number, S.QUARANTINED, str(exc), document,
@@ -217,7 +229,7 @@ class PipelineRunner:
         if document.skip_reason:
             return document.skip_reason
         if document.cancelled:
-            return "cancelled in the source"
+            return CANCELLED_IN_SOURCE
         if not document.finalized:
             return "not finalized in the source"
         start = self.pipeline.start_date
@@ -271,13 +283,20 @@ class PipelineRunner:
             assert error is not None
             return self._push_failed(row, document, error, unsettled, cursor, data)
         self.rt.checkpoint("after_push")
+        if settled:
+            # Found after a lost answer: the steps after the create (checks, tags) may be
+            # missing. Targets do only what is still missing, or refuse what they found.
+            try:
+                self._complete(row, ref, document, plan)
+            except QuarantineError as exc:
+                return self._push_failed(row, document, exc, None, cursor, data)
         note = plan.contact_decision
+        if plan.reverses is not None:
+            note = f"credit note for {plan.reverses.number or plan.reverses.target_id}" + (f"; {note}" if note else "")
         self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data, paid=document.paid_amount,
                           payment_booked=plan.mark_paid and not ref.payment_pending and not settled)
-        if settled:
-            # Found after a lost answer: the steps after the create (tags) and the
-            # payment may be missing. Targets do only what is still missing.
-            self._complete(row, ref, document, plan)
+        if document.reverses:
+            self.cancellations.written(document, row)
         if settled or not ref.payment_pending:
             self.payments.settle(row, document)  # a deposit is booked now, not when the rest comes
         self.rt.checkpoint("after_pushed")
@@ -361,9 +380,40 @@ class PipelineRunner:
         self.ledger.mark_pushed(row, ref, note=note, cursor=self._held(cursor), audit=audit,
                                 payment_booked=payment_booked, paid=paid)
 
+    def _adopt(self, row: DocumentRow, ref: TargetRef, document: Document | None, note: str) -> Outcome:
+        """A document found in the target after an interruption or a lost answer: the
+        target finishes what is missing (``complete``) before it counts as pushed; a
+        target that refuses what it found (``QuarantineError``) leaves it quarantined."""
+        if document is None and row.payload:
+            with suppress(ValueError):
+                document = Document.model_validate_json(row.payload)
+        if document is not None:
+            try:
+                document, _ = planning.resolve_seller_country(self.pipeline, document)
+                plan = self.plan(document, dry_run=False)
+                plan.reverses = self.cancellations.reference(document)
+            except LedgerlinkError as exc:
+                self.rt.reporter.message(f"{row.source_ref}: found in the target; it could not be planned again to "
+                                         f"check it ({redact(str(exc))})")
+            else:
+                try:
+                    self._complete(row, ref, document, plan)
+                except QuarantineError as exc:
+                    reason = f"found in the target unfinished: {redact(str(exc))}"
+                    audit = self._audit_row("complete", row.source_ref, ref.target_id, None, f"error: {reason}")
+                    self.ledger.mark_quarantined(row, row.pipeline, row.source_ref, reason, number=row.number,
+                                                 audit=audit)
+                    return Outcome(self.pipeline.name, row.source_ref, row.number, OS.QUARANTINED, reason)
+        self._mark_pushed(row, ref, note=note)
+        self.payments.settle(row)
+        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, note, ref.target_id)
+
     def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """``QuarantineError`` passes: the target refused what it found (and removed it)."""
         try:
             self.target.complete(ref, document, plan)
+        except QuarantineError:
+            raise
         except (LedgerlinkError, ConnectionError_) as exc:
             # The document is in the target (and pushed in the ledger); say what is missing.
             reason = redact(str(exc))
@@ -386,8 +436,12 @@ class PipelineRunner:
         became_paid = self.payments.unbooked(row, document)
         word = "export" if self.target.locks_exported else "transfer"
         text, state = None, OS.CHANGED
-        if document.cancelled:  # never silent: the revenue is still booked in the target
-            text, state = f"cancelled after {word}: still booked in the target; a person must reverse it", OS.CANCELLED
+        if document.cancelled:  # never silent: the revenue is still booked in the target (or reversed now)
+            text, state, failed = self.cancellations.after_transfer(row, document, word, dry_run)
+            if failed is not None:
+                if row.changed != text:
+                    self.ledger.mark_changed(row, text, cursor=self._held(cursor))
+                return failed
         elif changes:
             text = f"changed after {word}: " + "; ".join(changes)
         if dry_run:
@@ -399,10 +453,17 @@ class PipelineRunner:
             outcome = self.payments.book(row, document)
         if text is not None and row.changed != text:
             self.ledger.mark_changed(row, text, cursor=self._held(cursor))
-            return Outcome(self.pipeline.name, row.source_ref, row.number, state, text, row.target_id)
+            return Outcome(self.pipeline.name, row.source_ref, row.number, state, text, row.target_id,
+                           gross=document.total_gross if state == OS.REVERSED else None,
+                           currency=document.currency if state == OS.REVERSED else None)
         if outcome is None:
             self._move_cursor(cursor, dry_run)
         return outcome
+
+    def _process_derived(self, document: SourceItem, dry_run: bool) -> Outcome | None:
+        """A document the run writes besides the listed one (a reversal, or the cancelled
+        original of a source's credit note): the same protocol, the cursor untouched."""
+        return self.process(document, dry_run=dry_run, update_cursor=False)
 
     # -- audit ---------------------------------------------------------------------------
     def _audit_row(self, action: str, source_ref: str | None, target_ref: str | None, payload: Any,

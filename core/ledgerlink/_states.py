@@ -64,6 +64,9 @@ class OutcomeState(StrEnum):
     """Changed in the source after transfer; a person decides (never overwritten)."""
     CANCELLED = "cancelled"
     """Cancelled in the source after transfer: still booked in the target; a person must act."""
+    REVERSED = "reversed"
+    """Cancelled in the source after transfer and reversed in the target by a credit note
+    referencing it (on_cancel = "reverse", or the source's own cancellation document)."""
     PLANNED = "planned"
     """--dry-run: what would happen."""
     PAYMENT_BOOKED = "payment_booked"
