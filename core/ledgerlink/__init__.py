@@ -41,6 +41,7 @@ from ._errors import (  # noqa: E402
 from ._hookspecs import hookimpl  # noqa: E402
 from ._http import HttpClient, RateLimit, default_error_message, key_id, redact  # noqa: E402
 from ._records import (  # noqa: E402
+    REVERSAL_SUFFIX,
     Address,
     Contact,
     Customer,
@@ -71,6 +72,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
 
 __all__ = [
+    "REVERSAL_SUFFIX",
     "SANDBOX_PREFIX",
     "Address",
     "BrokenDocument",

@@ -312,6 +312,8 @@ class CliReporter:
 
 
 def _describe_plan(outcome: Any) -> str:
+    """One document of `run --dry-run`: where each line goes, its tax treatment and why,
+    and the VAT per rate that will land in the target."""
     head = f"{outcome.pipeline} {outcome.number or outcome.source_ref}: {outcome.state}"
     if outcome.state != OutcomeState.PLANNED or not outcome.plan:
         return head + (f" ({outcome.reason})" if outcome.reason else "")
@@ -320,10 +322,21 @@ def _describe_plan(outcome: Any) -> str:
              f"    contact: {outcome.reason or '-'}",
              f"    date {plan['document_date']}, due {plan['due_date']}, tags {', '.join(plan['tags']) or '-'},"
              f" cost centre {plan['cost_centre'] or '-'}, {'paid' if plan['mark_paid'] else 'open'}"]
+    if plan.get("reverses"):
+        lines.append(f"    credit note referencing {plan['reverses']} in the target")
+    if plan.get("exchange_rate"):
+        lines.append(f"    exchange rate {plan['exchange_rate']} {plan['book_currency']} per {outcome.currency}")
+    if plan.get("voucher_account"):
+        lines.append(f"    gift vouchers booked as payment from account {plan['voucher_account']}")
     for line in plan["lines"]:
         lines.append(f"    {line['kind']:<8} account {line['account'] or '(target default)'} "
                      f"tax {line['tax_rate']}% {line['treatment']}{' rule ' + line['tax_rule'] if line['tax_rule'] else ''}"
                      f" net {line['net']} tax {line['tax']} gross {line['gross']}  {line['description'][:40]}")
+        if line.get("why"):
+            lines.append(f"             why: {line['why']}")
+    for rate in plan.get("vat_by_rate", []):
+        lines.append(f"    VAT {rate['treatment']} {rate['tax_rate']} %: net {rate['net']}, VAT {rate['tax']}, "
+                     f"gross {rate['gross']} {outcome.currency}")
     return "\n".join(lines)
 
 

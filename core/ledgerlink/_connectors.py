@@ -198,6 +198,8 @@ class PlannedLine:
     tax_rule: str | None = None
     treatment: str | None = None
     cost_centre: str | None = None
+    why: str = ""
+    """Why the treatment was chosen, in a bookkeeper's words (shown by --dry-run)."""
 
     @property
     def net(self) -> Decimal:
@@ -244,6 +246,19 @@ class Plan:
     """The pipeline's clearing account for gift vouchers; payments of kind voucher are
     booked from it (the core quarantines a voucher payment when it is unset)."""
 
+    def vat_by_rate(self) -> list[dict[str, str]]:
+        """Net, VAT and gross per treatment and rate: what lands in the target's VAT
+        figures (in the document's currency; the target must match them to the cent)."""
+        sums: dict[tuple[str, Decimal], list[Decimal]] = {}
+        for pl in self.lines:
+            entry = sums.setdefault((pl.treatment or "", pl.line.tax_rate), [Decimal("0.00")] * 3)
+            entry[0] += pl.net
+            entry[1] += pl.tax
+            entry[2] += pl.gross
+        return [{"treatment": treatment, "tax_rate": f"{rate.normalize():f}", "net": str(net), "tax": str(tax),
+                 "gross": str(gross)}
+                for (treatment, rate), (net, tax, gross) in sorted(sums.items(), key=lambda kv: (-kv[0][1], kv[0][0]))]
+
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly picture of the plan (for --dry-run)."""
         return {
@@ -265,6 +280,7 @@ class Plan:
             "exchange_rate": None if self.exchange_rate is None else str(self.exchange_rate),
             "reverses": None if self.reverses is None else (self.reverses.number or self.reverses.target_id),
             "voucher_account": self.voucher_account,
+            "vat_by_rate": self.vat_by_rate(),
             "lines": [
                 {
                     "description": pl.line.description,
@@ -272,6 +288,7 @@ class Plan:
                     "account": pl.account,
                     "tax_rule": pl.tax_rule,
                     "treatment": pl.treatment,
+                    "why": pl.why,
                     "tax_rate": str(pl.line.tax_rate),
                     "net": str(pl.net),
                     "tax": str(pl.tax),

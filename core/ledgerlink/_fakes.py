@@ -137,6 +137,7 @@ class FakeTarget(Target):
 
     Settings = FakeTargetSettings
     status_mapper = "identity"
+    reverses_documents = True
 
     @property
     def store(self) -> dict[str, Any]:
@@ -186,6 +187,8 @@ class FakeTarget(Target):
             "contact": plan.contact.target_id if plan.contact else None, "tags": list(plan.tags),
             "accounts": [pl.account for pl in plan.lines], "document_date": plan.document_date.isoformat(),
             "due_date": plan.due_date.isoformat() if plan.due_date else None, "paid": plan.mark_paid,
+            "kind": str(document.kind), "reverses": plan.reverses.target_id if plan.reverses else None,
+            "vouchers": [(str(p.amount), plan.voucher_account) for p in document.payments if p.kind == "voucher"],
         }
         return TargetRef(target_id=ident, number=document.number)
 

@@ -83,6 +83,8 @@ def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lin
     if problems:
         raise QuarantineError("; ".join(problems))
     for index, line in enumerate(document.lines):
+        why = tax.treatment_reason(document, line, treatments[index], oss=pipeline.oss,
+                                   small_business=pipeline.small_business)
         treatment = str(treatments[index])
         rule = next((r for r in pipeline.rules if rule_matches(r, document, index, treatment)), None)
         if rule is None:
@@ -92,7 +94,7 @@ def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lin
                     f"{line.kind}, {document.tax_region}, {line.tax_rate}%"
                 )
                 unmapped.append(f"line {index + 1} ({line.description[:40]!r}: {what})")
-            planned.append(PlannedLine(line=line, treatment=treatment, cost_centre=pipeline.cost_centre))
+            planned.append(PlannedLine(line=line, treatment=treatment, cost_centre=pipeline.cost_centre, why=why))
             continue
         planned.append(
             PlannedLine(
@@ -101,6 +103,7 @@ def plan_lines(pipeline: PipelineConfig, document: Document, *, target_books_lin
                 tax_rule=rule.tax_rule,
                 treatment=treatment,
                 cost_centre=rule.cost_centre or pipeline.cost_centre,
+                why=why,
             )
         )
     if unmapped:

@@ -97,6 +97,38 @@ def treatment_problems(document: Document, line: Line, treatment: TaxTreatment, 
     return out
 
 
+def treatment_reason(document: Document, line: Line, treatment: TaxTreatment, *, oss: bool,
+                     small_business: bool) -> str:
+    """Why ``treatment`` was chosen for this line, in a bookkeeper's words (for --dry-run)."""
+    seller = normalise_country(document.seller_country or DEFAULT_SELLER_COUNTRY)
+    buyer = normalise_country(document.customer.country) if document.customer.country else None
+    vat_id = (document.customer.vat_id or "").strip()
+    who = (f"a business in {buyer} (VAT id {vat_id})" if vat_id else f"a consumer in {buyer}") if buyer else \
+        "a buyer of unknown country"
+    what = "a service" if line.kind == LineKind.SERVICE else "goods" if line.kind == LineKind.GOODS else \
+        str(line.kind)
+    stated = "the source states it and the facts agree: " if document.treatment_hint == treatment else ""
+    if treatment == T.SMALL_BUSINESS:
+        return stated + "the pipeline's seller is a small business (small_business = true): no VAT"
+    if treatment in (T.STANDARD, T.REDUCED):
+        kind = "standard" if treatment == T.STANDARD else "a reduced"
+        where = "" if buyer in (None, seller) else f"; VAT charged, so a supply taxed in {seller} though the " \
+                                                   f"buyer is in {buyer}"
+        return f"{stated}{_rate(line.tax_rate)} is {kind} rate in {seller}, the seller's country{where}"
+    if treatment == T.INTRA_EU_SUPPLY:
+        return f"{stated}{what} to {who}, another EU country: tax-free intra-EU supply (0 %)"
+    if treatment == T.REVERSE_CHARGE:
+        return f"{stated}{what} to {who}, another EU country: the buyer owes the VAT (reverse charge, 0 %)"
+    if treatment == T.EXPORT:
+        return f"{stated}{what} to {who}, outside the EU: tax-free export (0 %)"
+    if treatment == T.NOT_TAXABLE_HERE:
+        return f"{stated}{what} to {who}, outside the EU: not taxable in {seller} (0 %)"
+    if treatment == T.OSS:
+        return (f"{stated}{what} to {who}, another EU country, seller registered for OSS (oss = true): "
+                f"{buyer}'s {_rate(line.tax_rate)}")
+    return stated + str(treatment)
+
+
 def document_problems(document: Document, treatments: list[TaxTreatment], *, oss: bool,
                       small_business: bool) -> list[str]:
     """The problems of every line (``treatments[i]`` is line i's)."""
@@ -107,4 +139,4 @@ def document_problems(document: Document, treatments: list[TaxTreatment], *, oss
     return problems
 
 
-__all__ = ["document_problems", "treatment_problems"]
+__all__ = ["document_problems", "treatment_problems", "treatment_reason"]

@@ -67,6 +67,40 @@ def test_dry_run_prints_the_plan_and_writes_nothing(cfg: str) -> None:
     assert invoke_cli(["-c", cfg, "status", "--json"]).json == []
 
 
+def test_dry_run_names_each_treatment_why_and_the_vat_per_rate(cfg: str) -> None:
+    """What a bookkeeper checks before the first real run: the treatment of every line,
+    the facts it was chosen from, and the net/VAT/gross per rate that will land."""
+    from decimal import Decimal
+
+    from ledgerlink import Line, LineKind, TaxTreatment
+
+    domestic = sample_document(1)
+    domestic.lines.append(Line(description="Book", total=Decimal("10.70"), tax_rate=Decimal("7"),
+                               kind=LineKind.GOODS))
+    eu_business = sample_document(2, customer="cust-2", gross="100.00", rate="0", shipping=None, country="AT")
+    eu_business.customer.vat_id = "ATU12345678"
+    eu_business.treatment_hint = TaxTreatment.INTRA_EU_SUPPLY
+    export = sample_document(3, customer="cust-3", gross="50.00", rate="0", shipping=None, country="CH")
+    for doc in (domestic, eu_business, export):
+        fake_store("shop")["documents"][doc.source_ref] = doc
+    result = invoke_cli(["-c", cfg, "run", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "why: 19 % is standard rate in DE, the seller's country" in out
+    assert "why: 7 % is a reduced rate in DE, the seller's country" in out
+    assert "VAT standard 19 %: net 104.12, VAT 19.78, gross 123.90 EUR" in out
+    assert "VAT reduced 7 %: net 10.00, VAT 0.70, gross 10.70 EUR" in out
+    assert ("why: the source states it and the facts agree: goods to a business in AT (VAT id ATU12345678), "
+            "another EU country: tax-free intra-EU supply (0 %)") in out
+    assert "VAT intra_eu_supply 0 %: net 100.00, VAT 0.00, gross 100.00 EUR" in out
+    assert "why: goods to a consumer in CH, outside the EU: tax-free export (0 %)" in out
+    dry = invoke_cli(["-c", cfg, "run", "--dry-run", "--json"]).json[0]["documents"]
+    [rates] = [d["plan"]["vat_by_rate"] for d in dry if d["source_ref"] == "order-1"]
+    assert rates == [{"treatment": "standard", "tax_rate": "19", "net": "104.12", "tax": "19.78", "gross": "123.90"},
+                     {"treatment": "reduced", "tax_rate": "7", "net": "10.00", "tax": "0.70", "gross": "10.70"}]
+    assert fake_store("books")["pushed"] == {}
+
+
 def test_status_and_audit_work_without_the_connections_secrets(cfg: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
