@@ -80,7 +80,7 @@ class TaxRegion(StrEnum):
 
 
 class TaxTreatment(StrEnum):
-    """How a line is taxed; decides the target's tax rule (see ACCOUNTING notes in the README)."""
+    """How a line is taxed; decides the target's tax rule (see docs/accounting.md)."""
 
     STANDARD = "standard"
     REDUCED = "reduced"
