@@ -144,6 +144,10 @@ class PipelineConfig(_Strict):
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")
+    circuit_breaker: int = Field(
+        3, ge=1, le=1000, description="stop the pipeline's run when this many documents in a row failed for the "
+        "vendor's reasons (could not connect, server errors or timeouts past the retry budget); the rest is left "
+        "for the next run")
     status_wording: str | None = Field(
         None, description="status mapper whose wording sync-status writes back to the source (a German wording of a target's statuses, say); "
         "default: the source's own, else the target's")

@@ -22,7 +22,8 @@ never passes a document that is not settled. One bad document never stops the ot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from decimal import Decimal
 from typing import Any
@@ -51,6 +52,18 @@ from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
 from ._states import DocumentState, OutcomeState
 
 MAX_SETTLE_ROUNDS = 5
+COUNT_LEFT_SECONDS = 10.0
+"""How long a run stopped by the circuit breaker goes on listing the source to say how
+many documents it leaves for the next run."""
+
+
+class VendorDown(Exception):
+    """The circuit breaker: documents in a row failed for the vendor's reasons."""
+
+    def __init__(self, error: TransientError, streak: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.streak = streak
 Cursor = tuple[str, str]
 S, OS = DocumentState, OutcomeState
 
@@ -73,6 +86,8 @@ class PipelineRunner:
         self._retrying = False
         self._cursor_held = False  # a document stayed pending: the cursor must not pass it
         self._options = pipeline.options()  # the same for every document of the run
+        self._transient: TransientError | None = None  # the last document failed for the vendor's reasons
+        self._down_streak = 0
 
     def close(self) -> None:
         for connector in (self.source, self.target):
@@ -103,11 +118,17 @@ class PipelineRunner:
                 cursor = self.ledger.cursor(self.pipeline.name) if use_cursor else None
                 documents = self.source.documents(cursor)
             seen: set[str] = set()
-            for item in documents:
-                if item.source_ref in seen:
-                    continue
-                seen.add(item.source_ref)
-                result.report(self.rt.reporter, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
+            iterator = iter(documents)
+            try:
+                for item in iterator:
+                    if item.source_ref in seen:
+                        continue
+                    seen.add(item.source_ref)
+                    self._breaker(result, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
+            except VendorDown as down:
+                result.error = self._stopped(down, iterator, seen)
+        except VendorDown as down:  # while retrying stored documents: the listing was not started
+            result.error = self._stopped(down, iter(()), set()) + " and the source's new documents"
         except (ConnectionError_, ConfigError) as exc:
             result.error = str(exc)
         except TransientError as exc:
@@ -132,6 +153,39 @@ class PipelineRunner:
             else:
                 self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
                                         reason="interrupted before it reached the target; it will be pushed again")
+
+    # -- the circuit breaker ---------------------------------------------------------------
+    def _breaker(self, result: RunResult, outcome: Outcome | None) -> None:
+        """Report the outcome; raise ``VendorDown`` once ``circuit_breaker`` documents in a
+        row failed for the vendor's reasons (a vendor that is down is down for all)."""
+        result.report(self.rt.reporter, outcome)
+        error, self._transient = self._transient, None
+        if error is not None:
+            self._down_streak += 1
+            if self._down_streak >= self.pipeline.circuit_breaker:
+                raise VendorDown(error, self._down_streak)
+        elif outcome is not None and outcome.state != OS.SKIPPED:
+            self._down_streak = 0  # the vendor answered
+
+    def _stopped(self, down: VendorDown, rest: Iterator[SourceItem], seen: set[str]) -> str:
+        """The one line for a run the breaker stopped, with how many documents are left
+        (counted by listing the source on for a few seconds; nothing more is tried)."""
+        left, more = 0, False
+        deadline = time.monotonic() + COUNT_LEFT_SECONDS
+        try:
+            for item in rest:
+                if item.source_ref not in seen:
+                    seen.add(item.source_ref)
+                    left += 1
+                if time.monotonic() > deadline:
+                    more = True
+                    break
+        except LedgerlinkError:
+            more = True
+        retry = len([row for row in self.ledger.documents(self.pipeline.name, [S.FAILED]) if row.retryable])
+        count = f"{left}{' or more' if more else ''}"
+        return (f"{down.error}; stopped after {down.streak} documents in a row failed for the vendor's reasons: "
+                f"{count} documents not tried and {retry} failed ones left for the next run")
 
     def _report(self, outcome: Outcome) -> None:
         """An outcome besides the document's own (a payment booked on it) goes into the run's result."""
@@ -169,7 +223,7 @@ class PipelineRunner:
                 continue
             self._retrying = True
             try:
-                result.report(self.rt.reporter, self.process(item, dry_run=False, update_cursor=False))
+                self._breaker(result, self.process(item, dry_run=False, update_cursor=False))
             finally:
                 self._retrying = False
 
@@ -218,6 +272,8 @@ class PipelineRunner:
             return self._record(row, document.source_ref, document.number, S.QUARANTINED, str(exc), document,
                                 cursor, dry_run)
         except (DocumentError, TransientError) as exc:
+            if isinstance(exc, TransientError):
+                self._transient = exc
             return self._record(row, document.source_ref, document.number, S.FAILED, str(exc), document, cursor,
                                 dry_run, retryable=isinstance(exc, TransientError))
         if dry_run:
@@ -308,6 +364,8 @@ class PipelineRunner:
     def _push_failed(self, row: DocumentRow, document: Document, error: Exception, unsettled: OutcomeUnknown | None,
                      cursor: Cursor | None, data: str | None) -> Outcome:
         state = S.QUARANTINED if isinstance(error, QuarantineError) else S.FAILED
+        if isinstance(error, TransientError):
+            self._transient = error
         reason = redact(str(error))
         if unsettled is not None:
             # The write may have arrived, and the target could not be asked: keep the
