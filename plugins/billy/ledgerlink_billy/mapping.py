@@ -18,6 +18,7 @@ from ledgerlink import (
     Contact,
     Customer,
     Document,
+    DocumentKind,
     Line,
     LineKind,
     Plan,
@@ -26,6 +27,12 @@ from ledgerlink import (
     default_error_message,
     money,
 )
+
+CREDIT_NOTE_NO = "CN-"
+"""Put before a credit note's number in Billy's ``invoiceNo`` (credit notes share the
+invoices' unique numbers, and a source may number its credit notes in their own range)."""
+REVERSAL_SUFFIX = "~reversal"
+"""What the core appends to an original's source_ref for the reversal it writes."""
 
 TEMPLATE_NAMES = (
     "goods_domestic",
@@ -300,10 +307,13 @@ def invoice_lines(sent: list[SentLine]) -> list[dict[str, Any]]:
 def invoice_payload(
     document: Document, plan: Plan, *, contact_id: str, invoice_no: str, lines: list[dict[str, Any]],
     tax_mode: str, payment_terms_days: int, payment_terms_mode: str | None, base_currency: str | None,
+    credited_invoice_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``invoice`` body (a draft): the payment terms from the plan's due date when it
     has one; ``exchangeRate`` (units of the base currency per unit of the invoice's
-    currency, the plan's rate) when the invoice is not in the organization's currency."""
+    currency, the plan's rate) when the invoice is not in the organization's currency;
+    ``type: creditNote`` and ``creditedInvoiceId`` for a credit note (its lines at
+    positive prices: the type makes it a credit)."""
     days = payment_terms_days
     if plan.due_date is not None:
         days = (plan.due_date - plan.document_date).days
@@ -320,39 +330,90 @@ def invoice_payload(
         body["exchangeRate"] = float(plan.exchange_rate)
     if payment_terms_mode:
         body["paymentTermsMode"] = payment_terms_mode
+    if credited_invoice_id is not None:
+        body["type"] = "creditNote"
+        body["creditedInvoiceId"] = credited_invoice_id
     return body
 
 
+def as_billy_figures(document: Document) -> Document:
+    """The document with the signs Billy shows: an invoice as it is, a credit note with
+    its lines (totals, stated tax, unit prices) made positive, since Billy's
+    ``type: creditNote`` already says that it credits (see the README's assumptions)."""
+    if document.kind != DocumentKind.CREDIT_NOTE:
+        return document
+    lines = [negated(line) for line in document.lines]
+    return document.model_copy(update={
+        "lines": lines,
+        "stated_total": None if document.stated_total is None else -document.stated_total,
+        "kind": DocumentKind.INVOICE,
+    })
+
+
+def negated(line: Line) -> Line:
+    """A line with its total, stated tax and unit price negated (a credit note's line
+    at the positive figures Billy's credit note takes)."""
+    return line.model_copy(update={
+        "total": -line.total,
+        "tax_amount": None if line.tax_amount is None else -line.tax_amount,
+        "unit_price": None if line.unit_price is None else -line.unit_price,
+    })
+
+
+def record_type(record: dict[str, Any]) -> str:
+    """Billy's ``type`` of an invoice record (``invoice`` when the answer leaves it out)."""
+    return str(record.get("type") or "invoice")
+
+
+def wanted_type(document: Document) -> str:
+    return "creditNote" if document.kind == DocumentKind.CREDIT_NOTE else "invoice"
+
+
 def amount_problem(document: Document, invoice: dict[str, Any]) -> str | None:
-    """Billy's gross and tax against the source's, to the øre."""
+    """Billy's type, gross and tax against the source's, to the øre. A credit note is
+    compared at its positive figures (:func:`as_billy_figures`) and must be Billy's
+    ``creditNote``."""
+    kind = wanted_type(document)
+    if record_type(invoice) != kind:
+        return f"Billy's record is a {record_type(invoice)}, the source document a {kind}"
+    figures = as_billy_figures(document)
     net, tax = dec(invoice.get("amount")), dec(invoice.get("tax"))
     gross = net + tax
-    if gross != document.total_gross or tax != document.total_tax:
+    if gross != figures.total_gross or tax != figures.total_tax:
+        what = "credit note" if kind == "creditNote" else "document"
         return (
-            f"Billy computed {gross} {document.currency} gross / {tax} tax, the source document "
-            f"says {document.total_gross} gross / {document.total_tax} tax (check the VAT "
+            f"Billy computed {gross} {document.currency} gross / {tax} tax, the source {what} "
+            f"says {figures.total_gross} gross / {figures.total_tax} tax (check the VAT "
             "ruleset of the template against the source's tax rate)"
         )
     return None
 
 
 # -- payments ------------------------------------------------------------------------------
-def payments_due(document: Document, default_date: _dt.date) -> list[tuple[Decimal, _dt.date]]:
-    """Each payment the source records, with its own amount and date (a payment without
-    a date: the document's payment date, else ``default_date``); a document paid in
-    the source without individual payments counts as one payment of its gross."""
+# One payment: (amount, date, kind), kind "money" or "voucher" (a gift voucher redeemed).
+Due = tuple[Decimal, _dt.date, str]
+# One bank payment Billy has: (amount in the invoice's currency, entry date, kind or "" when
+# its cash account was not looked up, bankPayment id).
+Booked = tuple[Decimal, str, str, str]
+
+
+def payments_due(document: Document, default_date: _dt.date) -> list[Due]:
+    """Each payment the source records, with its own amount, date and kind (a payment
+    without a date: the document's payment date, else ``default_date``); a document paid
+    in the source without individual payments counts as one payment of its gross."""
     fallback = document.payment_date or default_date
     if document.payments:
-        return [(money(p.amount), p.date or fallback) for p in document.payments if money(p.amount) > 0]
+        return [(money(p.amount), p.date or fallback, p.kind) for p in document.payments if money(p.amount) > 0]
     if document.payment_date is not None:
-        return [(document.total_gross, document.payment_date)]
+        return [(document.total_gross, document.payment_date, "money")]
     return []
 
 
-def booked_payments(invoice: dict[str, Any]) -> list[tuple[Decimal, str]] | None:
-    """(amount, entry date) of each bank payment Billy has on the invoice (its
-    ``balanceModifiers`` that come from a ``bankPayment`` and are not voided); None when
-    the answer has no ``balanceModifiers``."""
+def booked_payments(invoice: dict[str, Any]) -> list[Booked] | None:
+    """(amount, entry date, "", bank payment id) of each bank payment Billy has on the
+    invoice (its ``balanceModifiers`` that come from a ``bankPayment`` and are not
+    voided); None when the answer has no ``balanceModifiers``. The kind is filled in by
+    the target when it matters (a document with voucher payments)."""
     modifiers = invoice.get("balanceModifiers")
     if not isinstance(modifiers, list):
         return None
@@ -363,41 +424,43 @@ def booked_payments(invoice: dict[str, Any]) -> list[tuple[Decimal, str]] | None
         reference = str(modifier.get("modifierReference") or "")
         if reference and not reference.startswith("bankPayment:"):
             continue
-        out.append((abs(dec(modifier.get("amount"))), str(modifier.get("entryDate") or "")[:10]))
+        payment_id = reference.partition(":")[2]
+        out.append((abs(dec(modifier.get("amount"))), str(modifier.get("entryDate") or "")[:10], "", payment_id))
     return out
 
 
-def unbooked_payments(
-    due: list[tuple[Decimal, _dt.date]], booked: list[tuple[Decimal, str]]
-) -> list[tuple[Decimal, _dt.date]]:
+def unbooked_payments(due: list[Due], booked: list[Booked]) -> list[Due]:
     """The source's payments Billy does not have yet: each booked entry accounts for one
-    source payment of the same amount (same date first, then any date)."""
+    source payment of the same amount and kind (same date first, then any date). An
+    entry whose kind is unknown ("") pairs with either kind."""
     left = list(booked)
-    todo: list[tuple[Decimal, _dt.date]] = []
-    unmatched: list[tuple[Decimal, _dt.date]] = []
-    for amount, day in due:
-        hit = next((b for b in left if b == (amount, day.isoformat())), None)
+    todo: list[Due] = []
+    unmatched: list[Due] = []
+
+    def same_kind(entry: Booked, kind: str) -> bool:
+        return entry[2] in ("", kind)
+
+    for amount, day, kind in due:
+        hit = next((b for b in left if b[:2] == (amount, day.isoformat()) and same_kind(b, kind)), None)
         if hit is not None:
             left.remove(hit)
         else:
-            unmatched.append((amount, day))
-    for amount, day in unmatched:
-        hit = next((b for b in left if b[0] == amount), None)
+            unmatched.append((amount, day, kind))
+    for amount, day, kind in unmatched:
+        hit = next((b for b in left if b[0] == amount and same_kind(b, kind)), None)
         if hit is not None:
             left.remove(hit)
         else:
-            todo.append((amount, day))
+            todo.append((amount, day, kind))
     return todo
 
 
-def unbooked_by_total(
-    due: list[tuple[Decimal, _dt.date]], already: Decimal
-) -> list[tuple[Decimal, _dt.date]] | None:
+def unbooked_by_total(due: list[Due], already: Decimal) -> list[Due] | None:
     """Without Billy's entries: the earliest payments that add up to what Billy already
     has are booked, the rest are not; None when a payment would be split."""
     covered = Decimal("0.00")
     ordered = sorted(due, key=lambda p: p[1])
-    for index, (amount, _day) in enumerate(ordered):
+    for index, (amount, _day, _kind) in enumerate(ordered):
         if covered == already:
             return ordered[index:]
         covered += amount
@@ -431,10 +494,15 @@ def plain(value: Decimal) -> str:
 
 
 __all__ = [
+    "CREDIT_NOTE_NO",
+    "REVERSAL_SUFFIX",
+    "Booked",
+    "Due",
     "TEMPLATE_LABELS",
     "TEMPLATE_NAMES",
     "SentLine",
     "amount_problem",
+    "as_billy_figures",
     "bank_payment_payload",
     "booked_payments",
     "billy_error_message",
@@ -446,13 +514,16 @@ __all__ = [
     "invoice_lines",
     "invoice_payload",
     "line_figures",
+    "negated",
     "payments_due",
     "pick",
     "plain",
     "predicted_totals",
     "product_number",
     "product_payload",
+    "record_type",
     "template_name",
     "unbooked_by_total",
     "unbooked_payments",
+    "wanted_type",
 ]

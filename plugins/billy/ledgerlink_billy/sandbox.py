@@ -18,6 +18,10 @@ It follows Billy's reference page (copied in ``spec/``):
   cash account's currency differs; an overpayment goes to the contact's balance
   (``contactBalancePostings``), as the reference page says; ``exchangeRate`` 1 on
   invoices in the base currency;
+- credit notes (``type: creditNote``): ``creditedInvoiceId`` must be an approved invoice
+  of the same contact and currency, and only a credit note may set it; approving one
+  settles what is open on the credited invoice (a balance modifier ``invoice:<credit
+  note id>``), the rest is the credit note's balance (owed to the customer);
 - errors in Billy's shape (``meta.statusCode``, ``meta.success: false``,
   ``errorMessage``, ``errorCode``, ``errorTime``, ``helpUrl``) and auth through
   ``X-Access-Token``;
@@ -133,6 +137,8 @@ def danish_company() -> dict[str, Any]:
         ("acc_bank_eur", 5830, "Bankkonto EUR", "asset",
          {"isPaymentEnabled": True, "isBankAccount": True, "currencyId": "EUR"}),
         ("acc_stripe", 5850, "Stripe", "asset", {"isPaymentEnabled": True, "currencyId": "DKK"}),
+        # a clearing account for gift vouchers sold (a liability), payments allowed on it
+        ("acc_vouchers", 6850, "Gavekort (tilgodehavender)", "liability", {"isPaymentEnabled": True}),
         ("acc_vat_out", 7250, "Salgsmoms", "liability", {"systemRole": "salesTax"}),
         ("acc_debtors", 5710, "Debitorer", "asset", {"systemRole": "accountsReceivable"}),
     ]
@@ -427,7 +433,7 @@ class BillySandbox(Sandbox):
         query = request.query_params
         records = list(self.state[resource].values())
         if resource == "invoices":
-            for field in ("invoiceNo", "state", "contactId", "currencyId", "externalId"):
+            for field in ("invoiceNo", "state", "contactId", "currencyId", "externalId", "creditedInvoiceId", "type"):
                 if field in query:
                     records = [r for r in records if str(r.get(field)) == query[field]]
             if "isPaid" in query:
@@ -583,6 +589,21 @@ class BillySandbox(Sandbox):
         if new.get("type", "invoice") not in ("invoice", "creditNote"):
             raise invalid("type", "must be invoice or creditNote")
         new.setdefault("type", "invoice")
+        credited_id = new.get("creditedInvoiceId")
+        if credited_id is not None and new["type"] != "creditNote":
+            raise invalid("creditedInvoiceId", "only a credit note (type creditNote) can credit an invoice")
+        if credited_id is not None:
+            credited = self.state["invoices"].get(credited_id)
+            if credited is None:
+                raise invalid("creditedInvoiceId", "does not exist")
+            if credited.get("type", "invoice") != "invoice":
+                raise invalid("creditedInvoiceId", f"{credited['invoiceNo']} is a credit note, not an invoice")
+            if credited.get("state") != "approved":
+                raise invalid("creditedInvoiceId", f"invoice {credited['invoiceNo']} is not approved")
+            if credited.get("contactId") != new.get("contactId"):
+                raise invalid("contactId", "must be the contact of the credited invoice")
+            if credited.get("currencyId") != currency:
+                raise invalid("currencyId", "must be the currency of the credited invoice")
         state = new.get("state", "draft")
         if state not in ("draft", "approved"):
             raise invalid("state", "must be draft or approved")
@@ -641,7 +662,24 @@ class BillySandbox(Sandbox):
     def _approve(self, invoice: dict[str, Any]) -> None:
         invoice["state"] = "approved"
         invoice["approvedTime"] = self._now()
-        invoice["balance"] = num(money(invoice["amount"]) + money(invoice["tax"]))
+        gross = money(invoice["amount"]) + money(invoice["tax"])
+        invoice["balance"] = num(gross)
+        credited = self.state["invoices"].get(invoice.get("creditedInvoiceId") or "")
+        if invoice.get("type") == "creditNote" and credited is not None:
+            # An approved credit note settles what is still open on the invoice it credits
+            # (a balance modifier on that invoice); the rest is owed back to the customer.
+            applied = min(money(credited["balance"]), gross)
+            credited["balance"] = num(money(credited["balance"]) - applied)
+            credited["isPaid"] = money(credited["balance"]) <= 0
+            invoice["balance"] = num(gross - applied)
+            invoice["isPaid"] = gross - applied <= 0
+            if applied > 0:
+                modifier = {
+                    "id": self._new_id("balanceModifiers"), "modifierReference": f"invoice:{invoice['id']}",
+                    "subjectReference": f"invoice:{credited['id']}", "amount": num(applied),
+                    "entryDate": invoice["entryDate"], "isVoided": False, "realizedCurrencyDifference": 0.0,
+                }
+                self.state["balanceModifiers"][modifier["id"]] = modifier
 
     def _create_bankPayments(self, new: dict[str, Any], record: dict[str, Any], changed: dict[str, Any]) -> None:  # noqa: N802
         def invalid(attribute: str, message: str) -> BillyError:
@@ -670,6 +708,8 @@ class BillySandbox(Sandbox):
             invoice = self.state["invoices"].get(subject_id) if kind == "invoice" else None
             if invoice is None:
                 raise invalid("associations", f"subject {association.get('subjectReference')!r} does not exist")
+            if invoice.get("type") == "creditNote" and new.get("cashSide") == "debit":
+                raise invalid("cashSide", f"credit note {invoice['invoiceNo']} is paid out (credit), not in (debit)")
             if invoice["state"] != "approved":
                 raise invalid("associations", f"invoice {invoice['invoiceNo']} is not approved")
             invoices.append(invoice)

@@ -18,13 +18,19 @@ from .mapping import dec
 
 def raw_status(invoice: dict[str, Any] | None, today: _dt.date) -> str:
     """``draft``, ``approved``, ``sent``, ``overdue``, ``partially_paid``, ``paid``,
-    ``voided`` or ``deleted`` from an invoice's ``state``, ``isPaid``, ``balance``,
-    ``sentState`` and ``dueDate``."""
+    ``credited``, ``voided`` or ``deleted`` from an invoice's ``state``, ``isPaid``,
+    ``balance``, ``sentState``, ``dueDate`` and its balance modifiers (``credited``: a
+    credit note, not a payment, settled its balance)."""
     if invoice is None:
         return "deleted"
     state = str(invoice.get("state") or "")
     if state != "approved":
         return state or "unknown"
+    credited = [m for m in invoice.get("balanceModifiers") or []
+                if isinstance(m, dict) and not m.get("isVoided")
+                and str(m.get("modifierReference") or "").startswith("invoice:")]
+    if credited and invoice.get("isPaid") and invoice.get("type", "invoice") == "invoice":
+        return "credited"  # settled by a credit note: cancelled, not paid
     if invoice.get("isPaid"):
         return "paid"
     gross = dec(invoice.get("amount")) + dec(invoice.get("tax"))
@@ -53,6 +59,7 @@ class BillyStatusMapper(StatusMapper):
         "overdue": Status.OVERDUE,
         "partially_paid": Status.PARTIALLY_PAID,
         "paid": Status.PAID,
+        "credited": Status.CANCELLED,
         "voided": Status.CANCELLED,
         "deleted": Status.CANCELLED,
     }

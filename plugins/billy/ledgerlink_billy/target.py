@@ -47,9 +47,14 @@ from ledgerlink import (
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from .mapping import (
+    CREDIT_NOTE_NO,
+    REVERSAL_SUFFIX,
     TEMPLATE_LABELS,
     TEMPLATE_NAMES,
+    Booked,
+    Due,
     amount_problem,
+    as_billy_figures,
     bank_payment_payload,
     billy_error_message,
     booked_payments,
@@ -59,13 +64,16 @@ from .mapping import (
     invoice_form,
     invoice_lines,
     invoice_payload,
+    negated,
     payments_due,
     pick,
     product_number,
     product_payload,
+    record_type,
     template_name,
     unbooked_by_total,
     unbooked_payments,
+    wanted_type,
 )
 from .statuses import raw_status
 
@@ -170,6 +178,8 @@ class BillyTarget(Target):
     sandbox: ClassVar[str | None] = "ledgerlink_billy.sandbox:BillySandbox"
     # The six templates book every line; pipeline rules are optional overrides.
     books_without_rules: ClassVar[bool] = True
+    # A cancellation is written as a Billy credit note (type creditNote, creditedInvoiceId).
+    reverses_documents: ClassVar[bool] = True
 
     settings: BillySettings
 
@@ -190,6 +200,9 @@ class BillyTarget(Target):
         self._accounts: list[dict[str, Any]] | None = None
         self._rulesets: list[dict[str, Any]] | None = None
         self._products: dict[str, str] | None = None
+        # source_ref -> "invoice" | "creditNote", from validate(): find_document() is
+        # told only the source_ref and number, and a credit note has its own key.
+        self._kinds: dict[str, str] = {}
 
     # -- HTTP helpers ----------------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -402,22 +415,91 @@ class BillyTarget(Target):
 
     # -- documents -------------------------------------------------------------------
     def invoice_no(self, source_ref: str, number: str | None) -> str:
+        """The ``invoiceNo`` of an invoice: prefix + the source's number (else source_ref)."""
         return f"{self.settings.invoice_no_prefix}{number or source_ref}"
 
+    def credit_note_no(self, source_ref: str, number: str | None) -> str:
+        """The ``invoiceNo`` of a credit note: prefix + ``CN-`` + the source's number, else
+        the source_ref (ledgerlink's own reversal of order 123 is ``CN-123~reversal``).
+        Credit notes share the invoices' unique numbers; the ``CN-`` keeps a source's
+        credit note 7 apart from its invoice 7."""
+        return f"{self.settings.invoice_no_prefix}{CREDIT_NOTE_NO}{number or source_ref}"
+
+    def document_no(self, document: Document) -> str:
+        if document.kind == DocumentKind.CREDIT_NOTE:
+            return self.credit_note_no(document.source_ref, document.number)
+        return self.invoice_no(document.source_ref, document.number)
+
     def validate(self, document: Document, plan: Plan) -> None:
-        if document.kind != DocumentKind.INVOICE:
+        self._kinds[document.source_ref] = wanted_type(document)
+        if document.kind == DocumentKind.CREDIT_NOTE and plan.reverses is None:
             raise QuarantineError(
-                "credit notes are not supported by the Billy target yet: book it in Billy by hand"
+                "it is a credit note that references no invoice ledgerlink wrote to Billy; ledgerlink writes "
+                "Billy credit notes only for the invoice they cancel: book it in Billy by hand"
             )
-        if plan.contact is None:
+        if document.kind != DocumentKind.CREDIT_NOTE and plan.reverses is not None:
+            raise QuarantineError("it is an invoice, but the plan says it cancels another document")
+        if document.kind == DocumentKind.CREDIT_NOTE:
+            self.credited_invoice(document, plan)
+        elif plan.contact is None:
             raise QuarantineError("Billy needs a contact for every invoice and none was matched or created")
         for planned in plan.lines:
             self.booking(document, planned)
         self.currency_problem(document, plan)
+        vouchers = document.voucher_amount
+        if vouchers:
+            # Before anything is written: the clearing account must exist and take payments.
+            self.voucher_account(plan)
         if plan.mark_paid and self.settings.auto_book and payments_due(document, plan.document_date):
             # Refused before anything is written: the invoice would be approved (final)
             # and its payment could not be recorded.
-            self.cash_for(document.currency, Decimal("0.00"), plan.exchange_rate)
+            if document.paid_amount > vouchers:
+                self.cash_for(document.currency, Decimal("0.00"), plan.exchange_rate)
+            if vouchers:
+                self.cash_for(document.currency, Decimal("0.00"), plan.exchange_rate,
+                              account=self.voucher_account(plan), setting="voucher_account")
+
+    def credited_invoice(self, document: Document, plan: Plan) -> dict[str, Any]:
+        """The Billy invoice a credit note cancels (``plan.reverses``), checked: it is an
+        approved invoice in the credit note's currency, and what its credit notes credit
+        with this one stays within its gross. QuarantineError names what is wrong."""
+        assert plan.reverses is not None
+        name = plan.reverses.number or plan.reverses.target_id
+        original = self.invoice(plan.reverses.target_id)
+        if original is None:
+            raise QuarantineError(
+                f"it cancels Billy invoice {name}, which Billy no longer has (deleted there?): nothing to credit; "
+                "check the original in Billy"
+            )
+        if record_type(original) != "invoice":
+            raise QuarantineError(f"it cancels Billy record {name}, which is a {record_type(original)}, not an invoice")
+        state = original.get("state")
+        if state == "draft":
+            raise QuarantineError(
+                f"it cancels Billy invoice {name}, which is still a draft (not booked): delete the draft in Billy "
+                "instead of crediting it, or approve it and run `ledgerlink retry --quarantined`"
+            )
+        if state != "approved":
+            raise QuarantineError(f"it cancels Billy invoice {name}, which is {state} in Billy: nothing to credit")
+        if original.get("currencyId") and original.get("currencyId") != document.currency:
+            raise QuarantineError(
+                f"it is in {document.currency}, the Billy invoice {name} it cancels in {original.get('currencyId')}"
+            )
+        own = self.credit_note_no(document.source_ref, document.number)
+        earlier = Decimal("0.00")
+        for record in self._list("/invoices", "invoices", {"creditedInvoiceId": plan.reverses.target_id}):
+            if (record_type(record) == "creditNote" and str(record.get("invoiceNo")) != own
+                    and str(record.get("creditedInvoiceId") or plan.reverses.target_id) == plan.reverses.target_id
+                    and record.get("state") != "voided"):
+                earlier += dec(record.get("amount")) + dec(record.get("tax"))
+        gross = dec(original.get("amount")) + dec(original.get("tax"))
+        credit = as_billy_figures(document).total_gross
+        if earlier + credit > gross:
+            raise QuarantineError(
+                f"it credits {credit} {document.currency}, but Billy invoice {name} of {gross} already has credit "
+                f"notes of {earlier}: it would credit more than the invoice; check the cancellations in the source"
+            )
+        return original
 
     def currency_problem(self, document: Document, plan: Plan) -> None:
         """A document in another currency than the organization's needs the plan's rate
@@ -436,16 +518,48 @@ class BillyTarget(Target):
                 f"{base}: set the pipeline's book_currency to {base}"
             )
 
+    def voucher_account(self, plan: Plan) -> dict[str, Any]:
+        """The pipeline's ``voucher_account`` as a Billy account (id, number or name, like
+        ``cash_account``): it must exist and accept payments. QuarantineError names it."""
+        ref = plan.voucher_account
+        if not ref:
+            raise QuarantineError(
+                f"it is paid partly with a gift voucher and pipeline {plan.pipeline!r} has no voucher_account: "
+                "name the Billy clearing account for vouchers"
+            )
+        account = self.find_account(ref)
+        if account is None:
+            raise QuarantineError(
+                f"voucher_account {ref!r} of pipeline {plan.pipeline!r}: Billy has no such account (give its "
+                "number, name or id)"
+            )
+        if not account.get("isPaymentEnabled"):
+            raise QuarantineError(
+                f"voucher_account {ref!r}: Billy account {account.get('accountNo') or account.get('id')} does not "
+                "accept payments (isPaymentEnabled is false): allow payments on it in Billy"
+            )
+        return account
+
     def cash_for(
-        self, currency: str, amount: Decimal, invoice_rate: Decimal | None
+        self, currency: str, amount: Decimal, invoice_rate: Decimal | None, *,
+        account: dict[str, Any] | None = None, setting: str | None = None,
     ) -> tuple[dict[str, Any], Decimal, Decimal | None]:
         """(cash account, ``cashAmount``, ``cashExchangeRate``) for a payment of ``amount``
         in ``currency`` (the invoice's): on the account for that currency at its own
         amount, else on ``cash_account`` when that one is in the invoice's currency, else
         converted at the invoice's rate when the account is in the base currency.
+        ``account`` (with ``setting``, its name in the config) is used instead for a
+        voucher payment (the pipeline's ``voucher_account``), under the same rules.
         QuarantineError (leave the payment open) when none applies."""
-        ref = self.settings.cash_accounts.get(currency) or self.settings.cash_account
-        account = self.cash_account(ref)
+        if account is None:
+            ref = self.settings.cash_accounts.get(currency) or self.settings.cash_account
+            account = self.cash_account(ref)
+            label = f"cash account {ref!r}"
+            hint = f"set cash_accounts.{currency} to an account in {currency} or record it in Billy"
+            exact = f"record this payment in Billy, or set cash_accounts.{currency} to an account in {currency}"
+        else:
+            label = f"{setting} {account.get('accountNo') or account.get('id')!s}"
+            hint = exact = f"record this voucher payment in Billy, or name a {setting} in {currency}"
         base = self.book_currency()
         account_currency = account.get("currencyId") or base
         if account_currency == currency:
@@ -455,14 +569,12 @@ class BillyTarget(Target):
             if money(cash / invoice_rate) != amount:
                 raise QuarantineError(
                     f"{amount} {currency} at the invoice's rate {invoice_rate} is {cash} {base}, which Billy "
-                    f"reads back as {money(cash / invoice_rate)} {currency}: record this payment in Billy, or "
-                    f"set cash_accounts.{currency} to an account in {currency}"
+                    f"reads back as {money(cash / invoice_rate)} {currency}: {exact}"
                 )
             return account, cash, invoice_rate
         why = "" if invoice_rate is not None or currency == base else " and the invoice has no exchange rate"
         raise QuarantineError(
-            f"cash account {ref!r} is in {account_currency}, the invoice in {currency}{why}: the payment is "
-            f"left open; set cash_accounts.{currency} to an account in {currency} or record it in Billy"
+            f"{label} is in {account_currency}, the invoice in {currency}{why}: the payment is left open; {hint}"
         )
 
     def _line_products(self, document: Document, plan: Plan) -> list[str]:
@@ -480,26 +592,39 @@ class BillyTarget(Target):
 
     def push(self, document: Document, plan: Plan) -> TargetRef:
         self.validate(document, plan)
-        assert plan.contact is not None
+        credit = document.kind == DocumentKind.CREDIT_NOTE
+        if credit:
+            # A credit note goes to the credited invoice's contact, at positive figures.
+            assert plan.reverses is not None
+            original = self.credited_invoice(document, plan)
+            contact_id = str(original.get("contactId") or (plan.contact.target_id if plan.contact else ""))
+            credited_id: str | None = plan.reverses.target_id
+        else:
+            assert plan.contact is not None
+            contact_id, credited_id = plan.contact.target_id, None
+        figures = as_billy_figures(document)
         products = self._line_products(document, plan)
         # The form (taxMode, one line per source line or grouped) whose totals, rounded
         # line by line as Billy does, are the source's gross and VAT.
-        tax_mode, sent, how = invoice_form(document, [pl.line for pl in plan.lines], products)
-        if how != "one line per source line" or tax_mode != ("incl" if plan.lines[0].line.price_basis == "gross" else "excl"):
+        lines = [negated(pl.line) if credit else pl.line for pl in plan.lines]
+        tax_mode, sent, how = invoice_form(figures, lines, products)
+        if how != "one line per source line" or tax_mode != ("incl" if lines[0].price_basis == "gross" else "excl"):
             log.info("Billy invoice for %s is sent with taxMode %s, %s, so Billy's VAT is the source's to the øre",
                      document.source_ref, tax_mode, how)
-        invoice_no = self.invoice_no(document.source_ref, document.number)
+        invoice_no = self.document_no(document)
         body = invoice_payload(
-            document, plan, contact_id=plan.contact.target_id, invoice_no=invoice_no, lines=invoice_lines(sent),
+            document, plan, contact_id=contact_id, invoice_no=invoice_no, lines=invoice_lines(sent),
             tax_mode=tax_mode, payment_terms_days=self.settings.payment_terms_days,
             payment_terms_mode=self.settings.payment_terms_mode, base_currency=self.book_currency(),
+            credited_invoice_id=credited_id,
         )
         # Always a draft first: an approved invoice cannot be deleted if Billy's
         # amounts turn out different from the source's.
         answer = self._call("POST", "/invoices", json={"invoice": body})
         invoice = self._first(answer, "invoices", "an invoice")
         invoice_id = str(invoice["id"])
-        ref = TargetRef(target_id=invoice_id, number=str(invoice.get("invoiceNo") or invoice_no), kind="invoice")
+        kind = "credit note" if credit else "invoice"
+        ref = TargetRef(target_id=invoice_id, number=str(invoice.get("invoiceNo") or invoice_no), kind=kind)
         if "amount" not in invoice or "tax" not in invoice:
             invoice = self.invoice(invoice_id) or invoice
         problem = amount_problem(document, invoice)
@@ -508,7 +633,7 @@ class BillyTarget(Target):
             raise QuarantineError(f"{problem}; the Billy draft {ref.number} was deleted")
         if self.settings.auto_book:
             self._call("PUT", f"/invoices/{invoice_id}", json={"invoice": {"state": "approved"}})
-            if plan.mark_paid:
+            if plan.mark_paid and not credit:
                 try:
                     self.book_payment(ref, document, plan)
                 except (QuarantineError, TransientError) as exc:
@@ -516,7 +641,7 @@ class BillyTarget(Target):
                     # The runner books the payment on a later run and reports why it cannot.
                     log.warning("Billy invoice %s: payment not recorded yet: %s", ref.number, exc)
                     ref.payment_pending = True
-        elif plan.mark_paid and payments_due(document, plan.document_date):
+        elif plan.mark_paid and not credit and payments_due(document, plan.document_date):
             log.warning(
                 "Billy invoice %s stays a draft, so its payment is not recorded yet; ledgerlink "
                 "books it on a later run once the invoice is approved in Billy",
@@ -526,21 +651,38 @@ class BillyTarget(Target):
         return ref
 
     def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        """Finish an invoice adopted after a lost answer: a draft is checked against the
-        source (gross and tax) and, with ``auto_book``, approved, as ``push`` would have
-        done. On a difference it stays an unapproved draft (the ledger already counts it
-        as pushed, so it is not deleted) and the error names both figures."""
+        """Finish an invoice or credit note found after a lost answer or an interruption,
+        before the ledger counts it as pushed. A draft is checked against the source
+        (type, gross and tax; a credit note also its credited invoice) and, with
+        ``auto_book``, approved, as ``push`` would have done. A draft that differs is
+        deleted and the document quarantined (QuarantineError), so a retry writes it
+        afresh. A record of the other kind under the key (a source's invoice 7 found
+        for its credit note 7, say) is left unchanged and the document quarantined."""
+        name = ref.number or ref.target_id
         invoice = self.invoice(ref.target_id)
         if invoice is None:
-            raise TransientError(f"Billy invoice {ref.number or ref.target_id} was not found again")
-        if invoice.get("state") != "draft":
-            return
+            raise TransientError(f"Billy invoice {name} was not found again")
+        kind = wanted_type(document)
+        if record_type(invoice) != kind:
+            raise QuarantineError(
+                f"Billy's {record_type(invoice)} {name} was found under this document's number, but the source "
+                f"document is a {kind}: the Billy record was left unchanged; give one of them another number "
+                "(or an invoice_no_prefix) and retry"
+            )
+        state = invoice.get("state")
+        credited = str(invoice.get("creditedInvoiceId") or "")
+        if kind == "creditNote" and plan.reverses is not None and credited != plan.reverses.target_id:
+            wrong = f"Billy credit note {name} credits invoice {credited or '(none)'}, not {plan.reverses.number or plan.reverses.target_id}"
+            if state == "draft":
+                self._call("DELETE", f"/invoices/{ref.target_id}")
+                raise QuarantineError(f"{wrong}; the draft was deleted, `ledgerlink retry --quarantined` writes it again")
+            raise QuarantineError(f"{wrong}; it is {state} in Billy and was left unchanged: a person must check it")
+        if state != "draft":
+            return  # approved: push approves only after the amount check
         problem = amount_problem(document, invoice)
         if problem:
-            raise QuarantineError(
-                f"{problem}; the Billy draft {ref.number or ref.target_id} was not approved: delete it in Billy "
-                "and quarantine or fix the document"
-            )
+            self._call("DELETE", f"/invoices/{ref.target_id}")
+            raise QuarantineError(f"{problem}; the Billy draft {name} was deleted")
         if self.settings.auto_book:
             self._call("PUT", f"/invoices/{ref.target_id}", json={"invoice": {"state": "approved"}})
 
@@ -557,24 +699,62 @@ class BillyTarget(Target):
             raise TransientError(f"Billy GET /invoices/{invoice_id}: the answer has no invoice")
         return record
 
-    def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
-        """The invoice whose ``invoiceNo`` is our key (prefix + number, else source_ref)."""
-        invoice_no = self.invoice_no(source_ref, number)
+    def _by_number(self, invoice_no: str, kind: str) -> TargetRef | None:
         for record in self._list("/invoices", "invoices", {"invoiceNo": invoice_no}):
             # Checked here too, so a filter the API ignored cannot match a wrong invoice.
-            if str(record.get("invoiceNo")) == invoice_no:
-                return TargetRef(target_id=str(record["id"]), number=invoice_no, kind="invoice")
+            if str(record.get("invoiceNo")) == invoice_no and record_type(record) == kind:
+                label = "credit note" if kind == "creditNote" else "invoice"
+                return TargetRef(target_id=str(record["id"]), number=invoice_no, kind=label)
         return None
 
+    def find_document(self, source_ref: str, number: str | None = None) -> TargetRef | None:
+        """The invoice or credit note written for ``source_ref``, by its ``invoiceNo``.
+
+        An invoice's key is prefix + number (else source_ref), a credit note's prefix +
+        ``CN-`` + number (else source_ref). The kind is known for ledgerlink's own
+        reversals (``~reversal``) and for documents this run validated; otherwise the
+        invoice key is tried first, then the credit note key (``complete`` refuses a
+        record of the wrong kind)."""
+        kind = self._kinds.get(source_ref) or ("creditNote" if source_ref.endswith(REVERSAL_SUFFIX) else None)
+        if kind != "creditNote":
+            found = self._by_number(self.invoice_no(source_ref, number), "invoice")
+            if found is not None or kind == "invoice":
+                return found
+        return self._by_number(self.credit_note_no(source_ref, number), "creditNote")
+
     # -- payments -------------------------------------------------------------------
+    def _payment_kinds(self, booked: list[Booked], voucher_id: str) -> list[Booked]:
+        """Each bank payment with its kind: ``voucher`` when it was paid from the voucher
+        clearing account (read from the bank payment's ``cashAccountId``)."""
+        out = []
+        for amount, day, _kind, payment_id in booked:
+            kind = ""
+            if payment_id:
+                response = self.client.get(f"/bankPayments/{payment_id}", ok=[404])
+                body = self.client.json(response) if response.status_code != 404 else None
+                record = body.get("bankPayment") if isinstance(body, dict) else None
+                if isinstance(record, dict):
+                    kind = "voucher" if str(record.get("cashAccountId")) == voucher_id else "money"
+            out.append((amount, day, kind, payment_id))
+        return out
+
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
         """Record each payment of the source that Billy does not have yet as its own bank
-        payment (own date, own amount). Idempotent: the invoice's bank payments
-        (``balanceModifiers``) tell which are there, so a second call records nothing."""
+        payment (own date, own amount): money on the cash account, a gift voucher
+        redeemed from the pipeline's ``voucher_account``. Idempotent: the invoice's bank
+        payments (``balanceModifiers``, with their cash account when vouchers are
+        involved) tell which are there, so a second call records nothing."""
         due = payments_due(document, plan.document_date)
         if not due:
             return
         name = ref.number or ref.target_id
+        if document.kind == DocumentKind.CREDIT_NOTE:
+            raise QuarantineError(
+                f"ledgerlink does not record refunds on Billy credit notes: record the refund of "
+                f"{document.paid_amount} {document.currency} on credit note {name} in Billy"
+            )
+        vouchers = any(kind == "voucher" for _amount, _day, kind in due)
+        voucher = self.voucher_account(plan) if vouchers else None
         invoice = self.invoice(ref.target_id)
         if invoice is None:
             raise QuarantineError(f"Billy invoice {name} is gone; cannot record its payment")
@@ -589,29 +769,36 @@ class BillyTarget(Target):
         gross = dec(invoice.get("amount")) + dec(invoice.get("tax"))
         balance = dec(invoice.get("balance"))
         booked = booked_payments(invoice)
+        todo: list[Due]
         if booked is not None:
+            if voucher is not None:
+                booked = self._payment_kinds(booked, str(voucher["id"]))
             todo = unbooked_payments(due, booked)
         else:
             maybe = unbooked_by_total(due, gross - balance)
             if maybe is None:
                 raise QuarantineError(
                     f"Billy invoice {name} has {gross - balance} paid, which is not a sum of the source's "
-                    f"payments ({', '.join(str(a) for a, _ in due)}): reconcile it in Billy"
+                    f"payments ({', '.join(str(a) for a, _, _ in due)}): reconcile it in Billy"
                 )
             todo = maybe
         if not todo:
             return
-        open_amount = sum((amount for amount, _ in todo), Decimal("0.00"))
+        open_amount = sum((amount for amount, _, _ in todo), Decimal("0.00"))
         if open_amount > balance:
             raise QuarantineError(
-                f"the source's payments not yet in Billy ({', '.join(f'{a} on {d}' for a, d in todo)}) come to "
+                f"the source's payments not yet in Billy ({', '.join(f'{a} on {d}' for a, d, _ in todo)}) come to "
                 f"{open_amount} {document.currency}, more than invoice {name}'s open balance of {balance}: "
                 "nothing recorded; check the payments in the source and in Billy"
             )
         currency = str(invoice.get("currencyId") or document.currency)
         rate = invoice.get("exchangeRate")
         invoice_rate = Decimal(str(rate)) if rate not in (None, "", 0) else plan.exchange_rate
-        planned = [(day, *self.cash_for(currency, amount, invoice_rate)) for amount, day in todo]
+        planned = [
+            (day, *self.cash_for(currency, amount, invoice_rate, account=voucher if kind == "voucher" else None,
+                                 setting="voucher_account"))
+            for amount, day, kind in todo
+        ]
         for day, account, cash, cash_rate in sorted(planned, key=lambda p: p[0]):
             body = bank_payment_payload(day, cash, account["id"], ref.target_id, cash_rate)
             self._call("POST", "/bankPayments", json={"bankPayment": body})
