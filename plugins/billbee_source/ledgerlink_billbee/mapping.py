@@ -25,6 +25,7 @@ from ledgerlink import (
     Address,
     Customer,
     Document,
+    DocumentKind,
     Line,
     LineKind,
     Payment,
@@ -90,6 +91,9 @@ def state_name(state: object) -> str:
         return STATE_NAMES[state]
     return f"state {state}"
 
+
+VOUCHER_PAYMENT_TYPE = 6
+"""``PaymentType`` 6, Gutschein: a payment made with a voucher."""
 
 PAYMENT_TYPES: dict[int, str] = {
     1: "bank transfer",
@@ -348,11 +352,8 @@ def _rate(order: dict[str, Any], index: Any, vat_mode: int, what: str) -> Decima
     raise MappingError(f"{what} has an unknown TaxIndex {index!r} (expected 0, 1 or 2)")
 
 
-def _item_line(order: dict[str, Any], item: Any, position: int, vat_mode: int) -> Line:
-    what = f"item {position}"
-    if not isinstance(item, dict):
-        raise MappingError(f"{what} is not an object")
-    product = _dict(item.get("Product"), f"{what} Product")
+def _item_title(item: dict[str, Any], position: int) -> str:
+    product = _dict(item.get("Product"), f"item {position} Product")
     title = _text(product.get("Title")) or _text(item.get("InvoiceSKU")) or f"Item {position}"
     attributes = [
         f"{_text(a.get('Name'))}: {_text(a.get('Value'))}"
@@ -361,17 +362,24 @@ def _item_line(order: dict[str, Any], item: Any, position: int, vat_mode: int) -
     ]
     if attributes:
         title = f"{title} ({', '.join(attributes)})"
+    return title
+
+
+def _item_line(order: dict[str, Any], item: dict[str, Any], position: int, vat_mode: int, *, credit: bool) -> Line:
+    what = f"item {position}"
+    product = _dict(item.get("Product"), f"{what} Product")
+    title = _item_title(item, position)
     discount = _optional_amount(item.get("Discount"), f"{what} Discount")
     if discount:
         title = f"{title}, {discount.normalize():f} % discount"
     total = _amount(item.get("TotalPrice"), f"{what} TotalPrice")
-    is_coupon = item.get("IsCoupon") is True
-    if is_coupon:
-        title = f"Coupon: {title}"
     quantity = _amount(item.get("Quantity"), f"{what} Quantity")
     if quantity == 0:
         raise MappingError(f"{what} ({title[:40]!r}) has quantity 0")
-    if quantity < 0 < total:
+    if credit:
+        # A credit note keeps positive quantities; the sign is in the totals.
+        quantity = abs(quantity)
+    elif quantity < 0 < total:
         raise MappingError(
             f"{what} ({title[:40]!r}) has a negative quantity {quantity.normalize():f} but a positive total "
             f"{money(total)}; a person must check the order",
@@ -384,7 +392,7 @@ def _item_line(order: dict[str, Any], item: Any, position: int, vat_mode: int) -
         tax_rate=_rate(order, item.get("TaxIndex"), vat_mode, what),
         price_basis="gross",
         tax_amount=_optional_amount(item.get("TaxAmount"), f"{what} TaxAmount"),
-        kind=LineKind.DISCOUNT if is_coupon or total < 0 else LineKind.GOODS,
+        kind=LineKind.DISCOUNT if total < 0 and not credit else LineKind.GOODS,
         sku=_text(item.get("InvoiceSKU")) or _text(product.get("SKU")),
     )
 
@@ -395,7 +403,7 @@ def _extra_rates(
     """How shipping and adjustment are taxed: (rate, share of the amount) pairs."""
     if vat_mode in ZERO_RATE_MODES:
         return [(Decimal(0), Decimal(1))]
-    goods = [line for line in items if line.kind == LineKind.GOODS and line.total > 0]
+    goods = [line for line in items if line.kind == LineKind.GOODS and line.total != 0]
     if options.shipping_tax == "regular" or (not goods and options.shipping_tax != "reduced"):
         return [(_rate(order, 1, vat_mode, "shipping"), Decimal(1))]
     if options.shipping_tax == "reduced":
@@ -424,12 +432,93 @@ def _split_lines(
     return lines
 
 
+# -- shipping VAT as Billbee states it -------------------------------------------
+@dataclass(frozen=True)
+class StatedFee:
+    """One ``AdditionalFees[]`` entry of type ``ShipCost`` from ``GET /orders/invoices``."""
+
+    gross: Decimal
+    vat: Decimal
+    rate: Decimal
+
+
+SHIPPING_FEE_TYPES = frozenset({"shipcost"})
+"""``AdditionalFees[].Type`` values that are the shipping cost (compared case-insensitively)."""
+
+
+def shipping_fees(invoice: Any) -> list[StatedFee]:
+    """The shipping fees an ``InvoiceApiModel`` states (gross, VAT, rate), as given."""
+    if not isinstance(invoice, dict):
+        raise MappingError("the invoice from GET /orders/invoices is not an object")
+    fees: list[StatedFee] = []
+    for i, fee in enumerate(invoice.get("AdditionalFees") or [], start=1):
+        if not isinstance(fee, dict):
+            raise MappingError(f"invoice fee {i} is not an object")
+        if str(fee.get("Type") or "").strip().lower() not in SHIPPING_FEE_TYPES:
+            continue
+        fees.append(StatedFee(
+            gross=_amount(fee.get("Gross"), f"invoice fee {i} Gross"),
+            vat=_amount(fee.get("VatAmount"), f"invoice fee {i} VatAmount"),
+            rate=_amount(fee.get("VatRate"), f"invoice fee {i} VatRate"),
+        ))
+    return fees
+
+
+def _rates_text(parts: dict[Decimal, Decimal]) -> str:
+    return ", ".join(f"{money(amount)} at {rate.normalize():f} %" for rate, amount in sorted(parts.items(), reverse=True))
+
+
+def _stated_shipping_lines(
+    shipping: Decimal, computed: list[Line], fees: list[StatedFee], vat_mode: int
+) -> list[Line]:
+    """The shipping lines as Billbee's invoice states them (gross and VAT per rate),
+    after checking that they are the split we computed: the same amount, the same
+    rates, each rate's part within a cent. Otherwise the order is quarantined with
+    both splits."""
+    stated: dict[Decimal, tuple[Decimal, Decimal]] = {}
+    for fee in fees:
+        gross, vat = fee.gross, fee.vat
+        if gross != 0 and (gross < 0) != (shipping < 0):  # a cancellation's invoice may state them positive
+            gross, vat = -gross, -vat
+        rate = Decimal(0) if vat_mode in ZERO_RATE_MODES and fee.vat == 0 else fee.rate
+        old_gross, old_vat = stated.get(rate, (Decimal(0), Decimal(0)))
+        stated[rate] = (old_gross + gross, old_vat + vat)
+    stated = {rate: figures for rate, figures in stated.items() if money(figures[0]) != 0 or money(figures[1]) != 0}
+    stated_gross = {rate: gross for rate, (gross, _) in stated.items()}
+    ours = {line.tax_rate: money(line.total) for line in computed}
+    stated_sum = money(sum(stated_gross.values(), Decimal(0)))
+    if stated_sum != money(shipping):
+        raise MappingError(
+            f"Billbee's invoice states shipping fees of {stated_sum} but the order's ShippingCost is "
+            f"{money(shipping)}; a person must check the order", quarantine=True)
+    same = set(ours) == set(stated_gross) and all(
+        abs(money(stated_gross[rate]) - ours[rate]) <= Decimal("0.01") for rate in ours)
+    if not same:
+        raise MappingError(
+            f"Billbee's invoice states the shipping VAT as {_rates_text(stated_gross)}, but shipping_tax gives "
+            f"{_rates_text(ours)}; set shipping_tax to how Billbee taxes shipping, or correct the order",
+            quarantine=True)
+    lines = []
+    for rate, (gross, vat) in sorted(stated.items(), reverse=True):
+        label = "Shipping" if len(stated) == 1 else f"Shipping ({rate.normalize():f} %)"
+        lines.append(Line(description=label, total=money(gross), tax_rate=rate, tax_amount=vat,
+                          kind=LineKind.SHIPPING))
+    return lines
+
+
 # -- the order -----------------------------------------------------------------
-def map_order(order: Any, options: MappingOptions) -> Document:
-    """Map one Billbee order; MappingError names what could not be read."""
+def map_order(
+    order: Any, options: MappingOptions, *, fees: list[StatedFee] | None = None, reverses: str | None = None
+) -> Document:
+    """Map one Billbee order; MappingError names what could not be read.
+
+    ``fees``: the shipping fees Billbee's invoice states (``GET /orders/invoices``),
+    None when not read. ``reverses``: for a cancellation order (``IsCancelationFor``),
+    the ``BillBeeOrderId`` of the order it cancels, as the source found it; without
+    it a cancellation order is quarantined."""
     ref = order_id(order)
     try:
-        return _map(order, ref, options)
+        return _map(order, ref, options, fees, reverses)
     except MappingError as exc:
         raise MappingError(f"order {ref}: {exc}", quarantine=exc.quarantine) from None
     except ValidationError as exc:
@@ -437,6 +526,14 @@ def map_order(order: Any, options: MappingOptions) -> Document:
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = str(first.get("msg")).removeprefix("Value error, ")  # pydantic's wording, not ours
         raise MappingError(f"order {ref}: {where or 'value'}: {message}") from None
+
+
+def cancels(order: dict[str, Any]) -> str | None:
+    """``IsCancelationFor``: the external id of the order this one cancels, or None."""
+    value = order.get("IsCancelationFor")
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    return _text(value)
 
 
 def _broken_text(value: Any, where: str = "") -> str | None:
@@ -451,7 +548,72 @@ def _broken_text(value: Any, where: str = "") -> str | None:
     return None
 
 
-def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
+def _negate(value: Any) -> Any:
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return -value
+    return value
+
+
+def _as_credit(order: dict[str, Any], items: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """A cancellation order with the amounts of a credit note (negative). Billbee's
+    sign convention for cancellation orders is not documented: when the order adds up
+    to a positive total (the original's figures), every amount is negated; when it is
+    already negative it is kept. Returns (order, items, negated)."""
+    total = _optional_amount(order.get("TotalCost"), "TotalCost")
+    if total is None:
+        total = sum((_amount(i.get("TotalPrice"), f"item {n} TotalPrice") for n, i in enumerate(items, start=1)),
+                    Decimal(0))
+    if total <= 0:
+        return order, items, False
+    flipped = dict(order)
+    for key in ("TotalCost", "ShippingCost", "AdjustmentCost"):
+        flipped[key] = _negate(order.get(key))
+    new_items = []
+    for item in items:
+        item = dict(item)
+        for key in ("TotalPrice", "TaxAmount", "UnrebatedTotalPrice"):
+            item[key] = _negate(item.get(key))
+        new_items.append(item)
+    return flipped, new_items, True
+
+
+def _voucher_payments(
+    coupons: list[tuple[int, dict[str, Any]]], created: datetime
+) -> tuple[list[Payment], Decimal]:
+    """Coupon items (``IsCoupon``: Billbee's "tax-free payment") as voucher payments,
+    and the amount they cover. The coupon's amount is a means of payment, never a price
+    reduction: the goods keep their full price."""
+    payments: list[Payment] = []
+    covered = Decimal(0)
+    for position, item in coupons:
+        what = f"item {position}"
+        title = _item_title(item, position)
+        total = _amount(item.get("TotalPrice"), f"{what} TotalPrice")
+        tax = _optional_amount(item.get("TaxAmount"), f"{what} TaxAmount") or Decimal(0)
+        if total > 0:
+            raise MappingError(
+                f"{what} ({title[:40]!r}) is a coupon with a positive amount {money(total)}; a voucher redeemed "
+                "reduces what is paid, so a person must check the order", quarantine=True)
+        if money(tax) != 0:
+            raise MappingError(
+                f"{what} ({title[:40]!r}) is a coupon with VAT {money(tax)}; Billbee's coupons are tax-free "
+                "payments (multi-purpose vouchers), so a person must check the order", quarantine=True)
+        if money(total) == 0:
+            continue
+        covered += -total
+        payments.append(Payment(
+            amount=-total,
+            date=created.date(),
+            method=f"voucher {title}",
+            reference=_text(item.get("InvoiceSKU")) or _text(_dict(item.get("Product"), f"{what} Product").get("Id")),
+            kind="voucher",
+        ))
+    return payments, covered
+
+
+def _map(
+    order: dict[str, Any], ref: str, options: MappingOptions, fees: list[StatedFee] | None, reverses: str | None
+) -> Document:
     broken = _broken_text(order)
     if broken:
         raise MappingError(
@@ -473,15 +635,52 @@ def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
     created = parse_datetime(order.get("CreatedAt"), tz, "CreatedAt")
     if created is None:
         raise MappingError("CreatedAt is missing")
-    items = order.get("OrderItems")
-    if not isinstance(items, list):
+    raw_items = order.get("OrderItems")
+    if not isinstance(raw_items, list):
         raise MappingError("OrderItems is missing or not a list")
-    lines = [_item_line(order, item, i, vat_mode) for i, item in enumerate(items, start=1)]
+    for position, item in enumerate(raw_items, start=1):
+        if not isinstance(item, dict):
+            raise MappingError(f"item {position} is not an object")
+    cancelled_ref = cancels(order)
+    credit = cancelled_ref is not None
+    negated = False
+    if credit:
+        if reverses is None:
+            raise MappingError(
+                f"it is a cancellation of the order with external id {cancelled_ref!r} (IsCancelationFor), "
+                "which Billbee does not find; a person must book the cancellation", quarantine=True)
+        if any(item.get("IsCoupon") is True for item in raw_items):
+            raise MappingError(
+                f"it is a cancellation of {cancelled_ref!r} with a coupon item: a voucher refunded on a "
+                "cancellation is not written by ledgerlink; book it by hand", quarantine=True)
+        order, raw_items, negated = _as_credit(order, raw_items)
+    coupons = [(p, item) for p, item in enumerate(raw_items, start=1) if item.get("IsCoupon") is True]
+    lines = [
+        _item_line(order, item, p, vat_mode, credit=credit)
+        for p, item in enumerate(raw_items, start=1)
+        if item.get("IsCoupon") is not True
+    ]
+    if not credit and vat_mode == 0:
+        goods_rates = {line.tax_rate for line in lines if line.kind == LineKind.GOODS and line.total > 0}
+        for line in lines:
+            if line.kind == LineKind.DISCOUNT and goods_rates and line.tax_rate not in goods_rates:
+                raise MappingError(
+                    f"the discount {line.description[:40]!r} ({money(line.total)}) is at {line.tax_rate.normalize():f} % "
+                    f"but the goods are at {', '.join(f'{r.normalize():f} %' for r in sorted(goods_rates))}: a discount "
+                    "reduces revenue at the rate of the goods it reduces (a gift voucher is marked IsCoupon in "
+                    "Billbee); a person must check the order", quarantine=True)
     rates: list[tuple[Decimal, Decimal]] | None = None
     shipping = _optional_amount(order.get("ShippingCost"), "ShippingCost") or Decimal(0)
-    if money(shipping) != 0:
+    shipping_vat = "none"
+    if money(shipping) != 0 or fees:
         rates = _extra_rates(order, lines, vat_mode, options)
-        lines += _split_lines(shipping, "Shipping", LineKind.SHIPPING, rates)
+        computed = _split_lines(shipping, "Shipping", LineKind.SHIPPING, rates)
+        if fees:
+            lines += _stated_shipping_lines(shipping, computed, fees, vat_mode)
+            shipping_vat = "stated"
+        else:
+            lines += computed
+            shipping_vat = "computed"
     adjustment = _optional_amount(order.get("AdjustmentCost"), "AdjustmentCost") or Decimal(0)
     if money(adjustment) != 0:
         rates = rates or _extra_rates(order, lines, vat_mode, options)
@@ -496,50 +695,76 @@ def _map(order: dict[str, Any], ref: str, options: MappingOptions) -> Document:
         raise MappingError("Currency is missing")
     paid_at = parse_datetime(order.get("PayedAt"), tz, "PayedAt")
     payments: list[Payment] = []
-    for i, payment in enumerate(order.get("Payments") or [], start=1):
-        payment = _dict(payment, f"payment {i}")
-        payments.append(
-            Payment(
+    vouchers: list[Payment] = []
+    covered = Decimal(0)
+    if not credit:
+        vouchers, covered = _voucher_payments(coupons, created)
+        stated_vouchers: list[Payment] = []
+        for i, payment in enumerate(order.get("Payments") or [], start=1):
+            payment = _dict(payment, f"payment {i}")
+            paid_with: Literal["money", "voucher"] = (
+                "voucher" if payment.get("PaymentType") == VOUCHER_PAYMENT_TYPE else "money")
+            entry = Payment(
                 amount=_amount(payment.get("PayValue"), f"payment {i} PayValue"),
                 date=_date(payment.get("PayDate"), tz, f"payment {i} PayDate"),
                 method=payment_type_name(payment.get("PaymentType")),
                 reference=_text(payment.get("TransactionId")) or _text(payment.get("Purpose")),
+                kind=paid_with,
             )
-        )
-    if not payments and paid_at is not None:
-        # Billbee marks an order paid by its pay date (PaidAmount is often 0):
-        # the whole order counts as paid on that day.
-        payments.append(
-            Payment(
-                amount=total,
-                date=paid_at.date(),
-                method=payment_type_name(order.get("PaymentMethod")),
-                reference=_text(order.get("PaymentReference")),
+            (stated_vouchers if paid_with == "voucher" else payments).append(entry)
+        if stated_vouchers:
+            stated_sum = money(sum((p.amount for p in stated_vouchers), Decimal(0)))
+            if vouchers and stated_sum != money(covered):
+                raise MappingError(
+                    f"its coupon items cover {money(covered)} but its voucher payments (PaymentType 6) add up to "
+                    f"{stated_sum}; a person must check the order", quarantine=True)
+            if not vouchers:
+                # Paid with a voucher that is no coupon item: the goods already stand at full
+                # price, and TotalCost is what they cost.
+                covered = Decimal(0)
+            vouchers = stated_vouchers
+        if not payments and paid_at is not None and money(total) > 0:
+            # Billbee marks an order paid by its pay date (PaidAmount is often 0): the
+            # whole order (what is left after vouchers) counts as paid on that day.
+            payments.append(
+                Payment(
+                    amount=total,
+                    date=paid_at.date(),
+                    method=payment_type_name(order.get("PaymentMethod")),
+                    reference=_text(order.get("PaymentReference")),
+                )
             )
-        )
     modified = parse_datetime(order.get("LastModifiedAt"), tz, "LastModifiedAt")
     state = order.get("State")
+    extra: dict[str, Any] = {
+        "billbee_order_id": int(ref),
+        "order_number": _text(order.get("OrderNumber")),
+        "external_id": _text(order.get("Id")),
+        "shop_ids": sorted(shop_ids(order)),
+        "state_id": state,
+        "vat_mode": vat_mode,
+        "last_modified": modified.isoformat() if modified else None,
+        "shipping_vat": shipping_vat,
+    }
+    if credit:
+        extra["cancels_external_id"] = cancelled_ref
+        extra["amounts_negated"] = negated
     return Document(
         source_ref=ref,
         number=invoice_number(order),
+        kind=DocumentKind.CREDIT_NOTE if credit else DocumentKind.INVOICE,
+        reverses=reverses if credit else None,
         currency=currency,
         order_date=created.date(),
         invoice_date=_date(order.get("InvoiceDate"), tz, "InvoiceDate"),
-        payment_date=paid_at.date() if paid_at else None,
+        payment_date=paid_at.date() if paid_at and not credit else None,
         customer=order_customer(order, options),
         lines=lines,
-        payments=payments,
-        stated_total=total,
+        payments=payments + vouchers,
+        # TotalCost is what is left to pay after coupons; the goods' gross adds them back.
+        stated_total=total + covered,
         shop=shop_name(order),
         source_status=state_name(state),
         treatment_hint=VAT_MODES[vat_mode],
-        extra={
-            "billbee_order_id": int(ref),
-            "order_number": _text(order.get("OrderNumber")),
-            "external_id": _text(order.get("Id")),
-            "shop_ids": sorted(shop_ids(order)),
-            "state_id": state,
-            "vat_mode": vat_mode,
-            "last_modified": modified.isoformat() if modified else None,
-        },
+        extra=extra,
     )

@@ -134,7 +134,7 @@ class BillbeeSandbox(Sandbox):
 
     # -- kit hooks -------------------------------------------------------------
     def initial_state(self) -> dict[str, Any]:
-        return {"orders": {}, "customers": {}, "shops": {}}
+        return {"orders": {}, "customers": {}, "shops": {}, "invoices": {}}
 
     @classmethod
     def demo_seed(cls) -> Any:
@@ -168,8 +168,19 @@ class BillbeeSandbox(Sandbox):
 
     def load_seed(self, data: Any) -> None:
         """Orders as Billbee sends them: a ``GET /orders`` answer (``{"Data": [...]}``),
-        a list of such answers, a single order, or a list of orders."""
-        for order in self._seed_orders(_decimals(data)):
+        a list of such answers, a single order, or a list of orders. A dict may also
+        carry ``"Invoices"``: ``InvoiceApiModel`` objects (``GET /orders/invoices``) whose
+        ``AdditionalFees`` replace the ones the sandbox derives (see ``invoice``)."""
+        data = _decimals(data)
+        if isinstance(data, dict) and isinstance(data.get("Invoices"), list):
+            for invoice in data["Invoices"]:
+                if not isinstance(invoice, dict) or "BillbeeId" not in invoice:
+                    raise ValueError("a Billbee seed invoice needs a BillbeeId (the order's id)")
+                self.state.setdefault("invoices", {})[str(invoice["BillbeeId"])] = invoice
+            data = {k: v for k, v in data.items() if k != "Invoices"}
+            if not data:
+                return
+        for order in self._seed_orders(data):
             if not isinstance(order, dict) or "BillBeeOrderId" not in order:
                 raise ValueError("a Billbee seed order needs a BillBeeOrderId")
             self._store_order(order)
@@ -307,10 +318,116 @@ class BillbeeSandbox(Sandbox):
         }
         return _json(body)
 
+    # -- invoices ------------------------------------------------------------------
+    def set_shipping_fees(self, order_id: str | int, fees: list[dict[str, Any]]) -> None:
+        """State the order's shipping fees (``AdditionalFees``, e.g. ``[{"Type": "ShipCost",
+        "Gross": 4.90, "Net": 4.12, "VatAmount": 0.78, "VatRate": 19}]``) in its invoice."""
+        self.state.setdefault("invoices", {})[str(order_id)] = {
+            "BillbeeId": int(order_id), "AdditionalFees": _decimals(fees)}
+
+    def invoice(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The ``InvoiceApiModel`` of an invoiced order. Its shipping fee, unless seeded
+        (``Invoices`` / ``set_shipping_fees``), is modelled, not captured: ``ShippingCost``
+        at the order's highest goods rate in VatMode 0, at 0 % in the other modes."""
+        vat_mode = order.get("VatMode") or 0
+        rates: dict[Any, Any] = {1: order.get("TaxRate1"), 2: order.get("TaxRate2")}
+        goods = [i for i in order.get("OrderItems") or [] if isinstance(i, dict) and not i.get("IsCoupon")]
+        positions = []
+        net_total = Decimal(0)
+        for pos, item in enumerate(goods, start=1):
+            gross = Decimal(str(item.get("TotalPrice") or 0))
+            vat = Decimal(str(item.get("TaxAmount") or 0))
+            rate = Decimal(str(rates.get(item.get("TaxIndex")) or 0)) if vat_mode == 0 else Decimal(0)
+            qty = Decimal(str(item.get("Quantity") or 1))
+            net_total += gross - vat
+            positions.append({
+                "Position": pos, "Amount": qty, "NetValue": (gross - vat) / qty, "TotalNetValue": gross - vat,
+                "GrossValue": gross / qty, "TotalGrossValue": gross, "VatRate": rate, "TotalVatAmount": vat,
+                "RebatePercent": item.get("Discount") or Decimal(0), "Sku": item.get("InvoiceSKU"),
+                "Title": (item.get("Product") or {}).get("Title"), "BillbeeId": item.get("BillbeeId"),
+            })
+        shipping = Decimal(str(order.get("ShippingCost") or 0))
+        fees: list[dict[str, Any]] = []
+        if shipping:
+            item_rates = [Decimal(str(rates.get(i.get("TaxIndex")) or 0)) for i in goods]
+            rate = max(item_rates, default=Decimal(str(rates[1] or 0))) if vat_mode == 0 else Decimal(0)
+            vat = (shipping * rate / (100 + rate)).quantize(Decimal("0.0001"))
+            fees.append({"Type": "ShipCost", "Gross": shipping, "Net": shipping - vat, "VatAmount": vat,
+                         "VatRate": rate})
+        seeded = self.state.setdefault("invoices", {}).get(str(order["BillBeeOrderId"]))
+        if seeded is not None and "AdditionalFees" in seeded:
+            fees = seeded["AdditionalFees"]
+        number = order.get("InvoiceNumber")
+        address: dict[str, Any] = order["InvoiceAddress"] if isinstance(order.get("InvoiceAddress"), dict) else {}
+        return {
+            "BillbeeId": order["BillBeeOrderId"],
+            "InvoiceNumber": f"{order.get('InvoiceNumberPrefix') or ''}{number}{order.get('InvoiceNumberPostfix') or ''}",
+            "Type": "invoice",
+            "LastName": address.get("LastName"), "FirstName": address.get("FirstName"),
+            "Company": address.get("Company"), "Email": address.get("Email"),
+            "InvoiceDate": order.get("InvoiceDate"),
+            "TotalNet": net_total + sum((Decimal(str(f.get("Net") or 0)) for f in fees), Decimal(0)),
+            "TotalGross": order.get("TotalCost"),
+            "Currency": order.get("Currency"),
+            "PaymentTypeId": order.get("PaymentMethod"),
+            "OrderNumber": order.get("OrderNumber"),
+            "ShopName": (order.get("Seller") or {}).get("BillbeeShopName") if isinstance(order.get("Seller"), dict) else None,
+            "Positions": positions,
+            "PayDate": order.get("PayedAt"),
+            "VatMode": vat_mode,
+            "ShippingCountry": (order.get("ShippingAddress") or {}).get("CountryISO2")
+            if isinstance(order.get("ShippingAddress"), dict) else None,
+            "AdditionalFees": fees,
+            "MerchantVatId": order.get("MerchantVatId"),
+            "CustomerVatId": order.get("CustomerVatId"),
+        }
+
+    async def _list_invoices(self, request: Request, body: Any) -> Response:
+        """Invoiced orders by invoice date (``minInvoiceDate``/``maxInvoiceDate`` inclusive),
+        ``shopId``, ``orderStateId``; ``Positions`` only with ``includePositions=true``."""
+        low, high = self._time(request, "minInvoiceDate"), self._time(request, "maxInvoiceDate")
+        try:
+            shops = {int(v) for v in self._list(request, "shopId")}
+            states = {int(v) for v in self._list(request, "orderStateId")}
+        except ValueError:
+            raise _BadQuery("shopId and orderStateId must be whole numbers.") from None
+        positions = request.query_params.get("includePositions", "false").lower() == "true"
+        selected = []
+        for order in sorted(self.state["orders"].values(), key=lambda o: int(o["BillBeeOrderId"])):
+            dated = self._order_time(order, "InvoiceDate")
+            if not order.get("InvoiceNumber") or dated is None:
+                continue
+            if (low and dated < low) or (high and dated > high):
+                continue
+            if shops:
+                seller = order.get("Seller") if isinstance(order.get("Seller"), dict) else {}
+                if not {order.get("ApiAccountId"), (seller or {}).get("BillbeeShopId")} & shops:
+                    continue
+            if states and order.get("State") not in states:
+                continue
+            invoice = self.invoice(order)
+            if not positions:
+                invoice["Positions"] = []
+            selected.append(invoice)
+        return self._paged(request, selected)
+
+    async def _find_by_ext_ref(self, request: Request, body: Any) -> Response:
+        """The order whose ``OrderNumber`` (else ``Id``) is ``extRef``."""
+        ref = request.path_params["extRef"]
+        orders = sorted(self.state["orders"].values(), key=lambda o: int(o["BillBeeOrderId"]))
+        for key in ("OrderNumber", "Id"):
+            for order in orders:
+                if str(order.get(key) or "") == ref:
+                    return _json(envelope(order))
+        return _json(envelope(None, error="Order not found", code=1), 404)
+
     # -- routes --------------------------------------------------------------------
     def routes(self) -> list[BaseRoute]:
         p = self.base_path
         return [
+            Route(f"{p}/orders/invoices", self._handler("GET /orders/invoices", self._list_invoices), methods=["GET"]),
+            Route(f"{p}/orders/findbyextref/{{extRef}}",
+                  self._handler("GET /orders/findbyextref/{extRef}", self._find_by_ext_ref), methods=["GET"]),
             Route(f"{p}/orders", self._handler("GET /orders", self._list_orders), methods=["GET"]),
             Route(f"{p}/orders/{{id}}", self._handler("GET /orders/{id}", self._get_order), methods=["GET"]),
             Route(f"{p}/orders/{{id}}/orderstate", self._handler("PUT /orders/{id}/orderstate", self._set_state), methods=["PUT"]),

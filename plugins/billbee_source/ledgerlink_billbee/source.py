@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -41,11 +43,13 @@ from .mapping import (
     MappingOptions,
     ShippingTax,
     api_customer,
+    cancels,
     invoice_number,
     map_order,
     normalise_state_name,
     order_id,
     parse_datetime,
+    shipping_fees,
     shop_ids,
     shop_name,
     state_id,
@@ -95,6 +99,10 @@ class BillbeeSettings(Settings):
     use_billbee_customer_numbers: bool = Field(False, description="give Billbee's Customer.Number to the matcher "
                                                "as the customer number (only when those are the target's "
                                                "numbers); default false")
+    stated_shipping_vat: bool = Field(True, description="read Billbee's invoices (GET /orders/invoices) for the "
+                                      "shipping VAT Billbee states (AdditionalFees ShipCost) and keep it on the "
+                                      "shipping lines; an order whose split differs from shipping_tax is "
+                                      "quarantined; default true")
     page_size: int = Field(250, ge=1, le=250, description="orders or customers per page, 1 to 250 (Billbee's "
                            "maximum); default 250")
     overlap_minutes: int = Field(10, ge=0, le=24 * 60, description="minutes before the stored cursor each run "
@@ -268,9 +276,10 @@ class BillbeeSource(Source):
             start = datetime.combine(self.settings.start_date, time.min, self.tz)
         start = before_repeated_hour(start - max(overlap, timedelta(minutes=1)), self.tz)
         params = {"modifiedAtMin": format_query_time(start, self.tz), "shopId": sorted(self.shop_set)}
-        orders = self._list_orders(params, run_start)
-        for order in self._sorted(orders):
-            yield self._to_document(order, cursor_cap=run_start)
+        orders = self._sorted(self._list_orders(params, run_start))
+        facts = self._facts(orders)
+        for order in orders:
+            yield self._to_document(order, cursor_cap=run_start, facts=facts)
 
     def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
         # Unreadable orders come as BrokenDocument here too; the runner records them
@@ -280,12 +289,13 @@ class BillbeeSource(Source):
             "maxOrderDate": format_query_time(datetime.combine(end, time(23, 59, 59), self.tz), self.tz),
             "shopId": sorted(self.shop_set),
         }
-        orders = self._list_orders(params, None)
-        for order in self._sorted(orders):
-            created = self._safe_time(order, "CreatedAt")
-            if created is not None and not (start <= created.date() <= end):
-                continue
-            yield self._to_document(order, cursor_cap=None)
+        orders = [
+            order for order in self._sorted(self._list_orders(params, None))
+            if (created := self._safe_time(order, "CreatedAt")) is None or start <= created.date() <= end
+        ]
+        facts = self._facts(orders)
+        for order in orders:
+            yield self._to_document(order, cursor_cap=None, facts=facts)
 
     def document(self, source_ref: str) -> Document | None:
         if not source_ref.isdigit():
@@ -295,7 +305,8 @@ class BillbeeSource(Source):
             return None
         # An unreadable order comes back as a BrokenDocument (the runner records it as
         # failed or quarantined), not as the base class's DocumentError.
-        return self._to_document(body["Data"], cursor_cap=None)  # type: ignore[return-value]
+        order = body["Data"]
+        return self._to_document(order, cursor_cap=None, facts=self._facts([order]))  # type: ignore[return-value]
 
     def customers(self) -> Iterator[Customer]:
         seen: set[str] = set()
@@ -388,6 +399,95 @@ class BillbeeSource(Source):
     def _sorted(self, orders: list[Any]) -> list[Any]:
         return sorted(orders, key=self._modified_key)
 
+    # -- what an order needs besides itself ------------------------------------------
+    def _facts(self, orders: list[Any]) -> _Facts:
+        """For the orders of the selected shops: the invoice Billbee states for each
+        (shipping VAT) and, for cancellation orders, the id of the order they cancel.
+        Read whatever state the order is in now, so that an order's content does not
+        depend on its state (a transferred order that moves on is compared as it was)."""
+        facts = _Facts()
+        wanted = [o for o in orders if isinstance(o, dict) and self._relevant(o)]
+        for order in wanted:
+            external = cancels(order)
+            if external is not None:
+                original = self._find_original(order, external, orders)
+                if original is not None:
+                    facts.originals[order_id(order)] = original
+        if self.settings.stated_shipping_vat:
+            dated = [(o, self._safe_time(o, "InvoiceDate")) for o in wanted if self._invoiced(o)]
+            days = sorted(d.date() for _, d in dated if d is not None)
+            if days:
+                ids = {order_id(o) for o, _ in dated}
+                facts.invoices = self._invoices(days[0], days[-1], ids)
+        return facts
+
+    def _relevant(self, order: dict[str, Any]) -> bool:
+        """The order is of a selected shop and not before the start date (whatever its state)."""
+        try:
+            order_id(order)
+        except MappingError:
+            return False
+        ids = shop_ids(order)
+        if ids and not ids & self.shop_set:
+            return False
+        created = self._safe_time(order, "CreatedAt")
+        return created is None or created.date() >= self.settings.start_date
+
+    @staticmethod
+    def _invoiced(order: dict[str, Any]) -> bool:
+        try:
+            return invoice_number(order) is not None
+        except MappingError:
+            return False
+
+    def _find_original(self, order: dict[str, Any], external: str, listed: list[Any]) -> str | None:
+        """The BillBeeOrderId of the order a cancellation order cancels. ``IsCancelationFor``
+        holds the cancelled order's external id ("Order Id (externalid)"): matched against
+        ``Id`` and ``OrderNumber`` of the orders listed in this run (same shop), else asked
+        of Billbee with ``GET /orders/findbyextref/{extRef}``."""
+        own = order_id(order)
+        shops = shop_ids(order)
+
+        def matches(candidate: Any) -> bool:
+            if not isinstance(candidate, dict) or candidate.get("BillBeeOrderId") == order.get("BillBeeOrderId"):
+                return False
+            if cancels(candidate) is not None:
+                return False  # another cancellation order, not the original
+            other = shop_ids(candidate)
+            if shops and other and not shops & other:
+                return False
+            return external in (str(candidate.get("Id") or ""), str(candidate.get("OrderNumber") or ""))
+
+        for candidate in listed:
+            if matches(candidate):
+                return order_id(candidate)
+        status, body = self._call("GET", f"orders/findbyextref/{quote(external, safe='')}",
+                                  "GET /orders/findbyextref/{extRef}", ok=[404])
+        found = body.get("Data") if status != 404 and isinstance(body, dict) else None
+        if matches(found):
+            return order_id(found)
+        self.context.logger.warning("Billbee order %s cancels %r, which Billbee does not find", own, external)
+        return None
+
+    def _invoices(self, first: date, last: date, ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Billbee's invoices (``GET /orders/invoices``) dated from ``first`` to ``last``
+        of the selected shops, by order id, for the orders ``ids``. Billbee throttles this
+        call to once a minute per page and start date; a 429 is waited out."""
+        params = {
+            "minInvoiceDate": format_query_time(datetime.combine(first, time.min, self.tz), self.tz),
+            "maxInvoiceDate": format_query_time(datetime.combine(last, time(23, 59, 59), self.tz), self.tz),
+            "shopId": sorted(self.shop_set),
+        }
+        found: dict[str, dict[str, Any]] = {}
+        for data, _ in self._pages("orders/invoices", "GET /orders/invoices", params):
+            for invoice in data:
+                if not isinstance(invoice, dict):
+                    continue
+                ref = invoice.get("BillbeeId")
+                if isinstance(ref, int) and not isinstance(ref, bool) and str(ref) in ids:
+                    found[str(ref)] = invoice
+        return found
+
     def skip_reason(self, order: dict[str, Any]) -> str | None:
         """Why an order is not transferred now, or None."""
         ids = shop_ids(order)
@@ -407,7 +507,8 @@ class BillbeeSource(Source):
             return "no invoice number"
         return None
 
-    def _to_document(self, order: Any, *, cursor_cap: datetime | None) -> Document | BrokenDocument:
+    def _to_document(self, order: Any, *, cursor_cap: datetime | None, facts: _Facts | None = None
+                     ) -> Document | BrokenDocument:
         cursor = None
         if cursor_cap is not None:
             modified = self._modified_key(order)[0]
@@ -417,8 +518,11 @@ class BillbeeSource(Source):
         except MappingError as exc:
             return BrokenDocument(source_ref=self._dedupe_key(order), reason=str(exc), cursor=cursor)
         reason = self.skip_reason(order)
+        facts = facts or _Facts()
         try:
-            document = map_order(order, self.options)
+            invoice = facts.invoices.get(ref)
+            fees = shipping_fees(invoice) if invoice is not None else None
+            document = map_order(order, self.options, fees=fees, reverses=facts.originals.get(ref))
         except MappingError as exc:
             if reason is None:
                 number = None
@@ -445,6 +549,15 @@ class BillbeeSource(Source):
         if cursor is not None:
             update["cursor"] = cursor
         return document.model_copy(update=update) if update else document
+
+
+@dataclass
+class _Facts:
+    """What the mapping of an order needs from other calls: Billbee's invoice of the
+    order (by order id) and, for cancellation orders, the cancelled order's id."""
+
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    originals: dict[str, str] = field(default_factory=dict)
 
 
 def _plain(value: Any) -> Any:

@@ -60,7 +60,7 @@ ORDERS: list[tuple[int, list[tuple[int, int, int]], int, bool, dict]] = [
     (2004, [(4, 1, 0), (0, 1, 0)], 3, True, {}),
     (2010, [(0, 2, 0), (5, 1, 0)], 7, True, {}),  # EU consumer
     (2016, [(1, 1, 0), (0, 3, 0)], 4, True, {}),  # export
-    (2001, [(0, 1, 0)], 7, True, {"coupon": Decimal("5.00")}),
+    (2001, [(0, 1, 0)], 7, True, {"promo": Decimal("5.00")}),  # promo code: a real discount
     (2005, [(5, 1, 10)], 4, True, {}),  # 10 % discount
     (2008, [(2, 12, 5), (0, 6, 0)], 4, False, {}),  # German business, open
     (2006, [(0, 3, 0)], 7, True, {"late_night": True}),
@@ -76,7 +76,7 @@ ORDERS: list[tuple[int, list[tuple[int, int, int]], int, bool, dict]] = [
     (2004, [(0, 2, 0)], 7, True, {}),
     (2018, [(0, 2, 0), (4, 1, 0)], 7, True, {}),  # export
     (2001, [(2, 4, 0)], 3, True, {}),
-    (2005, [(3, 5, 0), (0, 1, 0)], 7, True, {"coupon": Decimal("10.00")}),
+    (2005, [(3, 5, 0), (0, 1, 0)], 7, True, {"promo": Decimal("10.00")}),  # promo code on the first item
     (2008, [(1, 3, 0)], 7, True, {}),
     (2010, [(3, 2, 0)], 4, True, {}),
     (2006, [(5, 2, 15)], 3, True, {}),
@@ -220,13 +220,19 @@ def build() -> dict:
                 "SerialNumber": None,
                 "InvoiceSKU": sku,
             })
-        if extra.get("coupon"):
+        if extra.get("promo"):
+            # A promo code is a price reduction (never a gift voucher, IsCoupon false): it
+            # reduces the first item's price, at that item's rate. The demo pipeline has no
+            # voucher_account, so it has no gift vouchers (IsCoupon) either.
+            tax_index = PRODUCTS[items[0][0]][3]
+            amount = -extra["promo"]
             lines.append({
                 "BillbeeId": order_id * 10 + 9, "TransactionId": None,
-                "Product": {"Id": "GUTSCHEIN", "Title": "Gutschein", "SKU": None, "Type": 1},
-                "Quantity": Decimal("1.0"), "TotalPrice": -extra["coupon"], "TaxAmount": Decimal(0),
-                "TaxIndex": 0, "Discount": Decimal("0.0"), "Attributes": [], "IsCoupon": True,
-                "UnrebatedTotalPrice": -extra["coupon"], "InvoiceSKU": None,
+                "Product": {"Id": "RABATT", "Title": "Rabattcode WILLKOMMEN", "SKU": None, "Type": 1},
+                "Quantity": Decimal("1.0"), "TotalPrice": amount,
+                "TaxAmount": tax_in(amount, RATES[tax_index]) if vat_mode == 0 else Decimal(0),
+                "TaxIndex": tax_index, "Discount": Decimal("0.0"), "Attributes": [], "IsCoupon": False,
+                "UnrebatedTotalPrice": amount, "InvoiceSKU": None,
             })
         shipping = Decimal(0) if extra.get("no_shipping") else SHIPPING[region]
         if vat_mode != 0 and shipping:

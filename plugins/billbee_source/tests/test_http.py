@@ -17,6 +17,15 @@ FIXTURES = {name: (FIXTURE_DIR / f"Response/{name}.json").read_text("utf-8")
             for name in ("get_orders_response", "base_response")}
 
 
+@pytest.fixture(autouse=True)
+def no_invoices():  # type: ignore[no-untyped-def]
+    """Billbee's invoice list (shipping VAT) is read after the orders; here it is empty
+    unless a test says otherwise (respx routes added later take precedence)."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(f"{BASE}/orders/invoices").mock(return_value=httpx.Response(200, json=page([])))
+        yield mock
+
+
 def page(orders: list, page: int = 1, total_pages: int = 1, total_rows: int | None = None) -> dict:
     rows = len(orders) if total_rows is None else total_rows
     return {"Paging": {"Page": page, "TotalPages": total_pages, "TotalRows": rows, "PageSize": 3},
@@ -25,7 +34,7 @@ def page(orders: list, page: int = 1, total_pages: int = 1, total_rows: int | No
 
 def order(order_id: int, modified: str, **changes: object) -> dict:
     data = json.loads(FIXTURES["get_orders_response"])["Data"][0]
-    data.update({"BillBeeOrderId": order_id, "LastModifiedAt": modified, "State": 3,
+    data.update({"BillBeeOrderId": order_id, "LastModifiedAt": modified, "State": 3, "IsCancelationFor": None,
                  "CreatedAt": "2025-01-10T10:00:00", "ApiAccountId": 100000000012001})
     data["Seller"]["BillbeeShopId"] = 100000000012001
     data.update(changes)
@@ -152,3 +161,55 @@ def test_single_order_not_found_is_none() -> None:
     respx.get(f"{BASE}/orders/42").mock(return_value=httpx.Response(404, json={"Message": "Not found"}))
     assert make_source(base_settings()).document("42") is None
     assert make_source(base_settings()).document("not-a-number") is None
+
+
+@respx.mock
+def test_shipping_vat_is_read_from_billbees_invoice_list(no_invoices) -> None:  # type: ignore[no-untyped-def]
+    listed = order(1, "2025-01-10T11:00:00", InvoiceDate="2025-01-10T10:05:00")
+    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(200, json=page([listed])))
+    invoice = json.loads((FIXTURE_DIR / "Response/get_invoices_response.json").read_text("utf-8"))["Data"][0]
+    invoice["BillbeeId"] = 1
+    route = no_invoices.get(f"{BASE}/orders/invoices").mock(return_value=httpx.Response(200, json=page([invoice])))
+    (doc,) = make_source(base_settings()).documents(None)
+    params = route.calls.last.request.url.params
+    assert (params["minInvoiceDate"], params["maxInvoiceDate"]) == ("2025-01-10T00:00:00", "2025-01-10T23:59:59")
+    assert params.get_list("shopId") == ["100000000012001"]
+    shipping = doc.lines[-1]
+    assert (shipping.gross, shipping.tax_amount, shipping.tax) == (Decimal("12.00"), Decimal("1.916"), Decimal("1.92"))
+    assert doc.extra["shipping_vat"] == "stated"
+
+
+@respx.mock
+def test_no_invoice_list_call_when_switched_off() -> None:
+    listed = order(1, "2025-01-10T11:00:00", InvoiceDate="2025-01-10T10:05:00")
+    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(200, json=page([listed])))
+    route = respx.get(f"{BASE}/orders/invoices").mock(return_value=httpx.Response(500))
+    (doc,) = make_source(base_settings(stated_shipping_vat=False)).documents(None)
+    assert not route.called and doc.extra["shipping_vat"] == "computed"
+
+
+@respx.mock
+def test_cancellation_order_finds_its_original_in_the_listing_or_by_external_id() -> None:
+    original = order(5, "2025-01-10T09:00:00", Id="7001", OrderNumber="#1001")
+    cancellation = order(6, "2025-01-11T09:00:00", IsCancelationFor="7001")
+    elsewhere = order(7, "2025-01-11T10:00:00", IsCancelationFor="7002")
+    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(200, json=page([original, cancellation, elsewhere])))
+    older = order(3, "2024-12-01T09:00:00", Id="7002", OrderNumber="#0999")
+    found = respx.get(f"{BASE}/orders/findbyextref/7002").mock(
+        return_value=httpx.Response(200, json={"ErrorCode": 0, "ErrorMessage": None, "Data": older}))
+    docs = {d.source_ref: d for d in make_source(base_settings()).documents(None)}
+    assert docs["6"].kind == "credit_note" and docs["6"].reverses == "5"
+    assert docs["7"].kind == "credit_note" and docs["7"].reverses == "3"
+    assert docs["6"].total_gross == Decimal("-170.76") and docs["5"].reverses is None
+    assert found.call_count == 1  # only for the original that was not listed
+
+
+@respx.mock
+def test_cancellation_order_whose_original_billbee_does_not_find_is_quarantined() -> None:
+    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(
+        200, json=page([order(6, "2025-01-11T09:00:00", IsCancelationFor="7001")])))
+    respx.get(f"{BASE}/orders/findbyextref/7001").mock(return_value=httpx.Response(404, json={"Message": "Not found"}))
+    (doc,) = make_source(base_settings()).documents(None)
+    assert isinstance(doc, BrokenDocument) and doc.quarantine
+    assert doc.reason == ("order 6: it is a cancellation of the order with external id '7001' (IsCancelationFor), "
+                          "which Billbee does not find; a person must book the cancellation")

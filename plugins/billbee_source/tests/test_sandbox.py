@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from billbee_testkit import base_settings, demo_pair, make_source
-from ledgerlink import Customer, Document, NotSupported, SandboxServer, TaxTreatment
+from ledgerlink import BrokenDocument, Customer, Document, NotSupported, SandboxServer, TaxTreatment
 from ledgerlink_billbee.sandbox import BillbeeSandbox
 from ledgerlink_billbee.source import BillbeeSettings
 
@@ -158,12 +158,21 @@ def test_sandbox_refuses_wrong_credentials_and_bad_page_size() -> None:
 def test_sandbox_takes_a_captured_page_unchanged() -> None:
     from billbee_testkit import FIXTURES
 
-    sandbox = BillbeeSandbox(seed=[__import__("json").loads((FIXTURES / "Response/get_orders_response.json").read_text())],
-                             throttle=False)
+    page = __import__("json").loads((FIXTURES / "Response/get_orders_response.json").read_text())
+    sandbox = BillbeeSandbox(seed=[page], throttle=False)
     settings = base_settings(shops=[100000000092372], order_states=["ordered"], start_date="2022-01-01",
                              username=sandbox.username)
+    # The SDK fixture says "IsCancelationFor": "IsCancelationFor" (its placeholder for any
+    # string): a cancellation of an order Billbee does not know, so quarantined, not booked.
+    (broken,) = make_source(settings, sandbox.transport()).documents(None)
+    assert isinstance(broken, BrokenDocument) and broken.quarantine
+    assert "cancellation of the order with external id 'IsCancelationFor'" in broken.reason
+    page["Data"][0]["IsCancelationFor"] = None
+    sandbox = BillbeeSandbox(seed=[page], throttle=False)
     (doc,) = make_source(settings, sandbox.transport()).documents(None)
     assert doc.total_gross == Decimal("170.76") and doc.number == "RN-2022-0083-xx"
+    # Shipping as the sandbox's invoice states it: 12.00 at 19 %, VAT 1.9160.
+    assert doc.lines[-1].tax_amount == Decimal("1.9160") and doc.extra["shipping_vat"] == "stated"
 
 
 def test_over_a_loopback_server(demo) -> None:  # type: ignore[no-untyped-def]
