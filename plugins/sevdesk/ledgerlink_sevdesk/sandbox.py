@@ -115,6 +115,17 @@ def _static_country_path(spec: dict[str, Any]) -> None:
     }}
 
 
+def _delete_drafts(spec: dict[str, Any]) -> None:
+    for path, param, model in (("/Voucher/{voucherId}", "voucherId", "voucher"),
+                               ("/Invoice/{invoiceId}", "invoiceId", "invoice")):
+        spec["paths"][path]["delete"] = {
+            "operationId": f"delete{model.capitalize()}",
+            "summary": f"Delete a draft {model} (only drafts; else 409, code 159)",
+            "parameters": [{"name": param, "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "Successful operation"}},
+        }
+
+
 SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
     ("saveVoucher requires 'voucherPos', a property it does not have; the positions are 'voucherPosSave'",
      "the spec's own saveVoucher properties; NOTES §6", _set_required("saveVoucher", "voucherPos", "voucherPosSave")),
@@ -136,6 +147,8 @@ SPEC_ERRATA: list[tuple[str, str, Callable[[dict[str, Any]], None]]] = [
      "the spec's ContactAddress model: 'Country of the contact address. For all countries, send a GET to "
      "/StaticCountry'; fields from Model_StaticCountryResponse of the community-patched spec; NOTES §9",
      _static_country_path),
+    ("DELETE /Voucher/{id} and DELETE /Invoice/{id} are not paths, though drafts can be deleted",
+     "[RS] measured 'Only drafts can be deleted (409, code 159)'; NOTES §6", _delete_drafts),
 ]
 
 
@@ -386,11 +399,15 @@ class SevdeskSandbox(Sandbox):
             ("GET", "/Voucher", self.list_vouchers),
             ("GET", "/Voucher/{id}", self.get_voucher),
             ("PUT", "/Voucher/{id}/bookAmount", self.book_voucher),
+            ("DELETE", "/Voucher/{id}", self.delete_voucher),
+            ("DELETE", "/Invoice/{id}", self.delete_invoice),
             ("POST", "/Invoice/Factory/saveInvoice", self.save_invoice),
             ("GET", "/Invoice", self.list_invoices),
             ("GET", "/Invoice/{id}", self.get_invoice),
             ("PUT", "/Invoice/{id}/sendBy", self.send_invoice),
             ("PUT", "/Invoice/{id}/bookAmount", self.book_invoice),
+            ("POST", "/Invoice/{id}/cancelInvoice", self.cancel_invoice),
+            ("GET", "/VoucherPos", self.list_voucher_positions),
             ("GET", "/Tag", self.list_tags),
             ("POST", "/Tag/Factory/create", self.create_tag),
             ("GET", "/TagRelation", self.list_tag_relations),
@@ -545,6 +562,63 @@ class SevdeskSandbox(Sandbox):
         self.state["communication_ways"][way_id] = way
         return 201, way
 
+    # -- currency ----------------------------------------------------------------------
+    def _currency(self, doc: dict[str, Any]) -> tuple[str, Decimal | None]:
+        """The document's currency and, for a foreign one, its rate (book currency per
+        unit). The spec (Model_Voucher.currency): a currency other than the account's
+        needs propertyForeignCurrencyDeadline or propertyExchangeRate; the deadline wins."""
+        book = self.state.get("currency") or "EUR"
+        currency = str(doc.get("currency") or book).upper()
+        if currency == book:
+            return currency, None
+        deadline, rate = doc.get("propertyForeignCurrencyDeadline"), doc.get("propertyExchangeRate")
+        if deadline in (None, "") and rate in (None, ""):
+            raise ApiError(422, f"The currency {currency} differs from the default currency {book} of the account:"
+                                " propertyForeignCurrencyDeadline or propertyExchangeRate must be specified")
+        if deadline not in (None, ""):
+            _date(deadline, "propertyForeignCurrencyDeadline")
+            known = (self.state.get("exchange_rates") or {}).get(currency)
+            if known is None:
+                raise ApiError(422, f"No exchange rate for {currency} is known for that day")
+            return currency, _dec(known, "exchange rate")
+        value = _dec(rate, "propertyExchangeRate")
+        if value <= 0:
+            raise ApiError(422, "propertyExchangeRate must be greater than 0")
+        return currency, value
+
+    @staticmethod
+    def _sums(net: Decimal, tax: Decimal, rate: Decimal | None) -> dict[str, Any]:
+        """The sums of a document: in the book currency, and for a foreign one also in
+        its own currency (*ForeignCurrency), converted at the rate per sum."""
+        if rate is None:
+            return {"sumNet": _s(net), "sumTax": _s(tax), "sumGross": _s(net + tax),
+                    "sumNetAccounting": _s(net), "sumTaxAccounting": _s(tax), "sumGrossAccounting": _s(net + tax),
+                    "sumNetForeignCurrency": "0", "sumTaxForeignCurrency": "0", "sumGrossForeignCurrency": "0"}
+        book_net, book_tax = _cents(net * rate), _cents(tax * rate)
+        return {"sumNet": _s(book_net), "sumTax": _s(book_tax), "sumGross": _s(book_net + book_tax),
+                "sumNetAccounting": _s(book_net), "sumTaxAccounting": _s(book_tax),
+                "sumGrossAccounting": _s(book_net + book_tax),
+                "sumNetForeignCurrency": _s(net), "sumTaxForeignCurrency": _s(tax),
+                "sumGrossForeignCurrency": _s(net + tax)}
+
+    async def delete_voucher(self, request: Request, body: Any) -> Any:
+        voucher = self._get("vouchers", request.path_params["id"], "Voucher")
+        if voucher["status"] != "50":
+            raise ApiError(409, "Only drafts can be deleted", 159)
+        del self.state["vouchers"][voucher["id"]]
+        for pos_id in [k for k, v in self.state["voucher_positions"].items() if v["voucher"]["id"] == voucher["id"]]:
+            del self.state["voucher_positions"][pos_id]
+        return 200, [None]
+
+    async def delete_invoice(self, request: Request, body: Any) -> Any:
+        invoice = self._get("invoices", request.path_params["id"], "Invoice")
+        if invoice["status"] != "100":
+            raise ApiError(409, "Only drafts can be deleted", 159)
+        del self.state["invoices"][invoice["id"]]
+        for pos_id in [k for k, v in self.state["invoice_positions"].items() if v["invoice"]["id"] == invoice["id"]]:
+            del self.state["invoice_positions"][pos_id]
+        return 200, [None]
+
     # -- vouchers ----------------------------------------------------------------------
     def _allowed(self, account_datev_id: str, rule: str, rate: Decimal, receipt_type: str) -> str | None:
         entry = next((g for g in self.state["guidance"] if str(g["accountDatevId"]) == account_datev_id), None)
@@ -563,8 +637,12 @@ class SevdeskSandbox(Sandbox):
     async def save_voucher(self, request: Request, body: Any) -> Any:
         voucher_in = body.get("voucher") or {}
         positions_in = body.get("voucherPosSave") or []
+        existing = None
         if voucher_in.get("id"):
-            raise ApiError(400, "Updating vouchers is not supported by this sandbox")
+            # [RS]: only drafts can be updated, and every position is sent again with its id.
+            existing = self._get("vouchers", str(voucher_in["id"]), "Voucher")
+            if existing["status"] != "50":
+                raise ApiError(400, "Only drafts can be updated. Use resetToDraft first", 90400)
         status = str(voucher_in.get("status"))
         if status not in ("50", "100"):
             raise ApiError(422, "Vouchers can only be created with status 50 (draft) or 100 (open)."
@@ -599,7 +677,13 @@ class SevdeskSandbox(Sandbox):
         nets = {bool(p.get("net")) for p in positions_in}
         if len(nets) > 1:
             raise ApiError(422, "All positions must use the same value for 'net'")
-        voucher_id = str(self.next_id("Voucher", 156270655))
+        currency, rate_in_book = self._currency(voucher_in)
+        if existing is not None:
+            voucher_id = existing["id"]
+            for pos_id in [k for k, v in self.state["voucher_positions"].items() if v["voucher"]["id"] == voucher_id]:
+                del self.state["voucher_positions"][pos_id]
+        else:
+            voucher_id = str(self.next_id("Voucher", 156270655))
         stamp = _now()
         positions = []
         sum_net = sum_tax = Decimal("0")
@@ -649,10 +733,8 @@ class SevdeskSandbox(Sandbox):
             "supplier": {"id": supplier["id"], "objectName": "Contact"} if supplier else None,
             "supplierName": voucher_in.get("supplierName") or (supplier or {}).get("name"),
             "description": voucher_in.get("description"),
-            "payDate": None, "status": status, "currency": voucher_in.get("currency") or "EUR",
-            "sumNet": _s(sum_net), "sumTax": _s(sum_tax), "sumGross": _s(sum_net + sum_tax),
-            "sumNetAccounting": _s(sum_net), "sumTaxAccounting": _s(sum_tax),
-            "sumGrossAccounting": _s(sum_net + sum_tax), "showNet": "1", "paidAmount": 0,
+            "payDate": None, "status": status, "currency": currency,
+            **self._sums(sum_net, sum_tax, rate_in_book), "showNet": "1", "paidAmount": 0,
             "taxType": tax_type if version == "1.0" else None, "creditDebit": credit_debit,
             "hidden": "0", "voucherType": voucher_in.get("voucherType"), "enshrined": None,
             "paymentDeadline": _date(voucher_in.get("paymentDeadline"), "paymentDeadline"),
@@ -661,6 +743,10 @@ class SevdeskSandbox(Sandbox):
             "costCentre": {"id": cost_centre["id"], "objectName": "CostCentre"} if cost_centre else None,
             "taxRule": {"id": rule, "objectName": "TaxRule"} if rule else None,
         }
+        if rate_in_book is not None:
+            voucher["propertyExchangeRate"] = f"{rate_in_book:f}"
+        if existing is not None:
+            voucher["create"] = existing["create"]
         self.state["vouchers"][voucher_id] = voucher
         return 201, {"voucher": voucher, "voucherPos": positions, "vatdrop": "not relevant"}
 
@@ -686,13 +772,25 @@ class SevdeskSandbox(Sandbox):
         if account.get("type") == "online" and not body.get("checkAccountTransaction"):
             raise ApiError(422, "Bookings on online check accounts need a checkAccountTransaction;"
                                 " only offline and register accounts create one themselves")
+        currency = str(doc.get("currency") or "EUR").upper()
+        if str(account.get("currency") or currency).upper() != currency:
+            # Stricter than documented: a payment in one currency is never booked as the
+            # same number on an account in another.
+            raise ApiError(422, f"The check account {account['id']} is in {account.get('currency')}, the "
+                                f"{kind.lower()} in {currency}")
         amount = _cents(_dec(body.get("amount"), "amount"))
         if kind == "Voucher" and doc.get("creditDebit") == "C":
             amount = -amount  # an expense is paid out: [RS] measured negative amounts
         total = Decimal(doc["sumGross"])
+        if Decimal(str(doc.get("sumGrossForeignCurrency") or 0)) != 0:
+            total = Decimal(doc["sumGrossForeignCurrency"])  # paidAmount in the document's currency
         paid = Decimal(str(doc.get("paidAmount") or 0))
         from_status = doc["status"]
-        paid = min(total, paid + amount)  # sevDesk caps paidAmount at the total
+        if abs(amount) > total - paid:
+            # Stricter than measured ([RS]: sevDesk accepts it and caps paidAmount), so a
+            # connector that books too much is caught here.
+            raise ApiError(422, f"The amount {_s(abs(amount))} exceeds the open amount {_s(total - paid)}")
+        paid = paid + abs(amount)
         doc["paidAmount"] = paid
         doc["status"] = "1000" if paid >= total else ("750" if paid > 0 else from_status)
         if doc["status"] == "1000":
@@ -750,6 +848,7 @@ class SevdeskSandbox(Sandbox):
         elif not inv.get("taxType"):
             raise ApiError(422, "taxType is required")
         country = self._known_country(_ref_id(inv.get("addressCountry"), "addressCountry"))
+        currency, rate_in_book = self._currency(inv)
         show_net = inv.get("showNet") in (True, 1, "1")
         invoice_id = str(self.next_id("Invoice", 135582099))
         stamp = _now()
@@ -763,7 +862,12 @@ class SevdeskSandbox(Sandbox):
                 raise ApiError(422, f"The tax rule {rule} only allows the tax rate 0")
             quantity = _dec(pos.get("quantity"), "quantity")
             price = _dec(pos.get("price"), "price")
-            if show_net:
+            position_net = show_net
+            if pos.get("priceGross") is not None:
+                price, position_net = _dec(pos["priceGross"], "priceGross"), False
+            elif pos.get("priceNet") is not None:
+                price, position_net = _dec(pos["priceNet"], "priceNet"), True
+            if position_net:
                 net = _cents(quantity * price)
                 tax = _cents(net * rate / 100)
                 gross = net + tax
@@ -797,11 +901,11 @@ class SevdeskSandbox(Sandbox):
             "deliveryDate": _date(inv.get("deliveryDate"), "deliveryDate"),
             "status": "100", "contactPerson": {"id": person, "objectName": "SevUser"},
             "taxRate": "0", "taxText": inv.get("taxText"), "taxType": inv.get("taxType") if version == "1.0" else None,
-            "sendDate": None, "invoiceType": inv.get("invoiceType") or "RE", "currency": inv["currency"],
-            "sumNet": _s(sum_net), "sumTax": _s(sum_tax), "sumGross": _s(sum_net + sum_tax),
+            "sendDate": None, "invoiceType": inv.get("invoiceType") or "RE", "currency": currency,
+            **self._sums(sum_net, sum_tax, rate_in_book),
             "paidAmount": 0, "customerInternalNote": inv.get("customerInternalNote"),
             "showNet": _flag(show_net), "enshrined": None, "sendType": None,
-            "costCentre": inv.get("costCentre"),
+            "costCentre": inv.get("costCentre"), "origin": None,
             "taxRule": {"id": rule, "objectName": "TaxRule"} if rule else None,
         }
         self.state["invoices"][invoice_id] = invoice
@@ -818,6 +922,11 @@ class SevdeskSandbox(Sandbox):
             rows = [i for i in rows if i.get("invoiceNumber") == q["invoiceNumber"]]
         if "contact[id]" in q:
             rows = [i for i in rows if i["contact"]["id"] == q["contact[id]"]]
+        if "invoiceType" in q:
+            rows = [i for i in rows if i.get("invoiceType") == q["invoiceType"]]
+        if "origin[id]" in q:
+            rows = [i for i in rows if str((i.get("origin") or {}).get("id")) == q["origin[id]"]
+                    and (i.get("origin") or {}).get("objectName") == q.get("origin[objectName]", "Invoice")]
         return 200, self._page(request, rows)
 
     async def get_invoice(self, request: Request, body: Any) -> Any:
@@ -846,6 +955,56 @@ class SevdeskSandbox(Sandbox):
             raise ApiError(422, "date must be a Unix timestamp for invoices")
         day = datetime.fromtimestamp(date_value, tz=UTC).astimezone(BERLIN)
         return 200, self._book(invoice, "Invoice", body, day.isoformat())
+
+    async def cancel_invoice(self, request: Request, body: Any) -> Any:
+        """sevDesk's cancelInvoice: a cancellation invoice (type SR) with the original's
+        positions negated, referencing it (``origin``), paid automatically; the
+        original is cancelled. Drafts, partly paid and already cancelled invoices are
+        refused (codes as [RS] recorded them; 390 arrives inside HTTP 200)."""
+        original = self._get("invoices", request.path_params["id"], "Invoice")
+        if original["status"] in ("50", "100"):
+            raise ApiError(400, "A draft invoice cannot be cancelled; delete it instead")
+        if original.get("invoiceType") == "SR":
+            raise ApiError(400, "A cancellation invoice cannot be cancelled")
+        if any((i.get("origin") or {}).get("id") == original["id"] and i.get("invoiceType") == "SR"
+               for i in self.state["invoices"].values()):
+            raise ApiError(400, "The invoice is already cancelled", 421)
+        if original["status"] == "750":
+            error = {"exceptionUUID": str(uuid.uuid4()), "message": "A partly paid invoice cannot be cancelled",
+                     "errorCode": 0, "code": 390, "data": [], "responseCode": 200}
+            return Response(json.dumps({"error": error, "objects": None}), status_code=200,
+                            media_type="application/json")
+        invoice_id = str(self.next_id("Invoice", 135582099))
+        stamp = _now()
+        for position in [p for p in self.state["invoice_positions"].values()
+                         if p["invoice"]["id"] == original["id"]]:
+            pos_id = str(self.next_id("InvoicePos", 362964134))
+            negated = {key: -value if key.startswith("sum") else value for key, value in position.items()}
+            self.state["invoice_positions"][pos_id] = {
+                **negated, "id": pos_id, "price": -position["price"],
+                "invoice": {"id": invoice_id, "objectName": "Invoice"}}
+        number = self.next_id("InvoiceNumber", 999)
+        negate = ("sumNet", "sumTax", "sumGross", "sumNetAccounting", "sumTaxAccounting", "sumGrossAccounting",
+                  "sumNetForeignCurrency", "sumTaxForeignCurrency", "sumGrossForeignCurrency")
+        cancellation = {
+            **copy.deepcopy(original), "id": invoice_id, "create": stamp, "update": stamp,
+            "invoiceNumber": f"SR-{number}", "invoiceType": "SR", "header": f"Stornorechnung zu Rechnung "
+            f"{original.get('invoiceNumber')}", "origin": {"id": original["id"], "objectName": "Invoice"},
+            "status": "1000", "payDate": stamp, "sendDate": stamp, "enshrined": stamp,
+            **{key: _s(-Decimal(str(original[key]))) for key in negate if original.get(key) is not None},
+        }
+        cancellation["paidAmount"] = Decimal(cancellation["sumGross"])
+        self.state["invoices"][invoice_id] = cancellation
+        original["cancelled"] = stamp  # sandbox bookkeeping: sevDesk shows the original as cancelled
+        original["update"] = stamp
+        return 201, cancellation
+
+    async def list_voucher_positions(self, request: Request, body: Any) -> Any:
+        q = request.query_params
+        rows = list(self.state["voucher_positions"].values())
+        if "voucher[id]" in q:
+            rows = [p for p in rows if p["voucher"]["id"] == q["voucher[id]"]]
+        return 200, self._page(request, rows)
 
     # -- tags --------------------------------------------------------------------------
     async def list_tags(self, request: Request, body: Any) -> Any:

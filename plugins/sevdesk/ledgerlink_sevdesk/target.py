@@ -11,6 +11,7 @@ and read in :mod:`.mapping`, the tax rules live in :mod:`.taxes`.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Iterator
 from datetime import date
@@ -55,6 +56,8 @@ from .taxes import (
 log = logging.getLogger("ledgerlink.sevdesk")
 
 DEFAULT_BASE_URL = "https://my.sevdesk.de/api/v1"
+REFERENCE_TAG = "ledgerlink-ref: "
+"""Tag name prefix that carries our reference on a cancellation invoice (see find_document)."""
 AUTH_HINT = "copy the API token again from sevDesk under Extensions > API (Erweiterungen > API)"
 
 
@@ -145,6 +148,8 @@ class SevdeskSettings(Settings):
 
 class SevdeskTarget(Target):
     """Books documents in sevDesk as revenue vouchers (default) or invoices."""
+
+    reverses_documents = True
 
     Settings = SevdeskSettings
     description = "sevDesk: revenue vouchers or invoices, contacts, tags, payments"
@@ -398,7 +403,7 @@ class SevdeskTarget(Target):
                 if str(raw.get("customerInternalNote") or "") == wanted:
                     return TargetRef(target_id=str(raw["id"]), number=raw.get("invoiceNumber") or wanted,
                                      kind="invoice")
-            return None
+            return self._find_by_reference_tag(wanted)
         found = [raw for raw in self._pages("Voucher", descriptionLike=wanted)
                  if str(raw.get("description") or "") == wanted]  # descriptionLike is a substring match
         if not found:
@@ -407,6 +412,22 @@ class SevdeskTarget(Target):
             log.warning("sevDesk has %d vouchers described %r; taking the oldest", len(found), wanted)
         first = min(found, key=lambda raw: int(raw["id"]))
         return TargetRef(target_id=str(first["id"]), number=wanted, kind="voucher")
+
+    def _find_by_reference_tag(self, reference: str) -> TargetRef | None:
+        """A cancellation invoice (written by sevDesk's cancelInvoice, so without our
+        customerInternalNote) carries the tag ``ledgerlink-ref: <reference>``."""
+        name = REFERENCE_TAG + reference
+        tag_ids = {str(t["id"]) for t in self._pages("Tag", name=name) if str(t.get("name")) == name}
+        if not tag_ids:
+            return None
+        for relation in self._pages("TagRelation"):
+            obj = relation.get("object") or {}
+            if str((relation.get("tag") or {}).get("id")) in tag_ids and obj.get("objectName") == "Invoice":
+                raw = self._one(f"Invoice/{obj.get('id')}")
+                if raw is not None:
+                    return TargetRef(target_id=str(raw["id"]), number=raw.get("invoiceNumber") or reference,
+                                     kind="invoice")
+        return None
 
     def _resolved_lines(self, document: Document, plan: Plan) -> list[tuple[Any, str]]:
         """(planned line, tax rule or tax type) per line, or QuarantineError."""
@@ -439,13 +460,30 @@ class SevdeskTarget(Target):
         return out
 
     def validate(self, document: Document, plan: Plan) -> None:
-        if document.kind == DocumentKind.CREDIT_NOTE:
-            raise QuarantineError("credit notes are not supported by the sevDesk target yet; book it by hand")
-        if plan.exchange_rate is not None or document.currency != plan.book_currency:
-            # Never book a foreign amount as the same number of the book currency.
+        if document.kind == DocumentKind.CREDIT_NOTE and plan.reverses is None:
             raise QuarantineError(
-                f"the document is in {document.currency}, the books in {plan.book_currency}: this version of the "
-                "sevDesk plugin does not send exchange rates yet; book it by hand")
+                "a credit note that names no original document in sevDesk is not written (never as free-standing "
+                "negative revenue); book it in sevDesk by hand")
+        if plan.reverses is not None and document.kind != DocumentKind.CREDIT_NOTE:
+            raise QuarantineError(f"the document reverses {plan.reverses.number or plan.reverses.target_id} but is "
+                                  "not a credit note")
+        if mapping.foreign(document, plan):
+            if self.settings.document_type == "invoice":
+                raise QuarantineError(
+                    f"the document is in {document.currency}, the books in {plan.book_currency}: a sevDesk invoice "
+                    "takes no exchange rate (only vouchers have propertyExchangeRate), so it would not be booked at "
+                    "the source's rate; use document_type = \"voucher\" for this pipeline or book it by hand")
+            if plan.exchange_rate is None:
+                raise QuarantineError(
+                    f"the document is in {document.currency}, the books in {plan.book_currency}, and no exchange "
+                    f"rate is known (the source states none; add {document.currency} to the pipeline's "
+                    "exchange_rates): sevDesk needs propertyExchangeRate, and it is never booked as the same number "
+                    f"of {plan.book_currency}")
+        if plan.mark_paid and document.kind == DocumentKind.INVOICE and document.paid_amount > document.total_gross:
+            raise QuarantineError(
+                f"the payments ({document.paid_amount} {document.currency}) exceed the document's total "
+                f"({document.total_gross}): sevDesk refuses a booking over the open amount, and the amount booked "
+                "is what the customer paid")
         lines = self._resolved_lines(document, plan)
         rules = sorted({rule for _, rule in lines})
         if len(rules) > 1:
@@ -454,6 +492,17 @@ class SevdeskTarget(Target):
             )
         rule = rules[0]
         self._cost_centre(plan)
+        if plan.mark_paid and any(p.kind == "voucher" for p in document.payments):
+            self._voucher_check_account(plan)
+        if plan.reverses is not None and self.settings.document_type == "invoice":
+            if plan.contact is None:
+                raise QuarantineError("a sevDesk cancellation invoice needs the original's contact, and none was "
+                                      "matched or created")
+            return  # sevDesk writes the cancellation invoice from the original (cancelInvoice)
+        try:
+            mapping.choose_positions([pl for pl, _ in lines], by_account=self.settings.document_type == "voucher")
+        except ValueError as exc:
+            raise QuarantineError(str(exc)) from None
         if self.settings.document_type == "voucher":
             if rule in NOT_ON_VOUCHERS:
                 reason = "One-Stop-Shop (OSS)" if rule in OSS_RULES else f"tax rule {rule}"
@@ -513,17 +562,22 @@ class SevdeskTarget(Target):
 
     def push(self, document: Document, plan: Plan) -> TargetRef:
         self.validate(document, plan)
-        if self.settings.document_type == "invoice":
+        if plan.reverses is not None and self.settings.document_type == "invoice":
+            ref = self._cancel_invoice(document, plan)
+        elif self.settings.document_type == "invoice":
             ref = self._push_invoice(document, plan)
         else:
             ref = self._push_voucher(document, plan)
         try:
+            if ref.kind == "invoice" and plan.reverses is not None:
+                # find_document finds a cancellation invoice by this tag (sevDesk writes it, not us)
+                self._tag(ref, [REFERENCE_TAG + self.description_for(document.source_ref, document.number)])
             self._tag(ref, plan.tags)
             if plan.mark_paid and ref.kind == "invoice" and not self.settings.finalize_invoices:
                 log.warning("invoice %s stays a draft (finalize_invoices = false); its payment is not booked",
                             ref.target_id)
             elif plan.mark_paid:
-                self._book(ref, document, document.payments)
+                self._book(ref, document, plan, document.payments)
         except (VendorRejected, QuarantineError, TransientError) as exc:
             # The document exists (whatever failed after it, even a read or a refused
             # connection); find_document adopts it and book_payment completes it.
@@ -533,38 +587,104 @@ class SevdeskTarget(Target):
             ) from None
         return ref
 
-    def _push_voucher(self, document: Document, plan: Plan) -> TargetRef:
+    # -- vouchers: a draft, checked, then registered ------------------------------------
+    def _voucher_body(self, document: Document, plan: Plan, *, status: int) -> dict[str, Any]:
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
-        description = self.description_for(document.source_ref, document.number)
-        body = mapping.voucher_payload(
-            document, plan, [planned for planned, _ in lines], rule, description=description,
+        planned = [pl for pl, _ in lines]
+        positions, layout = mapping.choose_positions(planned)
+        if len(positions) != len(planned) or positions[0].net != (planned[0].line.price_basis == "net"):
+            log.info("sevDesk voucher for %s is sent as %s, so sevDesk's VAT is the source's to the cent",
+                     document.source_ref, layout)
+        reverses = None
+        if plan.reverses is not None:
+            reverses = f"Storno zu {plan.reverses.number or plan.reverses.target_id} (sevDesk Beleg {plan.reverses.target_id})"
+        return mapping.voucher_payload(
+            document, plan, planned, rule, description=self.description_for(document.source_ref, document.number),
             version=self.version, guidance=self.guidance, accounting_types=self.settings.accounting_types,
-            cost_centre=self._cost_centre(plan),
+            cost_centre=self._cost_centre(plan), status=status, positions=positions, reverses=reverses,
         )
+
+    def _push_voucher(self, document: Document, plan: Plan) -> TargetRef:
+        lines = self._resolved_lines(document, plan)
+        if plan.reverses is not None:
+            original = self._one(f"Voucher/{plan.reverses.target_id}")
+            if original is None:
+                raise QuarantineError(
+                    f"it reverses sevDesk voucher {plan.reverses.target_id} "
+                    f"({plan.reverses.number or 'no number'}), which sevDesk no longer has")
+        description = self.description_for(document.source_ref, document.number)
+        body = self._voucher_body(document, plan, status=50)
         try:
             _, objects = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
         except VendorRejected as exc:
             if exc.status_code in (400, 422):
                 tried = "; ".join(
                     f"account {pl.account}, tax rule {rule}, rate {pl.line.tax_rate.normalize():f}%"
-                    for pl, _ in lines
+                    for pl, rule in lines
                 )
                 raise QuarantineError(f"{exc.message} (tried {tried})") from None
             raise
         saved = objects.get("voucher") or {}
-        self._check_sums(saved, document, "voucher")
-        return TargetRef(target_id=str(saved["id"]), number=description, kind="voucher")
+        ref = TargetRef(target_id=str(saved["id"]), number=description, kind="voucher")
+        # A draft first: sevDesk's own sums are checked before it is registered (a draft
+        # can still be deleted). A crash from here on leaves a draft that find_document
+        # finds and complete() checks and registers (or deletes).
+        self._check_sums(ref, saved, document, plan)
+        ids = [str(p["id"]) for p in objects.get("voucherPos") or []]
+        try:
+            self._register_voucher(ref, body, ids)
+        except (VendorRejected, QuarantineError, TransientError) as exc:
+            raise OutcomeUnknown(
+                f"sevDesk voucher {ref.target_id} was saved as a draft, but registering it (status 100) "
+                f"failed: {exc}"
+            ) from None
+        return ref
 
-    @staticmethod
-    def _check_sums(saved: dict[str, Any], document: Document, kind: str) -> None:
-        gross = mapping.number(saved.get("sumGross"))
-        if money(gross) != document.total_gross:
-            log.warning(
-                "sevDesk %s %s totals %s gross, the source document %s",
-                kind, saved.get("id"), money(gross), document.total_gross,
-            )
+    def _register_voucher(self, ref: TargetRef, body: dict[str, Any], position_ids: list[str]) -> None:
+        """Status 50 -> 100: the same body again with the voucher's and every position's
+        id (sevDesk totals only the positions of the call)."""
+        if len(position_ids) != len(body["voucherPosSave"]):
+            self._delete_draft(ref, f"the sevDesk draft voucher {ref.target_id} has {len(position_ids)} positions, "
+                                    f"ledgerlink would send {len(body['voucherPosSave'])}")
+        body = copy.deepcopy(body)
+        body["voucher"]["id"] = int(ref.target_id)
+        body["voucher"]["status"] = 100
+        for item, pos_id in zip(body["voucherPosSave"], sorted(position_ids, key=int), strict=True):
+            item["id"] = int(pos_id)
+        _, registered = self._call("POST", "Voucher/Factory/saveVoucher", body=body)
+        status = str(((registered or {}).get("voucher") or {}).get("status") or "")
+        if status != "100":
+            raise VendorRejected(f"registering sevDesk voucher {ref.target_id} answered status {status or 'none'}"
+                                 " instead of 100")
 
+    def _check_sums(self, ref: TargetRef, saved: dict[str, Any], document: Document, plan: Plan) -> None:
+        """sevDesk's own sums of the saved draft against the source, before the draft is
+        finished: on a difference the draft is deleted and the document quarantined."""
+        gross_key, tax_key = "sumGross", "sumTax"
+        if mapping.foreign(document, plan):
+            # the document's own currency; sumGross is in the book currency
+            gross_key, tax_key = "sumGrossForeignCurrency", "sumTaxForeignCurrency"
+        gross = money(mapping.number(saved.get(gross_key)))
+        tax = money(mapping.number(saved.get(tax_key)))
+        if gross == document.total_gross and tax == document.total_tax:
+            return
+        self._delete_draft(ref, (
+            f"sevDesk computed gross {gross} and VAT {tax} {document.currency} for {ref.kind} {ref.target_id}, "
+            f"the source states gross {document.total_gross} and VAT {document.total_tax}"))
+
+    def _delete_draft(self, ref: TargetRef, problem: str) -> None:
+        """Delete an unfinished draft and quarantine; a failed delete is said in the reason."""
+        try:
+            self._call("DELETE", f"{mapping.object_name(ref)}/{ref.target_id}")
+        except (VendorRejected, QuarantineError, TransientError, OutcomeUnknown) as exc:
+            raise QuarantineError(
+                f"{problem}; deleting the sevDesk draft {ref.kind} {ref.target_id} FAILED ({exc}): delete it by "
+                "hand before this document is retried"
+            ) from None
+        raise QuarantineError(f"{problem}; the sevDesk draft {ref.kind} {ref.target_id} was deleted")
+
+    # -- invoices ----------------------------------------------------------------------
     def _push_invoice(self, document: Document, plan: Plan) -> TargetRef:
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
@@ -586,21 +706,73 @@ class SevdeskTarget(Target):
                 ) from None
             raise
         saved = objects.get("invoice") or {}
-        self._check_sums(saved, document, "invoice")
         ref = TargetRef(target_id=str(saved["id"]), number=saved.get("invoiceNumber") or reference, kind="invoice")
+        self._check_sums(ref, saved, document, plan)  # still a draft: deleted on a difference
         if self.settings.finalize_invoices:
             try:
-                _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
-                                     body={"sendType": self.settings.invoice_send_type, "sendDraft": False})
+                self._send_invoice(ref)
             except (VendorRejected, QuarantineError, TransientError) as exc:
                 # The invoice exists (as a draft): never create it again. find_document
-                # adopts it; status sync shows it as a draft until someone finalizes it.
+                # adopts it and complete() sends it.
                 raise OutcomeUnknown(
                     f"sevDesk invoice {ref.target_id} was saved, but finalizing it (sendBy) failed: {exc}"
                 ) from None
-            if isinstance(sent, dict) and sent.get("invoiceNumber"):
-                ref.number = str(sent["invoiceNumber"])
         return ref
+
+    def _send_invoice(self, ref: TargetRef) -> None:
+        _, sent = self._call("PUT", f"Invoice/{ref.target_id}/sendBy",
+                             body={"sendType": self.settings.invoice_send_type, "sendDraft": False})
+        if isinstance(sent, dict) and sent.get("invoiceNumber"):
+            ref.number = str(sent["invoiceNumber"])
+
+    def _cancellation_of(self, invoice_id: str) -> dict[str, Any] | None:
+        """The cancellation invoice (type SR) sevDesk wrote for an invoice, if any."""
+        params = {"origin[id]": invoice_id, "origin[objectName]": "Invoice", "invoiceType": "SR"}
+        for raw in self._pages("Invoice", **params):  # filters fail silently: compare
+            origin = raw.get("origin") or {}
+            if str(raw.get("invoiceType")) == "SR" and str(origin.get("id")) == str(invoice_id):
+                return raw
+        return None
+
+    def _cancel_invoice(self, document: Document, plan: Plan) -> TargetRef:
+        """A credit note that reverses an invoice in full: sevDesk's cancelInvoice
+        (a Stornorechnung, type SR, that references the original). A partial one is
+        quarantined: cancelInvoice cancels only in full."""
+        assert plan.reverses is not None
+        original_id = str(plan.reverses.target_id)
+        label = f"sevDesk invoice {plan.reverses.number or original_id}"
+        existing = self._cancellation_of(original_id)
+        if existing is not None:  # written before (a lost answer, a crash): adopt it, never cancel twice
+            return TargetRef(target_id=str(existing["id"]), number=existing.get("invoiceNumber"), kind="invoice")
+        original = self._one(f"Invoice/{original_id}")
+        if original is None:
+            raise QuarantineError(f"it cancels {label}, which sevDesk no longer has")
+        if str(original.get("status")) in ("50", "100"):
+            raise QuarantineError(f"it cancels {label}, which is still a draft in sevDesk: delete or finalize the "
+                                  "draft by hand")
+        gross = money(mapping.number(original.get("sumGross")))
+        tax = money(mapping.number(original.get("sumTax")))
+        if (-gross, -tax) != (document.total_gross, document.total_tax):
+            raise QuarantineError(
+                f"it credits gross {document.total_gross} (VAT {document.total_tax}) of {label} with gross {gross} "
+                f"(VAT {tax}): sevDesk cancels an invoice only in full (cancelInvoice); write this partial credit "
+                "note in sevDesk by hand")
+        try:
+            _, objects = self._call("POST", f"Invoice/{original_id}/cancelInvoice")
+        except VendorRejected as exc:
+            again = self._cancellation_of(original_id)
+            if again is not None:
+                return TargetRef(target_id=str(again["id"]), number=again.get("invoiceNumber"), kind="invoice")
+            raise QuarantineError(f"sevDesk refused to cancel {label}: {exc.message}") from None
+        cancellation = objects
+        if isinstance(cancellation, list):
+            cancellation = cancellation[0] if cancellation else {}
+        if isinstance(cancellation, dict) and isinstance(cancellation.get("invoice"), dict):
+            cancellation = cancellation["invoice"]
+        if not isinstance(cancellation, dict) or not cancellation.get("id"):
+            raise OutcomeUnknown(f"sevDesk cancelled {label} but sent no cancellation invoice")
+        return TargetRef(target_id=str(cancellation["id"]), number=cancellation.get("invoiceNumber"),
+                         kind="invoice")
 
     # -- tags ----------------------------------------------------------------------
     def _known_tag(self, name: str) -> str | None:
@@ -613,11 +785,32 @@ class SevdeskTarget(Target):
         return self.tag_ids[name] or None
 
     def complete(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        """A voucher or invoice adopted after a lost answer: add the tags it lacks.
+        """A voucher or invoice found after an interruption (a crash, a lost answer),
+        before the ledger counts it as pushed: a draft is checked against the source
+        (sevDesk's own sums) and then registered (voucher, status 100) or sent
+        (invoice, sendBy), or deleted and the document quarantined; then the tags it
+        lacks are added.
 
         sevDesk documents no filter on GET /TagRelation, so this lists them all; it
-        runs only after a lost answer."""
+        runs only after an interruption."""
         object_name = mapping.object_name(ref)
+        current = self._one(f"{object_name}/{ref.target_id}")
+        if current is None:
+            raise VendorRejected(f"sevDesk {ref.kind} {ref.target_id} was found, and is gone now")
+        status = str(current.get("status"))
+        if ref.kind == "voucher" and status == "50":
+            self._check_sums(ref, current, document, plan)
+            ids = [str(p["id"]) for p in self._pages(
+                "VoucherPos", **{"voucher[id]": ref.target_id, "voucher[objectName]": "Voucher"})
+                if str((p.get("voucher") or {}).get("id")) == str(ref.target_id)]
+            self._register_voucher(ref, self._voucher_body(document, plan, status=50), ids)
+        elif (ref.kind == "invoice" and status == "100" and str(current.get("invoiceType") or "RE") == "RE"
+              and plan.reverses is None):
+            self._check_sums(ref, current, document, plan)
+            if self.settings.finalize_invoices:
+                self._send_invoice(ref)
+        if ref.kind == "invoice" and plan.reverses is not None:
+            self._tag(ref, [REFERENCE_TAG + self.description_for(document.source_ref, document.number)])
         tag_names = {str(t.get("id")): str(t.get("name")) for t in self._pages("Tag")}
         present = {
             tag_names.get(str((r.get("tag") or {}).get("id")), "")
@@ -641,7 +834,32 @@ class SevdeskTarget(Target):
                 self.tag_ids[name] = tag_id
 
     # -- payments ------------------------------------------------------------------
-    def _account_for(self, payment: Payment) -> int | None:
+    def _voucher_check_account(self, plan: Plan) -> int:
+        """The check account of ``plan.voucher_account`` (gift vouchers redeemed), by id or
+        by name; QuarantineError naming it when sevDesk has no usable one."""
+        wanted = str(plan.voucher_account or "").strip()
+        if not wanted:
+            raise QuarantineError("the document was paid with a gift voucher and the pipeline names no "
+                                  "voucher_account (a sevDesk clearing account) to book it from")
+        accounts = self._load_check_accounts()
+        found = [a for key, a in accounts.items() if str(key) == wanted] or [
+            a for a in accounts.values() if str(a.get("name") or "").strip().casefold() == wanted.casefold()]
+        if len(found) != 1:
+            known = ", ".join(f"{key} {value.get('name')!r}" for key, value in accounts.items())
+            why = "several check accounts are" if found else "sevDesk has no check account"
+            raise QuarantineError(f"{why} named or numbered {wanted!r} (the pipeline's voucher_account, for gift "
+                                  f"vouchers redeemed); known: {known}")
+        account = found[0]
+        if str(account.get("status")) == "0" or account.get("type") == "online":
+            raise QuarantineError(
+                f"voucher_account {wanted!r} is sevDesk check account {account.get('id')} "
+                f"({account.get('name')!r}), which is {'archived' if str(account.get('status')) == '0' else 'online'}:"
+                " use an active clearing (offline) account")
+        return int(account["id"])
+
+    def _account_for(self, payment: Payment, plan: Plan) -> int | None:
+        if payment.kind == "voucher":
+            return self._voucher_check_account(plan)
         method = (payment.method or "").strip()
         if method and method in self.settings.payment_accounts:
             return self.settings.payment_accounts[method]
@@ -649,16 +867,25 @@ class SevdeskTarget(Target):
             return self.settings.check_account
         return None
 
-    def _book(self, ref: TargetRef, document: Document, payments: list[Payment]) -> None:
+    def _book(self, ref: TargetRef, document: Document, plan: Plan, payments: list[Payment]) -> None:
+        """Each payment is its own bookAmount, with its own date and amount, on the check
+        account of its method (a gift voucher: plan.voucher_account). What sevDesk shows
+        as paid already is skipped in date order, so a re-run books only the rest."""
+        if document.kind == DocumentKind.CREDIT_NOTE:
+            if payments:
+                log.warning("refunds on credit note %s (sevDesk %s %s) are not booked by ledgerlink; book them in "
+                            "sevDesk by hand", document.number or document.source_ref, ref.kind, ref.target_id)
+            return
         path = mapping.object_name(ref)
         current = self._one(f"{path}/{ref.target_id}")
         if current is None:
             raise VendorRejected(f"sevDesk has no {ref.kind} {ref.target_id} to book a payment on")
-        total = money(mapping.number(current.get("sumGross")))
+        foreign = mapping.foreign(document, plan)
+        # Assumption: paidAmount is in the document's currency, like the payments.
+        total = money(mapping.number(current.get("sumGrossForeignCurrency" if foreign else "sumGross")))
         paid = money(mapping.number(current.get("paidAmount")))
         if str(current.get("status")) == "1000" or paid >= total:
             return  # already paid (a re-run): never book twice
-        # Payments already booked in sevDesk are skipped in order, so a re-run books only the rest.
         already = paid
         for payment in sorted(payments, key=lambda p: p.date or date.min):
             amount = money(payment.amount)
@@ -669,25 +896,37 @@ class SevdeskTarget(Target):
                 continue
             amount -= already
             already = Decimal("0.00")
-            account = self._account_for(payment)
+            what = f"payment of {amount} {document.currency} ({payment.kind}, method {payment.method!r})"
+            account = self._account_for(payment, plan)
             if account is None:
-                log.warning(
-                    "payment of %s %s (method %r) on %s %s has no check account; the document stays open",
-                    amount, document.currency, payment.method, ref.kind, ref.target_id,
-                )
+                log.warning("%s on %s %s has no check account; the document stays open", what, ref.kind,
+                            ref.target_id)
                 continue
+            if foreign:
+                currency = str(self._load_check_accounts().get(int(account), {}).get("currency") or "")
+                if currency.upper() != document.currency.upper():
+                    # Never the same number in the book currency: only an account in the
+                    # document's currency books it.
+                    log.warning(
+                        "%s on %s %s is not booked: sevDesk check account %s is in %s, not %s; map the method to "
+                        "a %s check account (payment_accounts) to book it; the document stays open",
+                        what, ref.kind, ref.target_id, account, currency or "an unknown currency",
+                        document.currency, document.currency)
+                    continue
             day = payment.date or document.payment_date or document.invoice_date
             if day is None:
                 raise QuarantineError("a payment without a date cannot be booked in sevDesk")
-            amount = min(amount, total - paid)
-            if amount <= 0:
-                break
+            if amount > total - paid:
+                raise QuarantineError(
+                    f"{what} exceeds what is open on sevDesk {ref.kind} {ref.target_id} ({total - paid} of {total}): "
+                    "the amount booked is what the customer paid, and sevDesk refuses more than is open; "
+                    "check the document's total")
             paid += amount
             body = mapping.payment_payload(ref, amount, day, full=paid >= total, account=account)
             self._call("PUT", f"{path}/{ref.target_id}/bookAmount", body=body)
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        self._book(ref, document, document.payments)
+        self._book(ref, document, plan, document.payments)
 
     # -- status sync -----------------------------------------------------------------
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:

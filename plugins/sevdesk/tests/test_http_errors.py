@@ -150,8 +150,16 @@ def test_404_with_code_151_on_status_sync_reports_deleted():
 
 @respx.mock
 def test_amounts_are_sent_as_exact_json_numbers(sev):
-    route = respx.post(f"{BASE}/Voucher/Factory/saveVoucher").mock(return_value=httpx.Response(
-        201, json={"objects": {"voucher": {"id": "1", "sumGross": "0.3"}, "voucherPos": []}}))
+    def save(request):
+        body = json.loads(request.content)
+        positions = body["voucherPosSave"]
+        gross = sum(Decimal(str(p["sumGross"])) for p in positions)
+        tax = gross - sum(Decimal(str(p["sumNet"])) for p in positions)
+        voucher = {"id": "1", "sumGross": str(gross), "sumTax": str(tax), "status": str(body["voucher"]["status"])}
+        return httpx.Response(201, json={"objects": {
+            "voucher": voucher, "voucherPos": [{"id": str(10 + i)} for i in range(len(positions))]}})
+
+    route = respx.post(f"{BASE}/Voucher/Factory/saveVoucher").mock(side_effect=save)
     respx.post(f"{BASE}/Tag/Factory/create").mock(return_value=httpx.Response(
         200, json={"objects": {"id": "1", "objectName": "TagRelation", "tag": {"id": "7", "objectName": "Tag"}}}))
     respx.get(f"{BASE}/Tag").mock(return_value=httpx.Response(200, json={"objects": []}))
@@ -159,5 +167,6 @@ def test_amounts_are_sent_as_exact_json_numbers(sev):
     document = sev.shop_order(lines=[Line(description="a", total=Decimal("0.10"), tax_rate=Decimal(19)),
                                      Line(description="b", total=Decimal("0.20"), tax_rate=Decimal(19))])
     target.push(document, sev.plan_for(document, accounts={Decimal(19): "8400"}))
-    raw = route.calls.last.request.content.decode()
-    assert '"sumGross": 0.10' in raw and '"sumGross": 0.20' in raw and '"sumNet": 0.08' in raw
+    draft, registered = (call.request.content.decode() for call in route.calls)
+    assert '"sumGross": 0.10' in draft and '"sumGross": 0.20' in draft and '"sumNet": 0.08' in draft
+    assert '"status": 50' in draft and '"status": 100' in registered and '"id": 10' in registered

@@ -234,10 +234,11 @@ def test_failed_payment_after_creation_is_outcome_unknown_and_find_document_adop
     assert target.find_document(document.source_ref, document.number) is not None
 
 
-def test_credit_notes_are_quarantined(sev, target):
+def test_credit_notes_without_an_original_are_quarantined(sev, target):
     document = sev.shop_order()
     document.kind = "credit_note"
-    with pytest.raises(QuarantineError, match="credit notes are not supported"):
+    with pytest.raises(QuarantineError, match="a credit note that names no original document in sevDesk is not "
+                                              "written"):
         target.validate(document, sev.plan_for(document))
 
 
@@ -256,14 +257,12 @@ def test_bookkeeping_1_0_uses_tax_type_and_accounting_type(sev):
         target.validate(document, sev.plan_for(document, accounts={Decimal(19): "8200"}))
 
 
-def test_a_foreign_currency_document_is_quarantined_not_booked_as_eur(sev, sandbox, target):
-    """Until the plugin sends sevDesk's exchange rate, a CHF order is never written as the
-    same number of EUR (issue 15, class 3)."""
+def test_a_foreign_currency_document_without_a_rate_is_quarantined_not_booked_as_eur(sev, sandbox, target):
+    """A CHF order without an exchange rate is never written as the same number of EUR."""
     document = sev.shop_order()
     document.currency = "CHF"
     plan = sev.plan_for(document)
-    plan.exchange_rate = Decimal("0.95")
-    with pytest.raises(QuarantineError, match="the document is in CHF, the books in EUR: this version of the "
-                                              "sevDesk plugin does not send exchange rates yet"):
+    with pytest.raises(QuarantineError, match="the document is in CHF, the books in EUR, and no exchange rate is "
+                                              "known"):
         target.validate(document, plan)
     assert sandbox.state.get("vouchers", {}) == {}
