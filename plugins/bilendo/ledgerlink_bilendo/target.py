@@ -300,9 +300,20 @@ class BilendoTarget(Target):
     def validate(self, document: Document, plan: Plan) -> None:
         label = document.number or document.source_ref
         if document.kind != DocumentKind.INVOICE:
+            cancels = f" (it cancels {plan.reverses.number or plan.reverses.target_id})" if plan.reverses else ""
             raise QuarantineError(
-                f"{label} is a credit note; the Bilendo target transfers invoices only "
-                "(book the credit in Bilendo by hand)"
+                f"{label} is a credit note{cancels}; Bilendo's API takes invoices only and has no credit note or "
+                "cancel call, so ledgerlink cannot reduce or cancel a receivable there: cancel or correct the "
+                "invoice in Bilendo by hand so that it is not dunned"
+            )
+        vouchers = document.voucher_amount
+        if vouchers:
+            owed = document.total_gross - document.paid_amount
+            todo = (f"enter the invoice in Bilendo by hand with {owed} {document.currency} still owed" if owed > 0
+                    else "nothing is owed, so it does not belong in Bilendo")
+            raise QuarantineError(
+                f"{label}: {vouchers} {document.currency} of its {document.total_gross} was paid with a gift voucher; "
+                f"Bilendo's API records no payments, so Bilendo would send and dun the full amount: {todo}"
             )
         if plan.contact is None:
             raise QuarantineError(f"{label} has no Bilendo debtor (no customer matched or created)")
