@@ -592,6 +592,8 @@ class SevdeskTarget(Target):
         lines = self._resolved_lines(document, plan)
         rule = lines[0][1]
         planned = [pl for pl, _ in lines]
+        if self.version == "2.0" and self.guidance is None:  # complete() in a fresh process
+            self.guidance = ReceiptGuidance(list(self._pages("ReceiptGuidance/forRevenue")))
         positions, layout = mapping.choose_positions(planned)
         if len(positions) != len(planned) or positions[0].net != (planned[0].line.price_basis == "net"):
             log.info("sevDesk voucher for %s is sent as %s, so sevDesk's VAT is the source's to the cent",
