@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from ledgerlink import Address, Customer, Document, Line, Payment, SandboxServer
+from ledgerlink import Address, Customer, Document, DocumentKind, Line, Payment, SandboxServer
 from ledgerlink.testing import fake_store, invoke_cli, reset_fake_stores
 from ledgerlink_sevdesk.sandbox import DEMO_TOKEN, SevdeskSandbox
 
@@ -125,7 +125,7 @@ def test_an_invoice_and_its_source_cancellation_through_the_cli(world):
     assert invoice["status"] == "200" and (invoice["sumTax"], invoice["sumGross"]) == ("19", "119")
     original = docs["I-1"]
     docs["ST-1"] = original.model_copy(update={
-        "source_ref": "ST-1", "number": "ST-1", "kind": "credit_note", "reverses": "I-1", "cursor": "z-ST-1",
+        "source_ref": "ST-1", "number": "ST-1", "kind": DocumentKind.CREDIT_NOTE, "reverses": "I-1", "cursor": "z-ST-1",
         "lines": [line.model_copy(update={"total": -line.total}) for line in original.lines]})
     result = run("run", "--json", extra=extra)
     assert result.exit_code == 0, result.output
