@@ -342,7 +342,7 @@ DEMO_RULES = [  # as the demo (SKR03 revenue accounts)
 
 
 def write_config(workdir: Path, billbee_url: str, sevdesk_url: str, *, name: str = "ledgerlink.toml",
-                 **sevdesk: Any) -> Path:
+                 ledger_url: str = "sqlite:///ledger.db", **sevdesk: Any) -> Path:
     """A config for the two sandboxes (every config in ``workdir`` shares its ledger);
     ``sevdesk`` adds connection settings (timeout, retries, backoff, requests_per_second)."""
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in sevdesk.items())
@@ -350,7 +350,7 @@ def write_config(workdir: Path, billbee_url: str, sevdesk_url: str, *, name: str
     path = workdir / name
     path.write_text(f"""\
 [ledger]
-url = "sqlite:///ledger.db"
+url = "{ledger_url}"
 
 [connections.shop]
 plugin = "billbee"
@@ -379,6 +379,25 @@ due_days = 14
 tags = ["Import"]
 {rules}""", encoding="utf-8")
     return path
+
+
+def postgres_database(name: str) -> str:
+    """A new, empty PostgreSQL database on the machine's server (dropped first if it
+    exists); skips without a server, except where CI=true."""
+    import pytest
+
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3,
+                             autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -21,15 +21,19 @@ import click
 from ._states import DocumentState, OutcomeState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BUSY = 75
+"""Another command works on the pipeline (EX_TEMPFAIL: try again later)."""
 NEEDS_A_PERSON = (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CANCELLED)
 """Outcomes that make a run exit 1."""
 
 
 class State:
-    def __init__(self, config: str | None = None, verbose: int = 0, log_file: str | None = None) -> None:
+    def __init__(self, config: str | None = None, verbose: int = 0, log_file: str | None = None,
+                 wait: float | None = None) -> None:
         self.config_path = config
         self.verbose = verbose
         self.log_file = log_file
+        self.wait = wait
         self._config: Any = None
 
     def config(self) -> Any:
@@ -42,7 +46,7 @@ class State:
     def runtime(self, reporter: Any = None, *, keep_outcomes: bool = True) -> Any:
         from ._runner import Runtime
 
-        return Runtime(self.config(), reporter=reporter, keep_outcomes=keep_outcomes)
+        return Runtime(self.config(), reporter=reporter, keep_outcomes=keep_outcomes, lock_wait=self.wait or 0.0)
 
     def pipelines(self, name: str | None) -> list[Any]:
         config = self.config()
@@ -84,6 +88,9 @@ def _global_options() -> list[click.Option]:
                      help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG)."),
         click.Option(["-v", "--verbose"], count=True, help="More output: -v progress and waits, -vv debug."),
         click.Option(["--log-file"], type=click.Path(dir_okay=False), help="Also write the log to this file."),
+        click.Option(["--wait"], type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="When another command works on a pipeline, wait up to SECONDS for it "
+                          "(default: say who holds it and exit 75 at once)."),
     ]
 
 
@@ -149,9 +156,12 @@ class LedgerlinkGroup(GlobalOptionsGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         from ._errors import ConfigError, ConnectionError_, LedgerlinkError
+        from ._locks import PipelineBusy
 
         try:
             return super().invoke(ctx)
+        except PipelineBusy as exc:
+            _fail(str(exc), EXIT_BUSY)
         except ConfigError as exc:
             _fail(str(exc), EXIT_USAGE)
         except ConnectionError_ as exc:
@@ -347,7 +357,9 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
     out = []
     for result in results:
         counts = result.counts()
-        if result.error:
+        if result.busy:
+            code = max(code, EXIT_BUSY)
+        elif result.error:
             code = max(code, EXIT_USAGE if "rejected" in result.error or "credentials" in result.error else EXIT_FAILED)
         elif any(counts.get(state) for state in NEEDS_A_PERSON):
             code = max(code, EXIT_FAILED)

@@ -8,6 +8,7 @@ into the source.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ class MatchRow:
 def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool = False) -> list[MatchRow]:
     """Compare every source customer with every target contact; store unique matches."""
     runner = PipelineRunner(runtime, pipeline)
+    hold: AbstractContextManager[None] = (
+        nullcontext() if dry_run else runtime.locks.hold(pipeline.name, "match-customers", wait=runtime.lock_wait))
+    hold.__enter__()
     try:
         index = runtime.contact_index(pipeline.target, pipeline.matchers, runner.target)
         rows: list[MatchRow] = []
@@ -64,6 +68,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
                 runner.contacts.write_back(new, customer)
         return rows
     finally:
+        hold.__exit__(None, None, None)
         runner.close()
 
 
@@ -114,30 +119,35 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange
     """Ask the target for the status of every pushed document; record and report changes."""
     runner = PipelineRunner(runtime, pipeline)
     try:
-        target_mapper_name = runner.target.status_mapper or "identity"
-        mapper = runtime.plugins.registry.get("status_mapper", target_mapper_name).factory()
-        wording_name = pipeline.status_wording or runner.source.status_mapper or target_mapper_name
-        source_mapper = runtime.plugins.registry.get("status_mapper", wording_name).factory()
-        rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, [DocumentState.PUSHED]) if row.target_id}
-        refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
-        changes: list[StatusChange] = []
-        if not refs:
-            return changes
-        try:
-            for ref, raw in runner.target.statuses(refs):
-                change = _record_status(runtime, runner, pipeline, rows, mapper, source_mapper, ref, raw)
-                if change is not None:
-                    changes.append(change)
-        except NotSupported:
-            runtime.reporter.message(f"{pipeline.name}: the target {pipeline.target!r} reports no statuses")
-        except LedgerlinkError as exc:
-            # What was read so far is recorded; the rest comes with the next sync.
-            raise StatusSyncStopped(
-                f"{pipeline.name}: status sync stopped after {len(changes)} changes: {redact(str(exc))}", changes
-            ) from None
-        return changes
+        with runtime.locks.hold(pipeline.name, "sync-status", wait=runtime.lock_wait):
+            return _sync_status(runtime, pipeline, runner)
     finally:
         runner.close()
+
+
+def _sync_status(runtime: Runtime, pipeline: PipelineConfig, runner: PipelineRunner) -> list[StatusChange]:
+    target_mapper_name = runner.target.status_mapper or "identity"
+    mapper = runtime.plugins.registry.get("status_mapper", target_mapper_name).factory()
+    wording_name = pipeline.status_wording or runner.source.status_mapper or target_mapper_name
+    source_mapper = runtime.plugins.registry.get("status_mapper", wording_name).factory()
+    rows = {row.target_id: row for row in runtime.ledger.documents(pipeline.name, [DocumentState.PUSHED]) if row.target_id}
+    refs = [TargetRef(target_id=tid, number=row.target_number) for tid, row in rows.items()]
+    changes: list[StatusChange] = []
+    if not refs:
+        return changes
+    try:
+        for ref, raw in runner.target.statuses(refs):
+            change = _record_status(runtime, runner, pipeline, rows, mapper, source_mapper, ref, raw)
+            if change is not None:
+                changes.append(change)
+    except NotSupported:
+        runtime.reporter.message(f"{pipeline.name}: the target {pipeline.target!r} reports no statuses")
+    except LedgerlinkError as exc:
+        # What was read so far is recorded; the rest comes with the next sync.
+        raise StatusSyncStopped(
+            f"{pipeline.name}: status sync stopped after {len(changes)} changes: {redact(str(exc))}", changes
+        ) from None
+    return changes
 
 
 def _record_status(runtime: Runtime, runner: PipelineRunner, pipeline: PipelineConfig, rows: dict[str, Any],

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ._config import PipelineConfig
 from ._connectors import BrokenDocument, Source, SourceItem
 from ._errors import LedgerlinkError
+from ._locks import PipelineBusy
 from ._runner import PipelineRunner
 from ._runtime import RunResult, Runtime
 
@@ -34,6 +35,8 @@ def run_pipelines(runtime: Runtime, pipelines: list[PipelineConfig], *, jobs: in
             return RunResult(pipeline.name, error=str(exc))
         try:
             return run(runner) if run else runner.run()
+        except PipelineBusy as exc:
+            return RunResult(pipeline.name, error=str(exc), busy=True)
         finally:
             runner.close()
 

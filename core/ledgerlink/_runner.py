@@ -96,11 +96,27 @@ class PipelineRunner:
 
     def run(self, *, dry_run: bool = False, command: str = "run", documents: Iterable[SourceItem] | None = None,
             use_cursor: bool = True, retry_failed: bool | str = "transient", retry_quarantined: bool = False,
-            sync_members: bool = True) -> RunResult:
+            sync_members: bool = True, lock_wait: float | None = None) -> RunResult:
         """Run the pipeline. ``retry_failed``: "transient" (the default for `run`) retries
         failures that may have gone away (network, interruption); True every failed
         document; False none. ``sync_members=False`` leaves the member sync out (a webhook
-        for one document must not list every customer: sources pace that listing)."""
+        for one document must not list every customer: sources pace that listing).
+
+        Holds the pipeline's lock (``_locks``) throughout, except for a dry run;
+        ``PipelineBusy`` when another command holds it longer than ``lock_wait`` (default:
+        the runtime's)."""
+        if dry_run:
+            return self._run(dry_run=dry_run, command=command, documents=documents, use_cursor=use_cursor,
+                             retry_failed=retry_failed, retry_quarantined=retry_quarantined,
+                             sync_members=sync_members)
+        wait = self.rt.lock_wait if lock_wait is None else lock_wait
+        with self.rt.locks.hold(self.pipeline.name, command, wait=wait):
+            return self._run(dry_run=dry_run, command=command, documents=documents, use_cursor=use_cursor,
+                             retry_failed=retry_failed, retry_quarantined=retry_quarantined,
+                             sync_members=sync_members)
+
+    def _run(self, *, dry_run: bool, command: str, documents: Iterable[SourceItem] | None, use_cursor: bool,
+             retry_failed: bool | str, retry_quarantined: bool, sync_members: bool) -> RunResult:
         result = self._result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         try:

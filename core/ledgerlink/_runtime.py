@@ -23,6 +23,7 @@ from ._connectors import ConnectorContext, Source, Target
 from ._errors import ConfigError
 from ._http import make_http_client
 from ._ledger import Ledger
+from ._locks import PipelineLocks
 from ._matching import ContactIndex
 from ._plugins import PluginManager, get_plugin_manager
 from ._records import Contact
@@ -74,6 +75,8 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     contacts_created: int = 0
     error: str | None = None
+    busy: bool = False
+    """Another command held the pipeline's lock: nothing was done (exit 75)."""
     keep_outcomes: bool = True
     """False: ``add`` only counts (``outcomes`` stays empty), so a long run's memory
     does not grow with its documents; for callers that report each outcome as it
@@ -132,8 +135,12 @@ class Runtime:
         crash_points: Iterable[str] = (),
         http_options: dict[str, Any] | None = None,
         keep_outcomes: bool = True,
+        lock_wait: float = 0.0,
     ) -> None:
         self.config = config
+        self.lock_wait = lock_wait
+        """How long a command waits for another one working on the same pipeline (s)."""
+        self._locks: PipelineLocks | None = None
         self.keep_outcomes = keep_outcomes
         """False: results count outcomes instead of keeping them (see RunResult)."""
         self.plugins = plugins or get_plugin_manager()
@@ -157,6 +164,14 @@ class Runtime:
         self._indexes: dict[tuple[str, tuple[str, ...]], ContactIndex] = {}
         self._index_lock = threading.Lock()
         self._target_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def locks(self) -> PipelineLocks:
+        """The pipeline locks of this runtime's ledger (see ``_locks``)."""
+        with self._index_lock:
+            if self._locks is None:
+                self._locks = PipelineLocks(self.ledger)
+            return self._locks
 
     def checkpoint(self, name: str) -> None:
         if name in self.crash_points:

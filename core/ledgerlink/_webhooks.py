@@ -22,6 +22,9 @@ from ._connectors import WebhookResource, WebhookSource
 from ._errors import LedgerlinkError
 from ._runner import PipelineRunner, Reporter, Runtime
 
+WEBHOOK_LOCK_WAIT = 600.0
+"""How long a webhook waits for another command working on its pipeline (s)."""
+
 
 def load_secret(path: Path) -> str:
     if path.exists():
@@ -76,8 +79,9 @@ class WebhookWorker:
                 document = runner.source.document(ident)
                 if document is None:
                     return {"kind": kind, "id": ident, "state": "not found in the source"}
+                # A webhook during a run waits for it (its document is taken once it is done).
                 result = runner.run(documents=[document], use_cursor=False, retry_failed=False, command="webhook",
-                                    sync_members=False)
+                                    sync_members=False, lock_wait=max(self.runtime.lock_wait, WEBHOOK_LOCK_WAIT))
                 outcome = result.outcomes[0] if result.outcomes else None
                 self.runtime.reporter.message(
                     f"webhook document {ident}: {outcome.state if outcome else 'unchanged'}"

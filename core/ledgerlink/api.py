@@ -41,6 +41,10 @@ def push(runtime: Runtime, pipeline: str, document: Document, *, dry_run: bool =
     try:
         result = runner.run(documents=[document], use_cursor=False, retry_failed=False, dry_run=dry_run,
                             command="api")
+        if result.busy:
+            from ._locks import PipelineBusy
+
+            raise PipelineBusy(result.error or "busy", pipeline=pipeline)
     finally:
         runner.close()
     if result.error:
