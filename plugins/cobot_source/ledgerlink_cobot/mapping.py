@@ -335,30 +335,57 @@ def _document(
         ))
 
     customer = customer_from_invoice(inv_id, attrs, rel)
-    corrected = ((rel.get("correctedInvoice") or {}).get("data")) or None
+    corrected_data = (rel.get("correctedInvoice") or {}).get("data") if isinstance(rel.get("correctedInvoice"), dict) else None
+    corrected = _text(corrected_data.get("id")) if isinstance(corrected_data, dict) else None
+    if corrected == inv_id:
+        corrected = None
+    kind = DocumentKind.INVOICE
+    if corrected is not None:
+        if money(total_gross) >= 0:
+            raise MappingError(
+                f"it corrects invoice {corrected} (correctedInvoice) but its total is {money(total_gross)} "
+                f"{currency or 'EUR'}, not a credit: ledgerlink writes a correction only as a credit note for the "
+                "invoice it corrects; book it by hand", quarantine=True,
+            )
+        kind = DocumentKind.CREDIT_NOTE
+        # A credit note keeps positive quantities; the sign is in the totals (Cobot's
+        # correction pre-fills the original's items with negative quantities).
+        lines = [
+            line.model_copy(update={
+                "quantity": -line.quantity,
+                "unit_price": None if line.unit_price is None else -line.unit_price,
+            }) if line.quantity < 0 else line
+            for line in lines
+        ]
+    paid_status = _text(attrs.get("paidStatus"))
     paid_amount = _dec(attrs["paidAmount"], "paidAmount") if attrs.get("paidAmount") is not None else Decimal(0)
     payments = []
     if paid_amount != 0:
-        payments.append(Payment(amount=paid_amount, date=paid_date))
+        # What the customer paid (a refund on a credit note), as Cobot states it, never recomputed.
+        payments.append(Payment(amount=abs(paid_amount), date=paid_date))
     sender = as_object(attrs.get("senderAddress"))
     seller = _country(sender.get("countryCode"))  # None: the pipeline's seller_country
     extra: dict[str, Any] = {
         "debitor_type": customer.extra.get("debitor_type"),
-        "paid_status": _text(attrs.get("paidStatus")),
+        "paid_status": paid_status,
         "locked": attrs.get("canUpdate") is False,
         "stated_net": str(money(total_net)),
     }
+    if paid_status == "writtenOff":
+        # A bad debt, not a cancellation: the invoice stays booked (see the README).
+        extra["written_off"] = True
     if any(cost_centres):
         extra["cost_centres"] = cost_centres
-    if corrected and isinstance(corrected, dict) and corrected.get("id"):
-        extra["corrected_invoice"] = str(corrected["id"])
+    if corrected is not None:
+        extra["corrected_invoice"] = corrected
     if _text(attrs.get("invoiceText")):
         extra["invoice_text"] = _text(attrs.get("invoiceText"))
     skip_reason = ("lines without accounting code: " + ", ".join(missing_code)) if missing_code else None
     document = Document(
         source_ref=inv_id,
         number=_text(attrs.get("number")),
-        kind=DocumentKind.CREDIT_NOTE if "corrected_invoice" in extra else DocumentKind.INVOICE,
+        kind=kind,
+        reverses=corrected,
         currency=currency or "EUR",
         invoice_date=invoice_date,
         due_date=due,
@@ -366,10 +393,15 @@ def _document(
         customer=customer,
         lines=lines,
         payments=payments,
+        # Cobot's own grand total: the engine quarantines the invoice before any write
+        # when the lines (net + stated tax) do not add up to it.
         stated_total=total_gross,
         seller_country=seller,
-        source_status=_text(attrs.get("paidStatus")),
+        source_status=paid_status,
         finalized=True,
+        # paidStatus "canceled": cancelled in Cobot (skipped before transfer, reported or
+        # reversed after it). "writtenOff" is a bad debt and stays booked.
+        cancelled=paid_status == "canceled",
         skip_reason=skip_reason,
         cursor=invoice_date.isoformat(),
         extra=extra,

@@ -98,6 +98,9 @@ class CobotSettings(Settings):
                              "default 31")
     overlap_days: int = Field(3, ge=0, le=60, description="days re-read before the stored cursor (late or "
                               "back-dated invoices), 0 to 60; default 3")
+    recheck_days: int = Field(92, ge=0, le=366, description="days before the stored cursor re-read on every run, "
+                              "0 to 366, so that an invoice cancelled (or changed) in Cobot after its transfer is "
+                              "noticed: Cobot has no 'changed since' filter; default 92 (a quarter)")
     page_size: int = Field(200, ge=1, le=200, description="invoices per API 2 page (page[size]), 1 to 200 "
                            "(Cobot's maximum); default 200")
     requests_per_second: float = Field(1.0, gt=0, description="requests per second per token, kept for API 2 "
@@ -418,10 +421,11 @@ class CobotSource(WebhookSource):
             lo = hi
 
     def documents(self, since: str | None) -> Iterator[SourceItem]:
-        """Invoices dated from the cursor (minus ``overlap_days``) or ``start_date`` up
-        to tomorrow (UTC; the space's day may be ahead). ``Document.cursor`` is the
-        invoice date (ISO); a stored cursor re-reads that day, which is safe because
-        the engine deduplicates by id."""
+        """Invoices dated from the cursor (minus ``overlap_days`` or ``recheck_days``,
+        whichever is longer) or ``start_date`` up to tomorrow (UTC; the space's day may
+        be ahead). ``Document.cursor`` is the invoice date (ISO); a stored cursor re-reads
+        that day, which is safe because the engine deduplicates by id. The re-read days
+        are how a cancellation after transfer is noticed (``paidStatus`` canceled)."""
         start = self.settings.start_date
         if since:
             try:
@@ -431,7 +435,8 @@ class CobotSource(WebhookSource):
                     f"the stored Cobot cursor {since[:40]!r} is not a date; reset the pipeline's cursor",
                     connection=self.context.connection,
                 ) from None
-            start = max(start, cursor - timedelta(days=self.settings.overlap_days))
+            back = max(self.settings.overlap_days, self.settings.recheck_days)
+            start = max(start, cursor - timedelta(days=back))
         end = datetime.now(UTC).date() + timedelta(days=1)
         yield from self._scan(start, end, strict=True)
 

@@ -166,8 +166,16 @@ def test_documents_start_at_cursor_minus_overlap(api, cobot, seed):
         return httpx.Response(200, json=page([], 1, 1))
 
     api.get(f"{V2}/spaces/{SPACE}/invoices").mock(side_effect=answer)
-    list(cobot(window_days=366, overlap_days=3).documents("2024-03-10"))
+    list(cobot(window_days=366, overlap_days=3, recheck_days=0).documents("2024-03-10"))
     assert seen[0] == "2024-03-07"
+    # The default re-reads a quarter before the cursor (cancellations after transfer),
+    # never before start_date.
+    seen.clear()
+    list(cobot(window_days=366, start_date="2023-01-01").documents("2024-06-30"))
+    assert seen[0] == "2024-03-30"
+    seen.clear()
+    list(cobot(window_days=366).documents("2024-03-10"))
+    assert seen[0] == "2024-01-01"
     seen.clear()
     list(cobot(window_days=366).documents(None))
     assert seen[0] == "2024-01-01"
