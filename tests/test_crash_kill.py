@@ -116,6 +116,11 @@ def kill_the_vendor(config: Path, sevdesk: SandboxProcess, db: Path, tmp_path: P
     # "slow" fault below time out quickly, so the next write comes soon.
     text = config.read_text(encoding="utf-8").replace(f"timeout = {SEVDESK['timeout']}\n", "timeout = 1\n")
     assert "timeout = 1\n" in text
+    # This run must go on through the vendor's downtime (what is checked here is a lost
+    # write settled later), so the circuit breaker, which would end it after three
+    # documents, is set out of reach (tests/test_dead_vendor.py checks the breaker).
+    text = text.replace('tags = ["Import"]\n', 'tags = ["Import"]\ncircuit_breaker = 1000\n')
+    assert "circuit_breaker = 1000\n" in text
     quick = config.with_name("ledgerlink-vendor-kill.toml")
     quick.write_text(text, encoding="utf-8")
     run = start_run(quick, tmp_path / "run-vendor-kill")
