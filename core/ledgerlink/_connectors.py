@@ -309,6 +309,9 @@ class Target(Connector):
     """True when ``push`` can write a credit note or reversing document for a plan with
     ``reverses`` set (a cancellation). False: such documents are quarantined, and with
     on_cancel = "reverse" a cancelled document stays flagged for a person."""
+    books_vouchers: ClassVar[bool] = True
+    """False when the target cannot take a payment by gift voucher at all (a dunning
+    service): the pipeline's voucher_account does not help, so ``validate`` decides."""
     books_without_rules: ClassVar[bool] = False
     """True when the target's own settings book every line (e.g. per-region templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""

@@ -39,9 +39,21 @@ class Payments:
         self._audit = audit
         self._report = report
 
+    def bookable(self, document: Document) -> Document:
+        """The document with the payments ledgerlink books: all of them with
+        payment_reconciliation = "source"; with "target" only gift vouchers (the
+        bookkeeper reconciles money from the bank statement, where a voucher never
+        appears)."""
+        if self.pipeline.payment_reconciliation == "source":
+            return document
+        vouchers = [p for p in document.payments if p.kind == "voucher"]
+        return document if len(vouchers) == len(document.payments) else document.model_copy(
+            update={"payments": vouchers})
+
     def unbooked(self, row: DocumentRow, document: Document) -> bool:
         """The source has payments the target has not booked yet."""
-        if self.pipeline.payment_reconciliation != "source" or not document.payments:
+        document = self.bookable(document)
+        if not document.payments:
             return False
         if row.payments_booked is not None:
             return document.paid_amount > Decimal(row.payments_booked)
@@ -50,8 +62,6 @@ class Payments:
     def settle(self, row: DocumentRow, document: Document | None = None) -> None:
         """Book what is still due on a pushed document (after a push, an adoption or a
         cut-short booking), reporting the outcome."""
-        if self.pipeline.payment_reconciliation != "source":
-            return
         if document is None:
             if not row.payload:
                 return
@@ -65,12 +75,11 @@ class Payments:
         """Book the payments of pushed documents whose booking was cut short (a crash:
         "pending") or failed on the way ("retry"). The source may never list these
         documents again (the cursor has passed them)."""
-        if self.pipeline.payment_reconciliation != "source":
-            return
         for row in self.ledger.payments_to_retry(self.pipeline.name):
             self.settle(row)
 
     def book(self, row: DocumentRow, document: Document) -> Outcome | None:
+        document = self.bookable(document)
         ref = TargetRef(target_id=row.target_id or "", number=row.target_number)
         name = self.pipeline.name
         self.ledger.set_payment_state(row, PaymentState.PENDING)

@@ -136,11 +136,11 @@ def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: s
 
 
 def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False,
-          book_currency: str = DEFAULT_BOOK_CURRENCY) -> Draft:
+          book_currency: str = DEFAULT_BOOK_CURRENCY, target_books_vouchers: bool = True) -> Draft:
     """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked."""
     rate = exchange_rate(pipeline, document, book_currency)
     vouchers = document.voucher_amount
-    if vouchers and not pipeline.voucher_account:
+    if vouchers and not pipeline.voucher_account and target_books_vouchers:
         raise QuarantineError(
             f"{vouchers} {document.currency} of it is paid with a gift voucher, which is a means of payment, not a "
             f"discount; set voucher_account in pipeline {pipeline.name!r} to the target's voucher clearing account")

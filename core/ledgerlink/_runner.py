@@ -317,7 +317,7 @@ class PipelineRunner:
             self._prepared = True
         book_currency = self.pipeline.book_currency or self.target.book_currency() or DEFAULT_BOOK_CURRENCY
         draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules,
-                               book_currency=book_currency)
+                               book_currency=book_currency, target_books_vouchers=self.target.books_vouchers)
         contact, decision = (None, "")
         if contact_needed:
             contact, decision = self.contacts.resolve(document.customer, dry_run=dry_run)

@@ -260,3 +260,18 @@ def test_a_document_found_unfinished_after_a_lost_answer_is_finished_or_quaranti
     assert states["order-1"][1] == ("the target's VAT 19.55 differs from the source's 19.56; its draft was deleted")
     assert states["order-2"][0] == "pushed"
     assert [ref for ref, _ in fake_store("books")["completed"]] == ["d2"]
+
+
+def test_a_gift_voucher_is_booked_even_when_the_bookkeeper_reconciles_money(config) -> None:
+    """payment_reconciliation = "target": money comes from the bank statement, where a
+    voucher never appears, so ledgerlink books the voucher part (and only that)."""
+    doc = sample_document(1)
+    doc.payments = [Payment(amount=Decimal("20.00"), date=date(2026, 3, 2), kind="voucher"),
+                    Payment(amount=Decimal("103.90"), date=date(2026, 3, 2), method="PayPal")]
+    fake_store("shop")["documents"]["order-1"] = doc
+    cfg = config(voucher_account='"1363"', payment_reconciliation='"target"')
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    assert result.exit_code == 0, result.output
+    assert fake_store("books")["payments"] == [("d1", "20.00")]
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    assert fake_store("books")["payments"] == [("d1", "20.00")]  # once

@@ -142,6 +142,7 @@ class BilendoTarget(Target):
     sandbox: ClassVar[str | None] = "ledgerlink_bilendo.sandbox:BilendoSandbox"
     # Once exported, Bilendo sends and dunns the invoice: changes in the source are flagged.
     locks_exported: ClassVar[bool] = True
+    books_vouchers: ClassVar[bool] = False  # no payment call: validate() quarantines voucher-paid invoices
 
     settings: BilendoSettings
 

@@ -181,13 +181,18 @@ def test_voucher_paid_invoice_is_never_sent_to_be_dunned(start: Any) -> None:
     assert not world.invoices()
 
 
-def test_voucher_without_voucher_account_is_quarantined_by_the_core(start: Any) -> None:
+def test_voucher_without_voucher_account_gets_bilendos_reason_not_the_settings(start: Any) -> None:
+    """Bilendo cannot take a voucher payment at all (books_vouchers = False): the reason
+    is Bilendo's, not a voucher_account setting that would not help."""
     world = start()
     world.write(crm_invoice(6, cursor="2026-03-02T10:00:06",
                             payments=[Payment(amount=D("238.00"), date=date(2026, 3, 2), kind="voucher")]))
     code, report = world.run()
     assert code == 1, report
-    assert "voucher_account" in outcome(report, "inv-6")["reason"]
+    reason = outcome(report, "inv-6")["reason"]
+    assert "voucher_account" not in reason
+    assert "238.00 EUR of its 238.00 was paid with a gift voucher" in reason
+    assert "nothing is owed, so it does not belong in Bilendo" in reason
     assert not world.invoices()
 
 
