@@ -31,9 +31,11 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -44,12 +46,14 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.base import instance_state
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from ._changes import fingerprint
+from ._errors import ConfigError
 from ._records import Contact, Document, TargetRef
 from ._states import DocumentState, LinkState, PaymentState
 
@@ -420,6 +424,9 @@ class Ledger:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
+        path = sqlite_path(url)
+        if path is not None:
+            check_ledger_file(path)
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         else:
@@ -427,7 +434,13 @@ class Ledger:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._migrate()
+        try:
+            self._migrate()
+        except DatabaseError as exc:
+            self.engine.dispose()
+            where = str(path) if path is not None else "the ledger database"
+            detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise LedgerFileError(f"{where} cannot be used as a ledger: {detail}") from None
         self._rows = _Rows(self.engine)
 
     # -- schema ----------------------------------------------------------------
@@ -445,9 +458,7 @@ class Ledger:
             row = session.get(SchemaVersion, 1)
             version = row.version if row else 1
             if version > SCHEMA_VERSION:
-                from ._errors import ConfigError
-
-                raise ConfigError(
+                raise LedgerFileError(
                     f"the ledger has schema version {version}, newer than this ledgerlink ({SCHEMA_VERSION}); upgrade ledgerlink"
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
@@ -767,6 +778,68 @@ class Ledger:
 
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
+
+
+class LedgerFileError(ConfigError):
+    """The ledger exists but cannot be used (empty, damaged, another program's, newer):
+    refused with one line and exit 2, never silently recreated."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite ledger URL (None: another database, or in memory)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_ledger_file(path: Path) -> None:
+    """Refuse a file that is there but is no usable SQLite ledger, before SQLite touches
+    it (SQLite would turn an empty file into a new ledger, and fail late on a cut one)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # a new ledger
+    except OSError as exc:
+        raise LedgerFileError(f"{path}: cannot read the ledger file ({exc.strerror})") from None
+    if path.is_dir():
+        raise LedgerFileError(f"{path} is a directory, not a ledger file")
+    if size == 0:
+        raise LedgerFileError(f"{path} is empty (0 bytes), not a ledger; a new ledger is made only where no file "
+                              "exists: move it away, or restore the ledger from a backup")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise LedgerFileError(f"{path}: cannot read the ledger file ({exc.strerror})") from None
+    if not header.startswith(SQLITE_HEADER):
+        raise LedgerFileError(f"{path} is not a SQLite database (damaged, or another kind of file); "
+                              "restore the ledger from a backup or give another path")
+    if len(header) < 100:
+        raise LedgerFileError(f"{path} is cut short ({size} bytes); restore the ledger from a backup")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the in-header size is valid (SQLite 3.7.0+)
+    if valid and pages and size < pages * page_size:
+        raise LedgerFileError(f"{path} is cut short: {size} bytes of {pages * page_size}; restore the ledger from "
+                              "a backup")
+    import sqlite3
+
+    try:  # read-only: nothing of it changes before it is known to be a ledger
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise LedgerFileError(f"{path} cannot be used as a ledger: {exc}") from None
+    if tables and not tables & {"documents", "schema_version"}:
+        names = ", ".join(sorted(tables)[:5])
+        raise LedgerFileError(f"{path} is a SQLite database of another program (tables {names}), not a ledger; "
+                              "give ledgerlink a file of its own")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

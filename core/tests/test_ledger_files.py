@@ -1,0 +1,108 @@
+"""A ledger file that is there but cannot be used is refused with one line and exit 2,
+and never silently recreated (issue 16): a new ledger is made only where no file is."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ledgerlink._ledger import SCHEMA_VERSION, Ledger
+from ledgerlink.testing import fake_store, invoke_cli, sample_document
+
+CONFIG = """
+[ledger]
+url = "sqlite:///ledger.db"
+
+[connections.shop]
+plugin = "fake-source"
+store = "shop"
+
+[connections.books]
+plugin = "fake-target"
+store = "books"
+
+[[pipelines]]
+name = "p"
+source = "shop"
+target = "books"
+"""
+
+
+def good_ledger(path: Path) -> None:
+    Ledger(f"sqlite:///{path}").close()
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def truncated(path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{path}")
+    with ledger.engine.begin() as conn:  # some pages, then cut the file in half
+        for n in range(300):
+            conn.exec_driver_sql(f"INSERT INTO audit (at, pipeline, target_connection, action, outcome) "
+                                 f"VALUES ('2026-01-01', 'p', 'books', 'push', '{'x' * 200}{n}')")
+    ledger.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def random_bytes(path: Path) -> None:
+    path.write_bytes(os.urandom(8192))
+
+
+def other_program(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+        conn.execute("INSERT INTO moz_places (url) VALUES ('https://example.org')")
+
+
+def newer_schema(path: Path) -> None:
+    good_ledger(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+
+
+def directory(path: Path) -> None:
+    path.mkdir()
+
+
+CASES: list[tuple[str, Callable[[Path], None], str]] = [
+    ("empty", empty, "ledger.db is empty (0 bytes), not a ledger; a new ledger is made only where no file exists"),
+    ("truncated", truncated, "ledger.db is cut short: "),
+    ("random bytes", random_bytes, "ledger.db is not a SQLite database (damaged, or another kind of file)"),
+    ("another program's SQLite", other_program,
+     "ledger.db is a SQLite database of another program (tables moz_places), not a ledger"),
+    ("a newer schema", newer_schema,
+     f"the ledger has schema version {SCHEMA_VERSION + 1}, newer than this ledgerlink ({SCHEMA_VERSION})"),
+    ("a directory", directory, "ledger.db is a directory, not a ledger file"),
+]
+
+
+@pytest.mark.parametrize(("make", "expected"), [(make, expected) for _, make, expected in CASES],
+                         ids=[name for name, _, _ in CASES])
+@pytest.mark.parametrize("command", [["run"], ["status"], ["audit"]])
+def test_an_unusable_ledger_file_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        make: Callable[[Path], None], expected: str,
+                                                        command: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    make(tmp_path / "ledger.db")
+    before = _snapshot(tmp_path / "ledger.db")
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    result = invoke_cli(["-c", str(tmp_path / "ledgerlink.toml"), *command])
+    assert result.exit_code == 2, (result.output, result.stderr)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and expected in line, line
+    assert "Traceback" not in result.output + result.stderr
+    assert _snapshot(tmp_path / "ledger.db") == before  # never recreated or changed
+    assert fake_store("books")["pushed"] == {}
+
+
+def _snapshot(path: Path) -> bytes | str:
+    return "dir" if path.is_dir() else path.read_bytes()
