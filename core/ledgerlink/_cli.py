@@ -360,7 +360,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
         if result.busy:
             code = max(code, EXIT_BUSY)
         elif result.error:
-            code = max(code, EXIT_USAGE if "rejected" in result.error or "credentials" in result.error else EXIT_FAILED)
+            code = max(code, EXIT_USAGE if result.needs_config else EXIT_FAILED)
         elif any(counts.get(state) for state in NEEDS_A_PERSON):
             code = max(code, EXIT_FAILED)
         out.append({"pipeline": result.pipeline, "counts": counts, "error": result.error,

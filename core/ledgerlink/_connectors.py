@@ -323,6 +323,12 @@ class Target(Connector):
     def prepare(self, pipeline_options: dict[str, Any]) -> None:
         """Called once per run before the first push (load accounts, tax rules, tags)."""
 
+    def account_id(self) -> str | None:
+        """A stable id of the account the credentials open (sevDesk's client, Billy's
+        organisation), called once per run. The ledger records it: a ledger that wrote for
+        a pipeline to one account refuses to run it against another. None: unknown."""
+        return None
+
     def book_currency(self) -> str | None:
         """The currency the account books in, if the target knows it (called after
         ``prepare``); None: the pipeline's ``book_currency`` (default EUR) applies."""

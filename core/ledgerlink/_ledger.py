@@ -158,6 +158,19 @@ class RunRow(SQLModel, table=True):
     counts: str = "{}"
 
 
+class TargetAccountRow(SQLModel, table=True):
+    """The target account a pipeline has written to (see ``Target.account_id``). No row:
+    the ledger has no record of writing for the pipeline (new, lost or replaced), so
+    every document is looked up in the target before it is pushed."""
+
+    __tablename__ = "target_accounts"
+    pipeline: str = Field(primary_key=True)
+    target_connection: str
+    plugin: str
+    account: str | None = None
+    since: datetime = Field(default_factory=utcnow)
+
+
 class AuditRow(SQLModel, table=True):
     __tablename__ = "audit"
     id: int | None = Field(default=None, primary_key=True)
@@ -453,7 +466,7 @@ class Ledger:
                     session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
                     session.commit()
             return
-        SQLModel.metadata.create_all(self.engine, tables=[_table(SchemaVersion)])
+        SQLModel.metadata.create_all(self.engine, tables=[_table(SchemaVersion), _table(TargetAccountRow)])
         with Session(self.engine) as session:
             row = session.get(SchemaVersion, 1)
             version = row.version if row else 1
@@ -498,6 +511,21 @@ class Ledger:
     # -- documents ---------------------------------------------------------------
     def document(self, pipeline: str, source_ref: str) -> DocumentRow | None:
         return self._rows.one(DocumentRow, pipeline=pipeline, source_ref=source_ref)  # type: ignore[no-any-return]
+
+    def target_account(self, pipeline: str) -> TargetAccountRow | None:
+        with self.session() as session:
+            return session.get(TargetAccountRow, pipeline)
+
+    def remember_target_account(self, pipeline: str, connection: str, plugin: str, account: str | None) -> None:
+        with self.session() as session:
+            row = session.get(TargetAccountRow, pipeline)
+            if row is None:
+                session.add(TargetAccountRow(pipeline=pipeline, target_connection=connection, plugin=plugin,
+                                             account=account))
+            elif row.account is None and account is not None:
+                row.account = account
+                session.add(row)
+            session.commit()
 
     def reversal_of(self, pipeline: str, source_ref: str) -> DocumentRow | None:
         """The credit note written (or being written) to cancel ``source_ref``: pushed

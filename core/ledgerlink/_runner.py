@@ -22,6 +22,7 @@ never passes a document that is not settled. One bad document never stops the ot
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -51,6 +52,7 @@ from ._records import DEFAULT_BOOK_CURRENCY, REVERSAL_SUFFIX, Document, TargetRe
 from ._runtime import Outcome, Reporter, RunResult, Runtime, SimulatedCrash
 from ._states import DocumentState, OutcomeState
 
+log = logging.getLogger(__name__)
 MAX_SETTLE_ROUNDS = 5
 COUNT_LEFT_SECONDS = 10.0
 """How long a run stopped by the circuit breaker goes on listing the source to say how
@@ -87,6 +89,7 @@ class PipelineRunner:
         self._cursor_held = False  # a document stayed pending: the cursor must not pass it
         self._options = pipeline.options()  # the same for every document of the run
         self._transient: TransientError | None = None  # the last document failed for the vendor's reasons
+        self._look_up_first = False  # ask the target before every first push (a lost or new ledger)
         self._down_streak = 0
 
     def close(self) -> None:
@@ -96,7 +99,7 @@ class PipelineRunner:
 
     def run(self, *, dry_run: bool = False, command: str = "run", documents: Iterable[SourceItem] | None = None,
             use_cursor: bool = True, retry_failed: bool | str = "transient", retry_quarantined: bool = False,
-            sync_members: bool = True, lock_wait: float | None = None) -> RunResult:
+            sync_members: bool = True, lock_wait: float | None = None, look_up_first: bool = False) -> RunResult:
         """Run the pipeline. ``retry_failed``: "transient" (the default for `run`) retries
         failures that may have gone away (network, interruption); True every failed
         document; False none. ``sync_members=False`` leaves the member sync out (a webhook
@@ -104,7 +107,10 @@ class PipelineRunner:
 
         Holds the pipeline's lock (``_locks``) throughout, except for a dry run;
         ``PipelineBusy`` when another command holds it longer than ``lock_wait`` (default:
-        the runtime's)."""
+        the runtime's). ``look_up_first``: ask the target before every first push, as a
+        run does by itself when the ledger has no record of the pipeline's target account
+        (after restoring an older backup of the ledger, say)."""
+        self._look_up_first = look_up_first
         if dry_run:
             return self._run(dry_run=dry_run, command=command, documents=documents, use_cursor=use_cursor,
                              retry_failed=retry_failed, retry_quarantined=retry_quarantined,
@@ -119,8 +125,10 @@ class PipelineRunner:
              retry_failed: bool | str, retry_quarantined: bool, sync_members: bool) -> RunResult:
         result = self._result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
+        account: str | None = None
         try:
             if not dry_run:
+                account = self._check_account()
                 self.settle_pending(result)
                 self.contacts.settle()
                 self.payments.retry()
@@ -147,6 +155,7 @@ class PipelineRunner:
             result.error = self._stopped(down, iter(()), set()) + " and the source's new documents"
         except (ConnectionError_, ConfigError) as exc:
             result.error = str(exc)
+            result.needs_config = True
         except TransientError as exc:
             # The message names the vendor and the request (source or target); the
             # ledger keeps every unsettled write pending for the next run.
@@ -155,7 +164,36 @@ class PipelineRunner:
             if run_row is not None:
                 outcome_text = "error: " + result.error if result.error else ("ok" if result.ok else "partial")
                 self.ledger.finish_run(run_row, result.counts(), outcome_text)
+        if not dry_run and not result.error:
+            # From now on the ledger knows what this pipeline wrote to that account.
+            self.ledger.remember_target_account(self.pipeline.name, self.pipeline.target, self._plugin, account)
         return result
+
+    @property
+    def _plugin(self) -> str:
+        return str(self.rt.config.connections[self.pipeline.target].plugin)
+
+    def _check_account(self) -> str | None:
+        """The target account, checked against the one the ledger wrote to for this
+        pipeline; no record (a new, lost or replaced ledger): look up every document in
+        the target before its first push, so nothing is written twice."""
+        account = self.target.account_id()
+        known = self.ledger.target_account(self.pipeline.name)
+        if known is None:
+            self._look_up_first = True
+            if self.ledger.documents(self.pipeline.name, [S.PUSHED]) or self.ledger.cursor(self.pipeline.name):
+                return account  # a ledger from before this record: it knows its documents
+            log.info("%s: the ledger has no record of writing to %r: each document is looked up there before it "
+                     "is pushed (a new or lost ledger doubles nothing)", self.pipeline.name, self.pipeline.target)
+            return account
+        named = f"{known.plugin} account {known.account}" if known.account else known.plugin
+        now = f"{self._plugin} account {account}" if account else self._plugin
+        if known.plugin != self._plugin or (known.account and account and known.account != account):
+            raise ConfigError(
+                f"the ledger's pipeline {self.pipeline.name!r} wrote to {named}, but its target connection "
+                f"{self.pipeline.target!r} now opens {now}: use that account's ledger, or a new ledger file for "
+                "this account")
+        return account
 
     # -- what a crash or an earlier run left ------------------------------------------
     def settle_pending(self, result: RunResult) -> None:
@@ -295,6 +333,17 @@ class PipelineRunner:
         if dry_run:
             return Outcome(self.pipeline.name, document.source_ref, document.number, OS.PLANNED,
                            plan.contact_decision, None, plan.describe(), document.total_gross, document.currency)
+        if self._look_up_first and (row is None or not row.attempts):
+            try:
+                existing = self.target.find_document(document.source_ref, document.number)
+            except TransientError as exc:
+                self._transient = exc
+                return self._record(row, document.source_ref, document.number, S.FAILED,
+                                    f"could not look it up in the target before pushing it: {exc}", document, cursor,
+                                    dry_run, retryable=True)
+            if existing is not None:
+                row = self.ledger.mark_pending(row, self.pipeline.name, document)
+                return self._adopt(row, existing, document, "found in the target: the ledger did not know it")
         return self._push(row, document, plan, cursor)
 
     def _skip_reason(self, document: Document) -> str | None:

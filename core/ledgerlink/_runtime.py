@@ -75,6 +75,8 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     contacts_created: int = 0
     error: str | None = None
+    needs_config: bool = False
+    """The run stopped on the config, the credentials or the ledger (exit 2)."""
     busy: bool = False
     """Another command held the pipeline's lock: nothing was done (exit 75)."""
     keep_outcomes: bool = True

@@ -246,6 +246,10 @@ class BillyTarget(Target):
         return records[0]
 
     # -- lookups -----------------------------------------------------------------
+    def account_id(self) -> str | None:
+        """The Billy organisation the access token opens."""
+        return f"organization {self.organization()['id']}"
+
     def organization(self) -> dict[str, Any]:
         if self._organization is None:
             body = self._call("GET", "/organization")

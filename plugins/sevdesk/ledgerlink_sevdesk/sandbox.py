@@ -435,7 +435,9 @@ class SevdeskSandbox(Sandbox):
         return 200, {"version": self.state["version"]}
 
     async def check_accounts(self, request: Request, body: Any) -> Any:
-        return 200, self._page(request, list(self.state["check_accounts"].values()))
+        # sevDesk names the client (the account) on every object it returns.
+        accounts = [{"sevClient": CLIENT, **a} for a in self.state["check_accounts"].values()]
+        return 200, self._page(request, accounts)
 
     def _guidance_for(self, receipt_type: str | None) -> list[dict[str, Any]]:
         if self.state["version"] != "2.0":

@@ -251,6 +251,15 @@ class SevdeskTarget(Target):
             self._usable_check_account(account_id, f"payment_accounts[{method!r}]")
         return described + f", {len(accounts)} check accounts"
 
+    def account_id(self) -> str | None:
+        """The sevDesk client the token opens: ``sevClient.id`` on its check accounts
+        (every sevDesk object names it); None when it has no check account."""
+        for account in self._load_check_accounts().values():
+            client = account.get("sevClient")
+            if isinstance(client, dict) and client.get("id") is not None:
+                return f"client {client['id']}"
+        return None
+
     def _bookkeeping_version(self) -> str:
         if self.version is None:
             objects = self.get("Tools/bookkeepingSystemVersion")
