@@ -382,9 +382,12 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
 @click.option("-p", "--pipeline", help="Run only this pipeline (default: all enabled).")
 @click.option("--dry-run", is_flag=True, help="Print the plan for each document; write nothing.")
 @click.option("-j", "--jobs", default=4, show_default=True, help="Pipelines with different targets run side by side.")
+@click.option("--look-up-first", is_flag=True,
+              help="Ask the target for every new document before pushing it (after restoring an older backup of "
+                   "the ledger; a run does it by itself when the ledger has no record of the target account).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: bool) -> None:
+def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, look_up_first: bool, as_json: bool) -> None:
     """Transfer new and changed documents (incremental, from each pipeline's cursor)."""
     from ._pipelines import run_pipelines
 
@@ -392,7 +395,7 @@ def run(state: State, pipeline: str | None, dry_run: bool, jobs: int, as_json: b
     # Outcomes are printed as they come; only --json needs them all at the end (memory stays flat).
     runtime = state.runtime(reporter, keep_outcomes=as_json)
     results = run_pipelines(runtime, state.pipelines(pipeline), jobs=jobs,
-                            run=lambda runner: runner.run(dry_run=dry_run))
+                            run=lambda runner: runner.run(dry_run=dry_run, look_up_first=look_up_first))
     sys.exit(_summarise(results, as_json, reporter))
 
 

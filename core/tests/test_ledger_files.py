@@ -106,3 +106,28 @@ def test_an_unusable_ledger_file_is_refused_in_one_line(tmp_path: Path, monkeypa
 
 def _snapshot(path: Path) -> bytes | str:
     return "dir" if path.is_dir() else path.read_bytes()
+
+
+def test_look_up_first_adopts_what_an_older_ledger_backup_does_not_know(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup from before order-2 was pushed: a plain run would push order-2 again;
+    with --look-up-first it is found in the target and adopted."""
+    monkeypatch.chdir(tmp_path)
+    cfg = str(tmp_path / "ledgerlink.toml")
+    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    copy_db(tmp_path / "ledger.db", tmp_path / "backup.db")  # SQLite's online backup, as an operator's tool
+    fake_store("shop")["documents"]["order-2"] = sample_document(2)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    copy_db(tmp_path / "backup.db", tmp_path / "ledger.db")
+    result = invoke_cli(["-c", cfg, "run", "--look-up-first", "--json"])
+    assert result.exit_code == 0, result.output
+    [doc] = [d for d in result.json[0]["documents"] if d["source_ref"] == "order-2"]
+    assert (doc["state"], doc["reason"]) == ("pushed", "found in the target: the ledger did not know it")
+    assert [ref for action, ref, _ in fake_store("books")["writes"] if action == "push"] == ["order-1", "order-2"]
+
+
+def copy_db(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
