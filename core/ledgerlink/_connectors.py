@@ -50,12 +50,16 @@ class ConnectorContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("ledgerlink"))
     transport: Any = None
     """An httpx transport to use instead of the network (tests, in-process sandboxes)."""
+    write_timeout: float = 0.0
+    """The longest timeout of the HTTP clients made for the connector (s); 0: none made."""
 
     def http(self, **kwargs: Any) -> HttpClient:
         """A configured HTTP client; see :func:`ledgerlink._http.HttpClient` for arguments."""
         kwargs.setdefault("transport", self.transport)
         kwargs.setdefault("connection", self.connection)
-        return self.http_factory(**kwargs)
+        client = self.http_factory(**kwargs)
+        self.write_timeout = max(self.write_timeout, float(getattr(client, "timeout", 0.0) or 0.0))
+        return client
 
 
 class Connector:

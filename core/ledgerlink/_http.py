@@ -306,6 +306,7 @@ class HttpClient:
         on_wait: Callable[[str], None] | None = None,
     ) -> None:
         self.vendor = vendor
+        self.timeout = timeout
         self.connection = connection or vendor
         Redactor.register(*secrets)
         if isinstance(auth, tuple):

@@ -26,6 +26,8 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +61,22 @@ COUNT_LEFT_SECONDS = 10.0
 many documents it leaves for the next run."""
 
 
+SETTLE_DELAY_FACTOR = 2.0
+"""A write whose answer was lost is asked about after this many times the target's
+HTTP timeout: a vendor can finish a slow create after the client gave up on it."""
+
+
+@dataclass
+class Unsettled:
+    """A push whose answer was lost, asked about once the settle delay has passed."""
+
+    row: DocumentRow
+    document: Document
+    plan: Plan
+    due: float
+    rounds: int
+
+
 class VendorDown(Exception):
     """The circuit breaker: documents in a row failed for the vendor's reasons."""
 
@@ -90,6 +108,8 @@ class PipelineRunner:
         self._options = pipeline.options()  # the same for every document of the run
         self._transient: TransientError | None = None  # the last document failed for the vendor's reasons
         self._look_up_first = False  # ask the target before every first push (a lost or new ledger)
+        self._unsettled: list[Unsettled] = []  # lost answers, asked about after the settle delay
+        self._rounds: dict[str, int] = {}
         self._down_streak = 0
 
     def close(self) -> None:
@@ -151,6 +171,7 @@ class PipelineRunner:
                     self._breaker(result, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
             except VendorDown as down:
                 result.error = self._stopped(down, iterator, seen)
+            self._settle_unsettled(result)
         except VendorDown as down:  # while retrying stored documents: the listing was not started
             result.error = self._stopped(down, iter(()), set()) + " and the source's new documents"
         except (ConnectionError_, ConfigError) as exc:
@@ -198,6 +219,7 @@ class PipelineRunner:
     # -- what a crash or an earlier run left ------------------------------------------
     def settle_pending(self, result: RunResult) -> None:
         for row in self.ledger.documents(self.pipeline.name, [S.PENDING]):
+            self._wait_until_settled(row)
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 outcome = self._adopt(row, ref, None, "settled after an interruption: found in the target")
@@ -207,6 +229,68 @@ class PipelineRunner:
             else:
                 self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
                                         reason="interrupted before it reached the target; it will be pushed again")
+
+    # -- lost answers ------------------------------------------------------------------------
+    def _settle_delay(self) -> float:
+        """How long after a lost write answer the target is asked about it (s): twice the
+        target's HTTP timeout; 0 for a target that makes no HTTP requests."""
+        return SETTLE_DELAY_FACTOR * self.target.context.write_timeout
+
+    def _defer(self, row: DocumentRow, document: Document, plan: Plan, error: OutcomeUnknown,
+               delay: float) -> None:
+        rounds = self._rounds.get(document.source_ref, 0) + 1
+        self._rounds[document.source_ref] = rounds
+        reason = (f"{redact(str(error))}; the target is asked whether it arrived after {delay:g} s (it may still "
+                  "be finishing the write), or by the next run")
+        self.ledger.keep_pending(row, reason)
+        self._cursor_held = True
+        self.rt.reporter.wait(f"{document.source_ref}: {redact(str(error))}; asking the target in {delay:g} s "
+                              "whether it arrived")
+        self._unsettled.append(Unsettled(row, document, plan, time.monotonic() + delay, rounds))
+
+    def _wait_until_settled(self, row: DocumentRow) -> None:
+        """A pending write younger than the settle delay (a run that just crashed, a
+        lost answer of the last pass) is asked about only once the delay has passed."""
+        delay = self._settle_delay()
+        if delay <= 0 or row.updated_at is None:
+            return
+        updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+        left = delay - (datetime.now(UTC) - updated).total_seconds()
+        if left > 0:
+            self.rt.reporter.wait(f"{row.source_ref}: its write may still be arriving; asking the target in "
+                                  f"{left:.0f} s")
+            time.sleep(min(left, delay))
+
+    def _settle_unsettled(self, result: RunResult) -> None:
+        """Ask the target about each lost answer once its settle delay has passed: found,
+        it is adopted; not found, it is pushed again (a few rounds, then the next run)."""
+        while self._unsettled:
+            item = self._unsettled.pop(0)
+            left = item.due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            source_ref = item.document.source_ref
+            try:
+                ref = self.target.find_document(source_ref, item.document.number)
+            except TransientError as exc:
+                reason = (f"the write's answer was lost and the target could not be asked whether it arrived "
+                          f"({redact(str(exc))}); the next run asks before sending it again")
+                self.ledger.keep_pending(item.row, reason)
+                result.report(self.rt.reporter, Outcome(self.pipeline.name, source_ref, item.document.number,
+                                                        OS.FAILED, reason))
+                continue
+            if ref is not None:
+                result.report(self.rt.reporter, self._adopt(item.row, ref, item.document,
+                                                             "settled: found in the target after a lost answer"))
+            elif item.rounds >= MAX_SETTLE_ROUNDS:
+                reason = f"its answer was lost {item.rounds} times and it is not in the target; the next run pushes it"
+                self.ledger.mark_failed(item.row, item.row.pipeline, source_ref, reason, number=item.row.number,
+                                        retryable=True)
+                result.report(self.rt.reporter, Outcome(self.pipeline.name, source_ref, item.document.number,
+                                                        OS.FAILED, reason))
+            else:
+                # Not there after the delay: nothing arrived; push it again.
+                result.report(self.rt.reporter, self._push(item.row, item.document, item.plan, None))
 
     # -- the circuit breaker ---------------------------------------------------------------
     def _breaker(self, result: RunResult, outcome: Outcome | None) -> None:
@@ -287,6 +371,8 @@ class PipelineRunner:
         row = self.ledger.document(self.pipeline.name, item.source_ref)
         if row is not None and not dry_run and (row.state == S.PENDING or (row.state == S.FAILED and row.attempts)):
             # Unsettled, or failed after a push was tried: ask the target before sending again.
+            if row.state == S.PENDING:
+                self._wait_until_settled(row)
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 found = item if isinstance(item, Document) else None
@@ -373,7 +459,8 @@ class PipelineRunner:
         return planning.complete(self.pipeline, document, draft, self._options, contact=contact,
                                  decision=decision, contact_needed=contact_needed)
 
-    def _push(self, row: DocumentRow | None, document: Document, plan: Plan, cursor: Cursor | None) -> Outcome:
+    def _push(self, row: DocumentRow | None, document: Document, plan: Plan,
+              cursor: Cursor | None) -> Outcome | None:
         row = self.ledger.mark_pending(row, self.pipeline.name, document)
         data = row.payload
         self.rt.checkpoint("after_pending")
@@ -386,8 +473,13 @@ class PipelineRunner:
                 ref = self.target.push(document, plan)
                 break
             except OutcomeUnknown as exc:
-                self.rt.reporter.wait(f"{document.source_ref}: {exc}; asking the target whether it arrived")
                 self._audit("push", document.source_ref, None, data, f"unknown: {exc}")
+                delay = self._settle_delay()
+                if delay > 0:
+                    # The vendor may still be finishing it: ask only after the settle delay.
+                    self._defer(row, document, plan, exc, delay)
+                    return None
+                self.rt.reporter.wait(f"{document.source_ref}: {exc}; asking the target whether it arrived")
                 try:
                     ref = self.target.find_document(document.source_ref, document.number)
                 except TransientError as find_exc:
@@ -411,6 +503,8 @@ class PipelineRunner:
                 self._complete(row, ref, document, plan)
             except QuarantineError as exc:
                 return self._push_failed(row, document, exc, None, cursor, data)
+            except TransientError as exc:
+                return self._unfinished(row, ref, exc)
         note = plan.contact_decision
         if plan.reverses is not None:
             note = f"credit note for {plan.reverses.number or plan.reverses.target_id}" + (f"; {note}" if note else "")
@@ -521,6 +615,8 @@ class PipelineRunner:
             else:
                 try:
                     self._complete(row, ref, document, plan)
+                except TransientError as exc:
+                    return self._unfinished(row, ref, exc)
                 except QuarantineError as exc:
                     reason = f"found in the target unfinished: {redact(str(exc))}"
                     audit = self._audit_row("complete", row.source_ref, ref.target_id, None, f"error: {reason}")
@@ -531,11 +627,23 @@ class PipelineRunner:
         self.payments.settle(row)
         return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, note, ref.target_id)
 
+    def _unfinished(self, row: DocumentRow, ref: TargetRef, error: TransientError) -> Outcome:
+        """Found in the target, but finishing it there failed for now: it stays pending
+        (never counted as pushed while unfinished); the next run finds and finishes it."""
+        reason = (f"found in the target ({ref.number or ref.target_id}), but finishing it there failed "
+                  f"({redact(str(error))}); the next run finishes it")
+        self.ledger.keep_pending(row, reason, audit=self._audit_row("complete", row.source_ref, ref.target_id, None,
+                                                                    f"error: {reason}"))
+        self._cursor_held = True
+        self._transient = error
+        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.FAILED, reason, ref.target_id)
+
     def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
-        """``QuarantineError`` passes: the target refused what it found (and removed it)."""
+        """``QuarantineError`` passes: the target refused what it found (and removed it);
+        ``TransientError`` passes: it could not be finished now (the next run does it)."""
         try:
             self.target.complete(ref, document, plan)
-        except QuarantineError:
+        except (QuarantineError, TransientError):
             raise
         except (LedgerlinkError, ConnectionError_) as exc:
             # The document is in the target (and pushed in the ledger); say what is missing.

@@ -58,6 +58,10 @@ class Faults:
     rate_slow: float = 0.0
     """Answer after ``slow_seconds`` (past the client's timeout); the request *is* processed."""
     slow_seconds: float = 5.0
+    rate_late: float = 0.0
+    """Writes only: begin processing after ``late_seconds`` (past the client's timeout),
+    then answer: the vendor finishes a write after the client gave up on it."""
+    late_seconds: float = 3.0
     rate_drop: float = 0.0
     """Process the request, then drop the connection without an answer."""
     rate_truncate: float = 0.0
@@ -92,7 +96,7 @@ class Faults:
 
     def active(self) -> bool:
         return any(
-            (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_drop,
+            (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_late, self.rate_drop,
              self.rate_truncate)
         )
 
@@ -451,6 +455,13 @@ class Sandbox:
             )
             return
 
+        if fault == "late" and scope["method"] in ("GET", "HEAD"):
+            fault = None  # only a write can be finished late
+        if fault == "late":
+            self.stats["faults"] += 1
+            entry["fault"] = "late"
+            await asyncio.sleep(faults.late_seconds)
+
         captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
         validation: list[str] = []
 
@@ -498,15 +509,19 @@ class Sandbox:
                         "headers": captured["headers"]})
             await send({"type": "http.response.body", "body": part, "more_body": True})
             raise _Drop(fault)
-        await send({"type": "http.response.start", "status": captured["status"], "headers": captured["headers"]})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        try:
+            await send({"type": "http.response.start", "status": captured["status"], "headers": captured["headers"]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+        except Exception:  # noqa: BLE001 - a late answer: the client may be gone
+            if fault != "late":
+                raise
 
     def _pick_fault(self) -> str | None:
         f = self.faults
         roll = self._rng.random()
         for name, share in (
             ("429", f.rate_429), ("500", f.rate_500), ("503", f.rate_503),
-            ("slow", f.rate_slow), ("drop", f.rate_drop), ("truncate", f.rate_truncate),
+            ("slow", f.rate_slow), ("late", f.rate_late), ("drop", f.rate_drop), ("truncate", f.rate_truncate),
         ):
             if roll < share:
                 return name
