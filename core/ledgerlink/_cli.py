@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -289,17 +290,63 @@ def check(state: State, as_json: bool) -> None:
 
 
 # -- run ------------------------------------------------------------------------------------
+PLAIN_PROGRESS_SECONDS = 30.0
+"""Without a terminal, a progress line at most this often (s)."""
+
+
 class CliReporter:
-    def __init__(self, *, as_json: bool, verbose: int, dry_run: bool) -> None:
+    """Prints outcomes as they come. On a terminal a progress bar per pipeline shows
+    documents done (of the total where known), per second, the time left and the current
+    wait; without one, a plain progress line every 30 s; with --json nothing extra."""
+
+    def __init__(self, *, as_json: bool, verbose: int, dry_run: bool, total: int | None = None) -> None:
         self.as_json = as_json
         self.verbose = verbose
         self.dry_run = dry_run
         self.count = 0
+        self.total = total
         self.started = time.monotonic()
+        self.last_line = self.started
         self.tty = sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        if self.tty and not as_json and not dry_run:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[done]}"),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[wait]}"), console=Console(stderr=True), transient=True)
+            self._progress.start()
+
+    def _advance(self, pipeline: str) -> None:
+        with self._lock:
+            done = self._counts[pipeline] = self._counts.get(pipeline, 0) + 1
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            if self._progress is not None:
+                task = self._tasks.get(pipeline)
+                if task is None:
+                    task = self._tasks[pipeline] = self._progress.add_task(
+                        pipeline, total=self.total, done="", rate="", wait="")
+                shown = f"{done}/{self.total} documents" if self.total else f"{done} documents"
+                self._progress.update(task, completed=done, done=shown, rate=f"{done / elapsed:.1f}/s", wait="")
+            elif not self.as_json and time.monotonic() - self.last_line >= PLAIN_PROGRESS_SECONDS:
+                self.last_line = time.monotonic()
+                of = f" of {self.total}" if self.total else ""
+                click.echo(f"progress: {pipeline}: {done}{of} documents ({done / elapsed:.1f}/s)", err=True)
 
     def document(self, outcome: Any) -> None:
         self.count += 1
+        self._advance(outcome.pipeline)
         if self.as_json:
             return
         if self.dry_run:
@@ -308,17 +355,34 @@ class CliReporter:
         if outcome.state in NEEDS_A_PERSON + (OutcomeState.CHANGED, OutcomeState.REVERSED) or self.verbose:
             where = f" -> {outcome.target_ref}" if outcome.target_ref else ""
             reason = f": {outcome.reason}" if outcome.reason else ""
-            click.echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
-        elif self.tty and self.count % 25 == 0:
-            rate = self.count / max(time.monotonic() - self.started, 1e-6)
-            click.echo(f"\r{self.count} documents ({rate:.1f}/s)", nl=False, err=True)
+            self._echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
+
+    def _echo(self, text: str, *, err: bool = False) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            click.echo(text, err=err)
 
     def message(self, text: str) -> None:
         if not self.as_json or self.verbose:
-            click.echo(text, err=True)
+            self._echo(text, err=True)
 
     def wait(self, text: str) -> None:
-        click.echo(f"wait: {text}", err=True)
+        if self._progress is not None and self._tasks and not self.verbose:
+            with self._lock:  # the bar shows the current wait
+                for task in self._tasks.values():
+                    self._progress.update(task, wait=f"wait: {text[:80]}")
+            return
+        self._echo(f"wait: {text}", err=True)
+
+    def tick(self, pipeline: str) -> None:
+        """One more item of long work that is not a document (a customer matched)."""
+        self._advance(pipeline)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
 
 
 def _describe_plan(outcome: Any) -> str:
@@ -351,8 +415,8 @@ def _describe_plan(outcome: Any) -> str:
 
 
 def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None = None) -> int:
-    if reporter is not None and reporter.tty and reporter.count >= 25 and not as_json:
-        click.echo("", err=True)
+    if reporter is not None:
+        reporter.close()
     code = EXIT_OK
     out = []
     for result in results:
@@ -417,7 +481,7 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
 
     if not since and not ids:
         raise click.UsageError("give --since (and optionally --until) or one or more --id")
-    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run)
+    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=dry_run, total=len(ids) or None)
     runtime = state.runtime(reporter)
     runner = PipelineRunner(runtime, state.config().pipeline(pipeline))
     try:
@@ -459,11 +523,15 @@ def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_js
     """Link source customers to existing target contacts (no duplicates later)."""
     from ._operations import match_customers
 
-    runtime = state.runtime()
+    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False)
+    runtime = state.runtime(reporter)
     report = {}
-    for p in state.pipelines(pipeline):
-        rows = match_customers(runtime, p, dry_run=dry_run)
-        report[p.name] = rows
+    try:
+        for p in state.pipelines(pipeline):
+            rows = match_customers(runtime, p, dry_run=dry_run)
+            report[p.name] = rows
+    finally:
+        reporter.close()
     if as_json:
         click.echo(json.dumps({name: [r.as_dict() for r in rows] for name, rows in report.items()}, indent=2))
         return

@@ -45,6 +45,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
         index = runtime.contact_index(pipeline.target, pipeline.matchers, runner.target)
         rows: list[MatchRow] = []
         for customer in runner.source.customers():
+            runtime.reporter.tick(pipeline.name)
             link = runtime.ledger.link(pipeline.target, pipeline.source, customer.source_id)
             if link is not None and link.state == LinkState.LINKED:
                 rows.append(MatchRow(customer.source_id, customer.display_name, "already_linked",

@@ -122,6 +122,9 @@ class Reporter:
     def wait(self, text: str) -> None:
         self.message(text)
 
+    def tick(self, pipeline: str) -> None:
+        """One more item of long work that is not a document (progress only)."""
+
 
 class Runtime:
     """Config, ledger and plugins for one command; builds connectors."""

@@ -1,0 +1,92 @@
+"""Progress on long work (issue 16): a bar on a terminal, plain lines without one,
+nothing extra with --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ledgerlink.testing import fake_store, invoke_cli, sample_document
+
+CONFIG = """
+[ledger]
+url = "sqlite:///ledger.db"
+
+[connections.shop]
+plugin = "fake-source"
+store = "shop"
+file = "documents.json"
+
+[connections.books]
+plugin = "fake-target"
+store = "books"
+
+[[pipelines]]
+name = "p"
+source = "shop"
+target = "books"
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    documents = [json.loads(sample_document(n).model_dump_json()) for n in range(1, 6)]
+    (tmp_path / "documents.json").write_text(json.dumps({"documents": documents}))
+    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    return tmp_path / "ledgerlink.toml"
+
+
+def test_a_terminal_gets_a_progress_bar(cfg: Path) -> None:
+    master, slave = pty.openpty()
+    env = {**os.environ, "LEDGERLINK_FAKE_PLUGINS": "1", "COLUMNS": "160"}
+    proc = subprocess.Popen([sys.executable, "-m", "ledgerlink._cli", "-c", str(cfg), "run"], cwd=cfg.parent,
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    assert proc.stdout is not None and proc.stdout.read().decode().strip() == "p: 5 pushed"
+    text = seen.decode("utf-8", "replace")
+    assert "5 documents" in text and "/s" in text, text[-2000:]
+
+
+def test_without_a_terminal_progress_comes_as_plain_lines(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledgerlink._cli.PLAIN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.chdir(cfg.parent)
+    fake_store("shop")  # documents come from the file
+    result = invoke_cli(["-c", str(cfg), "run"])
+    assert result.exit_code == 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert [line.split(" (")[0] for line in lines] == [f"progress: p: {n} documents" for n in range(1, 6)]
+    assert result.output.strip() == "p: 5 pushed"
+
+
+def test_json_gets_nothing_extra(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledgerlink._cli.PLAIN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.chdir(cfg.parent)
+    result = invoke_cli(["-c", str(cfg), "run", "--json"])
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert json.loads(result.output)[0]["counts"] == {"pushed": 5}
+
+
+def test_a_backfill_by_id_knows_its_total(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledgerlink._cli.PLAIN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.chdir(cfg.parent)
+    result = invoke_cli(["-c", str(cfg), "backfill", "-p", "p", "--id", "order-1", "--id", "order-2"])
+    assert result.exit_code == 0, result.output
+    assert [line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("progress: ")] == [
+        "progress: p: 1 of 2 documents", "progress: p: 2 of 2 documents"]
