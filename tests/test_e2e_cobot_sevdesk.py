@@ -442,7 +442,7 @@ def test_webhooks_from_elsewhere_are_refused_and_transfer_nothing(
     health = httpx.get(f"{endpoint.url}/health", timeout=10).json()
     assert health == {"ok": True, "queued": 0, "done": 0}
     time.sleep(0.3)
-    assert endpoint.worker.done == []
+    assert list(endpoint.worker.done) == []
     assert endpoint.ledger.document("cowork", ident) is None
     assert world.vouchers("CU-2024-106") == [] and world.sevdesk.state["vouchers"] == {}
     assert not [r for r in world.cobot.requests if r["path"] == f"/v2/invoices/{ident}"]
@@ -451,7 +451,7 @@ def test_webhooks_from_elsewhere_are_refused_and_transfer_nothing(
     queued = httpx.post(endpoint.callback, json={"url": f"{world.cobot_url}/api/memberships/{NINA}"}, timeout=10)
     assert queued.status_code == 202
     poll("the membership handled", lambda: endpoint.worker.done)
-    assert endpoint.worker.done == [{"kind": "customer", "id": NINA, "state": "not a customer to sync"}]
+    assert list(endpoint.worker.done) == [{"kind": "customer", "id": NINA, "state": "not a customer to sync"}]
     assert world.contact_of(NINA) is None
 
     # The real one is taken.

@@ -22,7 +22,16 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ._connectors import BrokenDocument, Plan, Settings, Source, SourceItem, Target
+from ._connectors import (
+    BrokenDocument,
+    Plan,
+    Settings,
+    Source,
+    SourceItem,
+    Target,
+    WebhookResource,
+    WebhookSource,
+)
 from ._errors import ConnectionError_
 from ._hookspecs import hookimpl
 from ._records import Address, Contact, Customer, Document, Line, LineKind, Payment, TargetRef
@@ -207,6 +216,20 @@ class FakeTarget(Target):
             yield ref, self.store["statuses"].get(ref.target_id, "open")
 
 
+class FakeWebhookSource(FakeSource, WebhookSource):
+    """The fake source that takes webhooks: ``{"document": "order-1"}`` points at a document."""
+
+    webhook_events = ("document.changed",)
+
+    def webhook_resource(self, payload: Any) -> WebhookResource | None:
+        if not isinstance(payload, dict) or not isinstance(payload.get("document"), str):
+            raise ValueError("the webhook payload names no document")
+        return WebhookResource("document", payload["document"])
+
+    def customer(self, source_id: str) -> Customer | None:
+        return None
+
+
 class _FakePlugin:
     distribution = "ledgerlink (testing)"
 
@@ -214,6 +237,7 @@ class _FakePlugin:
     @hookimpl
     def ledgerlink_register_sources(register: Callable[..., None]) -> None:
         register("fake-source", FakeSource)
+        register("fake-webhook-source", FakeWebhookSource)
 
     @staticmethod
     @hookimpl

@@ -10,10 +10,12 @@ connection's own token and runs it through the same engine as ``run``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import secrets
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,15 @@ from ._runner import PipelineRunner, Reporter, Runtime
 
 WEBHOOK_LOCK_WAIT = 600.0
 """How long a webhook waits for another command working on its pipeline (s)."""
+MAX_BODY = 64 * 1024
+"""A webhook is a pointer: a body over this many bytes is refused (413)."""
+BODY_SECONDS = 10.0
+"""A client that has not sent its whole body within this time is cut off (408)."""
+QUEUE_LIMIT = 1000
+"""Resources waiting to be fetched; when full, webhooks are refused with 503 and
+Retry-After, so a burst neither floods the vendor nor grows memory without bound."""
+DONE_KEPT = 1000
+"""How many handled webhooks /health remembers."""
 
 
 def load_secret(path: Path) -> str:
@@ -40,16 +51,29 @@ def load_secret(path: Path) -> str:
 class WebhookWorker:
     """Processes queued webhook resources one at a time through the engine."""
 
-    def __init__(self, runtime: Runtime, pipeline: PipelineConfig) -> None:
+    def __init__(self, runtime: Runtime, pipeline: PipelineConfig, *, limit: int = QUEUE_LIMIT) -> None:
         self.runtime = runtime
         self.pipeline = pipeline
-        self.queue: queue.Queue[WebhookResource | None] = queue.Queue()
-        self.done: list[dict[str, Any]] = []
+        self.queue: queue.Queue[WebhookResource | None] = queue.Queue(maxsize=limit)
+        self.done: deque[dict[str, Any]] = deque(maxlen=DONE_KEPT)
+        self.handled = 0
+        self._queued: set[tuple[str, str]] = set()
+        self._guard = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="webhook-worker")
         self._thread.start()
 
-    def submit(self, resource: WebhookResource) -> None:
-        self.queue.put(resource)
+    def submit(self, resource: WebhookResource) -> str:
+        """"queued"; "duplicate" (already waiting: fetched once, the newest state); "full"."""
+        key = (resource.kind, resource.id)
+        with self._guard:
+            if key in self._queued:
+                return "duplicate"
+            try:
+                self.queue.put_nowait(resource)
+            except queue.Full:
+                return "full"
+            self._queued.add(key)
+        return "queued"
 
     def stop(self) -> None:
         self.queue.put(None)
@@ -61,6 +85,9 @@ class WebhookWorker:
             if item is None:
                 return
             kind, ident = item.kind, item.id
+            with self._guard:  # a webhook from now on is fetched again (the resource may change)
+                self._queued.discard((kind, ident))
+            self.handled += 1
             try:
                 self.done.append(self.handle(kind, ident))
             except LedgerlinkError as exc:
@@ -101,23 +128,48 @@ class WebhookWorker:
             runner.close()
 
 
-def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str) -> tuple[Any, WebhookWorker]:
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return body
+
+
+def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_limit: int = QUEUE_LIMIT,
+             max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS) -> tuple[Any, WebhookWorker]:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    worker = WebhookWorker(runtime, pipeline)
+    worker = WebhookWorker(runtime, pipeline, limit=queue_limit)
     source = runtime.source(pipeline.source)
     if not isinstance(source, WebhookSource):
         source.close()
         raise LedgerlinkError(f"the source {pipeline.source!r} does not take webhooks")
 
     async def receive(request: Request) -> JSONResponse:
-        if not secrets.compare_digest(request.path_params["secret"], secret):
+        # Bytes, so a secret with any characters is compared in constant time (never a 500).
+        if not secrets.compare_digest(str(request.path_params["secret"]).encode("utf-8"), secret.encode("utf-8")):
             return JSONResponse({"error": "not found"}, status_code=404)
+        too_large = JSONResponse({"error": f"the body is larger than {max_body} bytes"}, status_code=413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:
+            return too_large
         try:
-            payload = json.loads(await request.body())
+            body = await asyncio.wait_for(_read_body(request, max_body), timeout=body_seconds)
+        except _TooLarge:
+            return too_large
+        except TimeoutError:
+            return JSONResponse({"error": f"the body did not arrive within {body_seconds:g} s"}, status_code=408)
+        try:
+            payload = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "the body is not JSON"}, status_code=400)
         try:
@@ -126,11 +178,17 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str) -> tuple[A
             return JSONResponse({"error": str(exc)}, status_code=400)
         if resource is None:
             return JSONResponse({"ignored": True}, status_code=202)
-        worker.submit(resource)
-        return JSONResponse({"queued": {"kind": resource.kind, "id": resource.id}}, status_code=202)
+        outcome = worker.submit(resource)
+        if outcome == "full":
+            return JSONResponse({"error": "too many webhooks are waiting; send it again later"}, status_code=503,
+                                headers={"Retry-After": "30"})
+        answer: dict[str, Any] = {"queued": {"kind": resource.kind, "id": resource.id}}
+        if outcome == "duplicate":
+            answer["duplicate"] = True  # already waiting: it is fetched once, in its newest state
+        return JSONResponse(answer, status_code=202)
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": len(worker.done)})
+        return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": worker.handled})
 
     app = Starlette(routes=[
         Route("/webhooks/{secret}", receive, methods=["POST"]),

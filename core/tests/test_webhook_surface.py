@@ -1,0 +1,137 @@
+"""The webhook endpoint of `ledgerlink serve` at its edges (issue 16): bodies over the
+limit, slow clients, bursts, duplicates and odd secrets. The endpoint runs on uvicorn on
+loopback, as `serve` runs it; the source is the fake webhook source."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ledgerlink._webhooks import make_app
+from ledgerlink.testing import fake_store, make_runtime, sample_document
+
+SECRET = "s3cr3t-path"
+
+
+class AppServer:
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    access_log=False, timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> AppServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[Any]:
+    def start(**limits: Any) -> Any:
+        raw = {"connections": {"shop": {"plugin": "fake-webhook-source", "store": "shop"},
+                               "books": {"plugin": "fake-target", "store": "books"}},
+               "pipelines": [{"name": "p", "source": "shop", "target": "books"}]}
+        runtime = make_runtime(raw, tmp_path)
+        app, worker = make_app(runtime, runtime.config.pipelines[0], SECRET, **limits)
+        server = AppServer(app).__enter__()
+        started.append((server, worker))
+        return server, worker
+
+    started: list[tuple[AppServer, Any]] = []
+    yield start
+    for server, worker in started:
+        server.__exit__()
+        worker.stop()
+
+
+def post(server: AppServer, body: bytes | dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    url = f"{server.url}/webhooks/{secret}"
+    if isinstance(body, dict):
+        return httpx.post(url, json=body, timeout=10)
+    return httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=10)
+
+
+def test_a_body_over_the_limit_is_refused(endpoint: Any) -> None:
+    server, worker = endpoint(max_body=1024)
+    big = b'{"document": "order-1", "padding": "' + b"x" * 2000 + b'"}'
+    answer = post(server, big)
+    assert answer.status_code == 413
+    assert answer.json() == {"error": "the body is larger than 1024 bytes"}
+    chunked = httpx.post(f"{server.url}/webhooks/{SECRET}", content=iter([big[:600], big[600:]]), timeout=10)
+    assert chunked.status_code == 413  # no Content-Length: counted while it arrives
+    assert worker.queue.qsize() == 0 and worker.handled == 0
+
+
+def test_a_slow_client_is_cut_off(endpoint: Any) -> None:
+    server, worker = endpoint(body_seconds=0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /webhooks/" + SECRET.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"docu")
+        started = time.monotonic()
+        answer = sock.recv(4096).decode()
+        waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "did not arrive within 0.5 s" in answer
+    assert waited < 5
+    assert worker.handled == 0
+
+
+def test_a_burst_is_bounded_and_duplicates_are_fetched_once(endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    from ledgerlink._webhooks import WebhookWorker
+
+    real = WebhookWorker.handle
+
+    def held(self: WebhookWorker, kind: str, ident: str) -> dict[str, Any]:
+        gate.wait(30)  # the vendor is slow: the worker holds the first resource
+        return real(self, kind, ident)
+
+    monkeypatch.setattr(WebhookWorker, "handle", held)
+    for n in range(1, 7):
+        fake_store("shop")["documents"][f"order-{n}"] = sample_document(n)
+    server, worker = endpoint(queue_limit=3)
+    first = post(server, {"document": "order-1"})
+    assert first.status_code == 202
+    deadline = time.monotonic() + 5
+    while worker.queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the worker took order-1 and waits
+    answers = [post(server, {"document": f"order-{n}"}) for n in (2, 3, 4)]
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    twice = [post(server, {"document": "order-2"}) for _ in range(200)]
+    assert {a.status_code for a in twice} == {202} and all(a.json().get("duplicate") for a in twice)
+    full = post(server, {"document": "order-5"})
+    assert full.status_code == 503 and full.headers["Retry-After"] == "30"
+    assert full.json() == {"error": "too many webhooks are waiting; send it again later"}
+    gate.set()
+    deadline = time.monotonic() + 30
+    while worker.handled < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert worker.handled == 4  # order-1 to order-4, order-2 once for 201 webhooks
+    assert sorted(fake_store("books")["pushed"]) == ["order-1", "order-2", "order-3", "order-4"]
+    assert [d["id"] for d in worker.done] == ["order-1", "order-2", "order-3", "order-4"]
+
+
+@pytest.mark.parametrize("secret", ["gehe-im-äöü", "%00", "%E2%82%AC", "x" * 3000])
+def test_an_odd_secret_in_the_path_is_not_found_never_an_error(endpoint: Any, secret: str) -> None:
+    server, worker = endpoint()
+    answer = post(server, {"document": "order-1"}, secret=secret)
+    assert answer.status_code in (404, 414)
+    assert worker.handled == 0
