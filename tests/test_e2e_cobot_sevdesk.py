@@ -193,8 +193,10 @@ def test_members_become_contacts_and_invoices_arrive_booked(world: World) -> Non
     assert pipeline["error"] is None
     outcomes = {d["source_ref"]: d for d in pipeline["documents"]}
     assert {ref: d["state"] for ref, d in outcomes.items()} == {
-        INV_OK: "pushed", INV_NO_CODE: "skipped", INV_CORRECTION: "quarantined", INV_PRINTING: "quarantined",
+        INV_OK: "pushed", INV_NO_CODE: "skipped", INV_CORRECTION: "pushed", INV_PRINTING: "quarantined",
     }
+    # The correction of CU-2024-100 is a credit note referencing it, never free-standing.
+    assert outcomes[INV_CORRECTION]["reason"].startswith("credit note for CU-2024-100")
 
     # Members confirmed since start_date are sevDesk contacts with sevDesk's numbers,
     # and those numbers replaced Cobot's customer numbers on the memberships.
@@ -230,7 +232,12 @@ def test_members_become_contacts_and_invoices_arrive_booked(world: World) -> Non
                      Decimal(p["taxRate"])) for p in world.positions(voucher["id"]))
     assert booked == [("8200", Decimal("31.00"), Decimal("36.89"), Decimal("19")),
                       ("8400", Decimal("250.00"), Decimal("297.50"), Decimal("19"))]
-    assert len(world.sevdesk.state["vouchers"]) == 1
+    [correction] = world.vouchers("CU-2024-102")
+    corrected = world.cobot.state["invoices"][INV_CORRECTION]["attributes"]
+    assert correction["supplier"]["id"] == jane["id"] and correction["status"] == "100"
+    assert money(correction["sumGross"]) == -abs(money(corrected["totalAmount"]["gross"]))
+    assert any("CU-2024-100" in (p.get("comment") or "") for p in world.positions(correction["id"]))
+    assert len(world.sevdesk.state["vouchers"]) == 2
     assert not [r for r in world.sevdesk.requests if r.get("validation_errors")]
 
     # Skipped with the lines named; quarantined naming the unmapped code; the ledger agrees.
@@ -242,23 +249,23 @@ def test_members_become_contacts_and_invoices_arrive_booked(world: World) -> Non
     assert by_ref[INV_NO_CODE]["reason"] == "lines without accounting code: 2 ('Day pass'), 3 ('Coffee flat')"
     assert by_ref[INV_PRINTING]["state"] == "quarantined"
     assert "booking code 'Printing'" in by_ref[INV_PRINTING]["reason"]
-    assert "credit note" in by_ref[INV_CORRECTION]["reason"]
+    assert by_ref[INV_CORRECTION]["state"] == "pushed" and by_ref[INV_CORRECTION]["target_id"] == correction["id"]
 
     # Run again: nothing new in sevDesk, no member created twice.
     code, again = world.cli_json("run")
     assert [d["state"] for d in again[0]["documents"] if d["state"] == "pushed"] == []
-    assert len(world.sevdesk.state["vouchers"]) == 1 and len(world.sevdesk.state["contacts"]) == 3
+    assert len(world.sevdesk.state["vouchers"]) == 2 and len(world.sevdesk.state["contacts"]) == 3
 
     # A person adds the missing rule; `retry` transfers the quarantined invoice.
     world.write_config(extra_rules=[("Printing", "8400")])
     result = world.cli("retry")
-    assert result.returncode == 1, result.stdout + result.stderr  # the credit note stays quarantined
+    assert result.returncode == 0, result.stdout + result.stderr
     [printing] = world.vouchers("CU-2024-103")
     assert printing["supplier"]["id"] == jane["id"]
     assert money(printing["sumGross"]) == Decimal("300.25")
     assert sorted(world.account_number(p["accountDatev"]["id"]) for p in world.positions(printing["id"])) == [
         "8400", "8400"]
-    assert len(world.sevdesk.state["vouchers"]) == 2
+    assert len(world.sevdesk.state["vouchers"]) == 3
 
 
 # -- webhooks ---------------------------------------------------------------------------

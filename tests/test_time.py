@@ -146,8 +146,10 @@ def test_second_run_transfers_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
     again = run_pipeline(world.runtime, use_cursor=False)
     assert again.counts().get("pushed", 0) == 0, again.counts()
     world.assert_each_once_with_its_berlin_date()
+    # Each voucher is saved as a draft and then registered (two saveVoucher calls); the
+    # second run saves nothing: still 5 drafts and 5 registrations.
     requests = [r for r in world.sevdesk.requests if r["path"].endswith("saveVoucher")]
-    assert len(requests) == 5
+    assert len(requests) == 10 and len(world.sevdesk.state["vouchers"]) == 5
 
 
 # Each scenario: (label, order times and run times in order). An order is added to

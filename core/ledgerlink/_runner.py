@@ -198,7 +198,13 @@ class PipelineRunner:
         """The target account, checked against the one the ledger wrote to for this
         pipeline; no record (a new, lost or replaced ledger): look up every document in
         the target before its first push, so nothing is written twice."""
-        account = self.target.account_id()
+        try:
+            account = self.target.account_id()
+        except TransientError as exc:
+            # The documents will meet the same trouble (and the circuit breaker says so);
+            # without the account, no mismatch can be told, but no record is lost either.
+            log.info("%s: the target account could not be read: %s", self.pipeline.name, exc)
+            account = None
         known = self.ledger.target_account(self.pipeline.name)
         if known is None:
             self._look_up_first = True
