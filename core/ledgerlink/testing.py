@@ -138,6 +138,17 @@ def invoke_cli(args: list[str], env: dict[str, str] | None = None, *, fakes: boo
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
+def fake_config(*, ledger: str = "sqlite:///ledger.db", pipeline: str = "p", source: str = "fake-source",
+                source_file: str | None = None, **options: Any) -> str:
+    """A ``ledgerlink.toml`` for the fake connectors: source store "shop", target store
+    "books", one pipeline; ``options`` are pipeline keys (strings are quoted)."""
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in options.items())
+    file = f'file = "{source_file}"\n' if source_file else ""
+    return (f'[ledger]\nurl = "{ledger}"\n\n[connections.shop]\nplugin = "{source}"\nstore = "shop"\n{file}\n'
+            f'[connections.books]\nplugin = "fake-target"\nstore = "books"\n\n'
+            f'[[pipelines]]\nname = "{pipeline}"\nsource = "shop"\ntarget = "books"\n{extra}')
+
+
 @pytest.fixture
 def cli() -> Callable[..., CliResult]:
     """Run the ledgerlink CLI in-process: ``cli(["plugins", "--json"])``."""
@@ -343,6 +354,7 @@ __all__ = [
     "TargetContract",
     "TransientError",
     "closing_factory",
+    "fake_config",
     "fake_plugin",
     "fake_store",
     "invoke_cli",

@@ -7,30 +7,12 @@ from pathlib import Path
 
 import pytest
 from ledgerlink import DocumentError, TransientError
-from ledgerlink.testing import fake_store, invoke_cli, sample_document
-
-CONFIG = """
-[ledger]
-url = "sqlite:///ledger.db"
-
-[connections.shop]
-plugin = "fake-source"
-store = "shop"
-
-[connections.books]
-plugin = "fake-target"
-store = "books"
-
-[[pipelines]]
-name = "p"
-source = "shop"
-target = "books"
-"""
+from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> str:
-    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    (tmp_path / "ledgerlink.toml").write_text(fake_config())
     for n in range(1, 31):
         fake_store("shop")["documents"][f"order-{n:02}"] = sample_document(n).model_copy(
             update={"source_ref": f"order-{n:02}", "cursor": f"c{n:02}"})
@@ -72,7 +54,7 @@ def test_a_document_error_between_vendor_failures_resets_the_count(cfg: str) -> 
 
 
 def test_the_threshold_is_a_pipeline_setting(cfg: str) -> None:
-    Path(cfg).write_text(CONFIG + "circuit_breaker = 5\n")
+    Path(cfg).write_text(fake_config(circuit_breaker=5))
     fake_store("books")["fail"] = down(100)
     [report] = invoke_cli(["-c", cfg, "run", "--json"]).json
     assert report["counts"] == {"failed": 5}

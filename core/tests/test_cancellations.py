@@ -16,32 +16,13 @@ from pathlib import Path
 import pytest
 from ledgerlink import DocumentKind, OutcomeUnknown, Payment, QuarantineError
 from ledgerlink._fakes import FakeTarget
-from ledgerlink.testing import fake_store, invoke_cli, sample_document
-
-CONFIG = """
-[ledger]
-url = "sqlite:///ledger.db"
-
-[connections.shop]
-plugin = "fake-source"
-store = "shop"
-
-[connections.books]
-plugin = "fake-target"
-store = "books"
-
-[[pipelines]]
-name = "p"
-source = "shop"
-target = "books"
-"""
+from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
 
 @pytest.fixture
 def config(tmp_path: Path):
     def write(**options: str) -> str:
-        extra = "".join(f"{key} = {value}\n" for key, value in options.items())
-        (tmp_path / "ledgerlink.toml").write_text(CONFIG + extra)
+        (tmp_path / "ledgerlink.toml").write_text(fake_config(**options))
         return str(tmp_path / "ledgerlink.toml")
     return write
 
@@ -66,7 +47,7 @@ def cancellation_order(n: int, of: int) -> None:
 
 
 def test_on_cancel_reverse_writes_one_credit_note_referencing_the_original(config) -> None:
-    cfg = config(on_cancel='"reverse"')
+    cfg = config(on_cancel="reverse")
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     cancel(1)
@@ -95,7 +76,7 @@ def test_on_cancel_reverse_writes_one_credit_note_referencing_the_original(confi
 
 
 def test_a_reversal_whose_answer_is_lost_is_found_not_doubled(config) -> None:
-    cfg = config(on_cancel='"reverse"')
+    cfg = config(on_cancel="reverse")
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     cancel(1)
@@ -108,7 +89,7 @@ def test_a_reversal_whose_answer_is_lost_is_found_not_doubled(config) -> None:
 
 def test_a_reversal_the_target_cannot_take_stays_flagged(config, monkeypatch) -> None:
     monkeypatch.setattr(FakeTarget, "reverses_documents", False)
-    cfg = config(on_cancel='"reverse"')
+    cfg = config(on_cancel="reverse")
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     cancel(1)
@@ -121,7 +102,7 @@ def test_a_reversal_the_target_cannot_take_stays_flagged(config, monkeypatch) ->
 
 
 def test_a_failed_reversal_is_reported_and_written_by_a_later_run(config) -> None:
-    cfg = config(on_cancel='"reverse"')
+    cfg = config(on_cancel="reverse")
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     cancel(1)
@@ -214,7 +195,7 @@ def test_a_target_without_credit_notes_quarantines_the_cancellation(config, monk
 
 
 def test_an_original_reversed_by_ledgerlink_is_not_reversed_again_by_the_source(config) -> None:
-    cfg = config(on_cancel='"reverse"')
+    cfg = config(on_cancel="reverse")
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     cancel(1)
@@ -240,7 +221,7 @@ def test_a_gift_voucher_is_a_payment_from_the_clearing_account(config) -> None:
                                  "discount; set voucher_account in pipeline 'p' to the target's voucher clearing "
                                  "account")
     assert pushes() == []
-    cfg = config(voucher_account='"1363"')
+    cfg = config(voucher_account="1363")
     assert invoke_cli(["-c", cfg, "retry", "--quarantined"]).exit_code == 0
     pushed = fake_store("books")["pushed"]["order-1"]
     assert Decimal(pushed["gross"]) == Decimal("123.90")  # the goods at their full price
@@ -269,7 +250,7 @@ def test_a_gift_voucher_is_booked_even_when_the_bookkeeper_reconciles_money(conf
     doc.payments = [Payment(amount=Decimal("20.00"), date=date(2026, 3, 2), kind="voucher"),
                     Payment(amount=Decimal("103.90"), date=date(2026, 3, 2), method="PayPal")]
     fake_store("shop")["documents"]["order-1"] = doc
-    cfg = config(voucher_account='"1363"', payment_reconciliation='"target"')
+    cfg = config(voucher_account="1363", payment_reconciliation="target")
     result = invoke_cli(["-c", cfg, "run", "--json"])
     assert result.exit_code == 0, result.output
     assert fake_store("books")["payments"] == [("d1", "20.00")]

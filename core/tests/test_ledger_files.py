@@ -10,25 +10,9 @@ from pathlib import Path
 
 import pytest
 from ledgerlink._ledger import SCHEMA_VERSION, Ledger
-from ledgerlink.testing import fake_store, invoke_cli, sample_document
+from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
-CONFIG = """
-[ledger]
-url = "sqlite:///ledger.db"
-
-[connections.shop]
-plugin = "fake-source"
-store = "shop"
-
-[connections.books]
-plugin = "fake-target"
-store = "books"
-
-[[pipelines]]
-name = "p"
-source = "shop"
-target = "books"
-"""
+CONFIG = fake_config()
 
 
 def good_ledger(path: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from ledgerlink._ledger import Ledger
 from ledgerlink._locks import PipelineBusy, PipelineLocks
-from ledgerlink.testing import fake_store, invoke_cli, sample_document
+from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
 PG_DATABASE = "ledgerlink_locks"
 
@@ -126,30 +126,13 @@ def test_a_holder_killed_with_sigkill_leaves_the_lock_free(ledger_url: str, requ
             holder.kill()
 
 
-CONFIG = """
-[ledger]
-url = "{url}"
-
-[connections.shop]
-plugin = "fake-source"
-store = "shop"
-
-[connections.books]
-plugin = "fake-target"
-store = "books"
-
-[[pipelines]]
-name = "{name}"
-source = "shop"
-target = "books"
-"""
 
 
 def test_run_exits_75_naming_the_holder_and_waits_with_wait(ledger_url: str, tmp_path: Path,
                                                             request: pytest.FixtureRequest) -> None:
     name = pipeline_name(request)
     cfg = tmp_path / "ledgerlink.toml"
-    cfg.write_text(CONFIG.format(url=ledger_url, name=name))
+    cfg.write_text(fake_config(ledger=ledger_url, pipeline=name))
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, ledger_url, name], stdout=subprocess.PIPE, text=True)
     try:
@@ -174,7 +157,7 @@ def test_run_exits_75_naming_the_holder_and_waits_with_wait(ledger_url: str, tmp
 def test_a_dry_run_needs_no_lock(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     cfg = tmp_path / "ledgerlink.toml"
-    cfg.write_text(CONFIG.format(url=url, name="p"))
+    cfg.write_text(fake_config(ledger=url))
     fake_store("shop")["documents"]["order-1"] = sample_document(1)
     with PipelineLocks(Ledger(url)).hold("p", "run"):
         thread_result: list[int] = []

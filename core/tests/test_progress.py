@@ -11,33 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from ledgerlink.testing import fake_store, invoke_cli, sample_document
-
-CONFIG = """
-[ledger]
-url = "sqlite:///ledger.db"
-
-[connections.shop]
-plugin = "fake-source"
-store = "shop"
-file = "documents.json"
-
-[connections.books]
-plugin = "fake-target"
-store = "books"
-
-[[pipelines]]
-name = "p"
-source = "shop"
-target = "books"
-"""
+from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
     documents = [json.loads(sample_document(n).model_dump_json()) for n in range(1, 6)]
     (tmp_path / "documents.json").write_text(json.dumps({"documents": documents}))
-    (tmp_path / "ledgerlink.toml").write_text(CONFIG)
+    (tmp_path / "ledgerlink.toml").write_text(fake_config(source_file="documents.json"))
     return tmp_path / "ledgerlink.toml"
 
 
