@@ -330,27 +330,28 @@ class BillbeeSandbox(Sandbox):
         (``Invoices`` / ``set_shipping_fees``), is modelled, not captured: ``ShippingCost``
         at the order's highest goods rate in VatMode 0, at 0 % in the other modes."""
         vat_mode = order.get("VatMode") or 0
-        rates: dict[Any, Any] = {1: order.get("TaxRate1"), 2: order.get("TaxRate2")}
+        rates: dict[Any, Any] = {1: _number(order.get("TaxRate1")), 2: _number(order.get("TaxRate2"))}
         goods = [i for i in order.get("OrderItems") or [] if isinstance(i, dict) and not i.get("IsCoupon")]
         positions = []
         net_total = Decimal(0)
         for pos, item in enumerate(goods, start=1):
-            gross = Decimal(str(item.get("TotalPrice") or 0))
-            vat = Decimal(str(item.get("TaxAmount") or 0))
-            rate = Decimal(str(rates.get(item.get("TaxIndex")) or 0)) if vat_mode == 0 else Decimal(0)
-            qty = Decimal(str(item.get("Quantity") or 1))
+            gross = _number(item.get("TotalPrice"))
+            vat = _number(item.get("TaxAmount"))
+            rate = rates.get(item.get("TaxIndex")) or Decimal(0) if vat_mode == 0 else Decimal(0)
+            qty = _number(item.get("Quantity")) or Decimal(1)
             net_total += gross - vat
             positions.append({
                 "Position": pos, "Amount": qty, "NetValue": (gross - vat) / qty, "TotalNetValue": gross - vat,
                 "GrossValue": gross / qty, "TotalGrossValue": gross, "VatRate": rate, "TotalVatAmount": vat,
                 "RebatePercent": item.get("Discount") or Decimal(0), "Sku": item.get("InvoiceSKU"),
-                "Title": (item.get("Product") or {}).get("Title"), "BillbeeId": item.get("BillbeeId"),
+                "Title": (item.get("Product") or {}).get("Title") if isinstance(item.get("Product"), dict) else None,
+                "BillbeeId": item.get("BillbeeId"),
             })
-        shipping = Decimal(str(order.get("ShippingCost") or 0))
+        shipping = _number(order.get("ShippingCost"))
         fees: list[dict[str, Any]] = []
         if shipping:
-            item_rates = [Decimal(str(rates.get(i.get("TaxIndex")) or 0)) for i in goods]
-            rate = max(item_rates, default=Decimal(str(rates[1] or 0))) if vat_mode == 0 else Decimal(0)
+            item_rates = [rates.get(i.get("TaxIndex")) or Decimal(0) for i in goods]
+            rate = max(item_rates, default=rates[1] or Decimal(0)) if vat_mode == 0 else Decimal(0)
             vat = (shipping * rate / (100 + rate)).quantize(Decimal("0.0001"))
             fees.append({"Type": "ShipCost", "Gross": shipping, "Net": shipping - vat, "VatAmount": vat,
                          "VatRate": rate})
@@ -546,6 +547,14 @@ class BillbeeSandbox(Sandbox):
 
     async def _order_states(self, request: Request, body: Any) -> Response:
         return _json([{"Id": k, "Name": v} for k, v in STATE_NAMES.items()])
+
+
+def _number(value: Any) -> Decimal:
+    """A seeded amount as a Decimal; 0 for what is not a number (the sandbox serves broken
+    orders as seeded, and derives their invoice as best it can)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        return Decimal(0)
+    return Decimal(str(value))
 
 
 def _basic(header: str | None) -> tuple[str | None, str | None]:

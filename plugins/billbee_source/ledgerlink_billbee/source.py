@@ -415,7 +415,8 @@ class BillbeeSource(Source):
                     facts.originals[order_id(order)] = original
         if self.settings.stated_shipping_vat:
             dated = [(o, self._safe_time(o, "InvoiceDate")) for o in wanted if self._invoiced(o)]
-            days = sorted(d.date() for _, d in dated if d is not None)
+            # Dates a Document would refuse (0001-01-01, say) are left to the mapping to report.
+            days = sorted(d.date() for _, d in dated if d is not None and 1990 <= d.year <= 2100)
             if days:
                 ids = {order_id(o) for o, _ in dated}
                 facts.invoices = self._invoices(days[0], days[-1], ids)
@@ -451,6 +452,10 @@ class BillbeeSource(Source):
         def matches(candidate: Any) -> bool:
             if not isinstance(candidate, dict) or candidate.get("BillBeeOrderId") == order.get("BillBeeOrderId"):
                 return False
+            try:
+                order_id(candidate)
+            except MappingError:
+                return False
             if cancels(candidate) is not None:
                 return False  # another cancellation order, not the original
             other = shop_ids(candidate)
@@ -473,9 +478,12 @@ class BillbeeSource(Source):
         """Billbee's invoices (``GET /orders/invoices``) dated from ``first`` to ``last``
         of the selected shops, by order id, for the orders ``ids``. Billbee throttles this
         call to once a minute per page and start date; a 429 is waited out."""
+        # A day more on each side: an invoice at 23:59:59.999 is after "23:59:59", and
+        # whether an order's invoice is found must not depend on which other orders a
+        # run lists (its content would change between runs). Others are filtered by id.
         params = {
-            "minInvoiceDate": format_query_time(datetime.combine(first, time.min, self.tz), self.tz),
-            "maxInvoiceDate": format_query_time(datetime.combine(last, time(23, 59, 59), self.tz), self.tz),
+            "minInvoiceDate": format_query_time(datetime.combine(first - timedelta(days=1), time.min, self.tz), self.tz),
+            "maxInvoiceDate": format_query_time(datetime.combine(last + timedelta(days=2), time.min, self.tz), self.tz),
             "shopId": sorted(self.shop_set),
         }
         found: dict[str, dict[str, Any]] = {}

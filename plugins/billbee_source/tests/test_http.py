@@ -172,7 +172,7 @@ def test_shipping_vat_is_read_from_billbees_invoice_list(no_invoices) -> None:  
     route = no_invoices.get(f"{BASE}/orders/invoices").mock(return_value=httpx.Response(200, json=page([invoice])))
     (doc,) = make_source(base_settings()).documents(None)
     params = route.calls.last.request.url.params
-    assert (params["minInvoiceDate"], params["maxInvoiceDate"]) == ("2025-01-10T00:00:00", "2025-01-10T23:59:59")
+    assert (params["minInvoiceDate"], params["maxInvoiceDate"]) == ("2025-01-09T00:00:00", "2025-01-12T00:00:00")
     assert params.get_list("shopId") == ["100000000012001"]
     shipping = doc.lines[-1]
     assert (shipping.gross, shipping.tax_amount, shipping.tax) == (Decimal("12.00"), Decimal("1.916"), Decimal("1.92"))
