@@ -77,7 +77,15 @@ class OutcomeUnknown(TransientError):
 
     The caller must not send it again before asking the target whether it
     arrived (``Target.find_document`` for documents).
+
+    ``in_flight``: the vendor may still be working on it (a timeout, a dropped
+    connection, a gateway's 502/504): the engine asks only after a settle delay. False:
+    the vendor answered, if unreadably, so it has finished; it may be asked at once.
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, in_flight: bool = False) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.in_flight = in_flight
 
 
 class NotSupported(LedgerlinkError):

@@ -390,7 +390,7 @@ class HttpClient:
                 reason = f"the answer was lost ({type(exc).__name__})"
                 what = self._what(method, url)
                 if is_write:
-                    raise OutcomeUnknown(f"{what}: {reason} after the request was sent") from None
+                    raise OutcomeUnknown(f"{what}: {reason} after the request was sent", in_flight=True) from None
                 self._retry_or_raise(attempt, what, reason, None, TransientError)
                 continue
             except httpx.HTTPError as exc:
@@ -424,7 +424,9 @@ class HttpClient:
                     self.stats["rate_limited"] += 1
                 detail = redact(self.error_message(response))
                 if server_error and is_write:
-                    raise OutcomeUnknown(f"{what}: HTTP {status} after the request was sent ({detail})")
+                    # A gateway's 502/504: the vendor behind it may still be working on it.
+                    raise OutcomeUnknown(f"{what}: HTTP {status} after the request was sent ({detail})",
+                                         in_flight=status in (502, 504))
                 self._retry_or_raise(
                     attempt, what, f"HTTP {status}", retry_after, TransientError, detail=detail,
                 )

@@ -61,6 +61,8 @@ COUNT_LEFT_SECONDS = 10.0
 many documents it leaves for the next run."""
 
 
+DEFERRED_ROUNDS = 2
+"""Lost answers of one document in one run (each waited for) before the next run takes it."""
 SETTLE_DELAY_FACTOR = 2.0
 """A write whose answer was lost is asked about after this many times the target's
 HTTP timeout: a vendor can finish a slow create after the client gave up on it."""
@@ -205,6 +207,7 @@ class PipelineRunner:
             # without the account, no mismatch can be told, but no record is lost either.
             log.info("%s: the target account could not be read: %s", self.pipeline.name, exc)
             account = None
+            self._down_streak += 1  # it counts for the circuit breaker like a document
         known = self.ledger.target_account(self.pipeline.name)
         if known is None:
             self._look_up_first = True
@@ -288,7 +291,7 @@ class PipelineRunner:
             if ref is not None:
                 result.report(self.rt.reporter, self._adopt(item.row, ref, item.document,
                                                              "settled: found in the target after a lost answer"))
-            elif item.rounds >= MAX_SETTLE_ROUNDS:
+            elif item.rounds >= DEFERRED_ROUNDS:
                 reason = f"its answer was lost {item.rounds} times and it is not in the target; the next run pushes it"
                 self.ledger.mark_failed(item.row, item.row.pipeline, source_ref, reason, number=item.row.number,
                                         retryable=True)
@@ -328,7 +331,7 @@ class PipelineRunner:
             more = True
         retry = len([row for row in self.ledger.documents(self.pipeline.name, [S.FAILED]) if row.retryable])
         count = f"{left}{' or more' if more else ''}"
-        return (f"{down.error}; stopped after {down.streak} documents in a row failed for the vendor's reasons: "
+        return (f"{down.error}; stopped after {down.streak} failures in a row for the vendor's reasons: "
                 f"{count} documents not tried and {retry} failed ones left for the next run")
 
     def _report(self, outcome: Outcome) -> None:
@@ -480,7 +483,7 @@ class PipelineRunner:
                 break
             except OutcomeUnknown as exc:
                 self._audit("push", document.source_ref, None, data, f"unknown: {exc}")
-                delay = self._settle_delay()
+                delay = self._settle_delay() if exc.in_flight else 0.0
                 if delay > 0:
                     # The vendor may still be finishing it: ask only after the settle delay.
                     self._defer(row, document, plan, exc, delay)

@@ -32,7 +32,7 @@ def test_a_dead_target_stops_the_run_after_three_documents_and_leaves_the_rest(c
     assert report["counts"] == {"failed": 3}  # three tried, 27 never tried
     assert report["error"] == (
         "Acme POST https://acme.test/v1/vouchers: could not connect (ConnectError), gave up after 4 attempts; "
-        "stopped after 3 documents in a row failed for the vendor's reasons: 27 documents not tried and 3 failed "
+        "stopped after 3 failures in a row for the vendor's reasons: 27 documents not tried and 3 failed "
         "ones left for the next run")
     assert len(fake_store("books")["fail"]) == 97  # the target was asked three times
     text = invoke_cli(["-c", cfg, "run"])  # the one line a person reads
