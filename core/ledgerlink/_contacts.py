@@ -29,6 +29,9 @@ from ._records import Contact, Customer
 from ._runtime import Runtime
 from ._states import LinkState, WritebackState
 
+WOULD_CREATE = "(would be created)"
+"""The target id of the contact a dry run's plan carries where one would be created."""
+
 
 class Contacts:
     """The contact decisions of one pipeline runner."""
@@ -68,7 +71,11 @@ class Contacts:
             if not self.pipeline.create_contacts:
                 return None, "no matching contact; contact creation is off"
             if dry_run:
-                return None, f"would create a contact for {customer.display_name}"
+                # The plan a target checks is the one it would get: with the contact that
+                # would be created (no id yet), so a dry run does not quarantine for want of it.
+                return Contact(target_id=WOULD_CREATE, first_name=customer.first_name, last_name=customer.last_name,
+                               company=customer.company, email=customer.email), \
+                    f"contact would be created for {customer.display_name}"
             return self._create(customer, link)
 
     def _create(self, customer: Customer, link: CustomerLink | None) -> tuple[Contact | None, str]:

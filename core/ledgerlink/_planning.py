@@ -157,7 +157,7 @@ def complete(pipeline: PipelineConfig, document: Document, draft: Draft, options
              contact: Contact | None, decision: str, contact_needed: bool = True) -> Plan:
     """The whole plan: the draft with the contact (or the mismatch tag), tags and payment."""
     tags = list(pipeline.tags)
-    mismatch = contact_needed and contact is None and not decision.startswith("would create")
+    mismatch = contact_needed and contact is None
     if mismatch and pipeline.mismatch_tag not in tags:
         tags.append(pipeline.mismatch_tag)
     return Plan(

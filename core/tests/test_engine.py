@@ -219,7 +219,7 @@ def test_dry_run_writes_nothing_to_target_or_ledger(tmp_path: Path) -> None:
     assert plan["due_date"] == "2026-03-16" and plan["tags"] == ["Import"]
     assert [(line["account"], line["net"], line["tax"], line["gross"]) for line in plan["lines"]] == [
         ("8400", "100.00", "19.00", "119.00"), ("8401", "4.12", "0.78", "4.90")]
-    assert "would create a contact" in result.outcomes[0].reason
+    assert result.outcomes[0].reason == "contact would be created for Erika Mustermann1"
     assert pushed_refs() == [] and fake_store("t")["contacts"] == {}
     assert runtime.ledger.documents() == [] and runtime.ledger.links() == [] and runtime.ledger.runs() == []
 

@@ -316,3 +316,22 @@ def test_payments_over_the_open_amount_are_not_booked(start: Any) -> None:
     invoice = world.one("W-10")
     assert D(invoice["balance"]) == D("25.00")
     assert not any(p.get("contactBalancePostings") for p in world.payments())
+
+
+# -- run --dry-run (issue 17) -----------------------------------------------------------
+def test_a_dry_run_plans_orders_whose_contact_would_be_created(start: Any) -> None:
+    """A dry run creates no contacts, and Billy needs one on every invoice: the plan it
+    checks carries the contact that would be created, so no order is quarantined for it."""
+    world = start()
+    world.write(order(1, cursor="2026-03-02T10:00:01"), order(2, cursor="2026-03-02T10:00:02"))
+    code, report = world.run("run", "--dry-run")
+    assert code == 0, report
+    for ref in ("order-1", "order-2"):
+        planned = outcome(report, ref)
+        assert planned["state"] == "planned", planned
+        assert planned["reason"] == "contact would be created for Mette Jensen"
+        assert planned["plan"]["contact"]["id"] == "(would be created)"
+    assert world.billy.state["contacts"] == {} and world.billy.state["invoices"] == {}
+    code, report = world.run("run")
+    assert code == 0, report
+    assert {d["state"] for d in report["documents"]} == {"pushed"}
