@@ -39,7 +39,18 @@ from ._errors import (  # noqa: E402
     VendorRejected,
 )
 from ._hookspecs import hookimpl  # noqa: E402
-from ._http import HttpClient, RateLimit, default_error_message, key_id, redact  # noqa: E402
+from ._http import (  # noqa: E402
+    BasicAuth,
+    BearerToken,
+    HeaderToken,
+    HttpClient,
+    RateBudget,
+    RateLimit,
+    default_error_message,
+    key_id,
+    redact,
+)
+from ._paging import Cursor, Offset, Page, PageNumber, Pagination  # noqa: E402
 from ._records import (  # noqa: E402
     REVERSAL_SUFFIX,
     Address,
@@ -72,6 +83,15 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
 
 __all__ = [
+    "RateBudget",
+    "Pagination",
+    "PageNumber",
+    "Page",
+    "Offset",
+    "HeaderToken",
+    "Cursor",
+    "BearerToken",
+    "BasicAuth",
     "REVERSAL_SUFFIX",
     "SANDBOX_PREFIX",
     "Address",

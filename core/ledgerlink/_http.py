@@ -26,9 +26,11 @@ retry loops.
 A write whose outcome is unknown is never re-sent here: the engine asks the
 target (``find_document``) first.
 
-Rate limits are per API key, shared by every client and thread that uses the same
-key (a process-wide registry), and kept *below* the limit by spacing requests, so
-a well-configured pipeline never sees a 429.
+Rate limits belong to a connection: every client made for the connection (by
+``ConnectorContext.http``, which names it) draws on the connection's
+:class:`RateBudget`, one limiter per key, whatever thread it runs in; another
+connection, even with the same API key, has its own. A limit is kept *below* the
+rate by spacing requests, so a well-configured pipeline never sees a 429.
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 import httpx
 
 from ._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
+from ._paging import Page, Pagination, items, walk
 from ._version import __version__
 
 log = logging.getLogger("ledgerlink._http")
@@ -99,6 +102,74 @@ def register_basic_auth(username: str, password: str) -> None:
 
 def redact(text: str) -> str:
     return Redactor.redact(text)
+
+
+# -- auth ----------------------------------------------------------------------
+class BearerToken(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request; the token is redacted."""
+
+    def __init__(self, token: str) -> None:
+        Redactor.register(token)
+        self._value = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BearerToken({REDACTED})"
+
+
+class HeaderToken(httpx.Auth):
+    """A token in a header of the vendor's choice (``X-Api-Key: <token>``), with an
+    optional ``prefix`` ("Token "); the token is redacted."""
+
+    def __init__(self, header: str, token: str, *, prefix: str = "") -> None:
+        Redactor.register(token)
+        self.header = header
+        self._value = f"{prefix}{token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self.header] = self._value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"HeaderToken({self.header!r}, {REDACTED})"
+
+
+class BasicAuth(httpx.Auth):
+    """HTTP Basic auth; the password and the header value are redacted."""
+
+    def __init__(self, username: str, password: str) -> None:
+        register_basic_auth(username, password)
+        self.username = username
+        self._value = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._value
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BasicAuth({self.username!r}, {REDACTED})"
+
+
+class _AllAuth(httpx.Auth):
+    """Several header auths on every request (Billbee: an API key header and Basic
+    auth); each must set its headers in one step (as the ones above do)."""
+
+    def __init__(self, *auths: httpx.Auth) -> None:
+        self.auths = auths
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        for auth in self.auths:
+            # Each of ours sets headers in one step; run it without sending.
+            next(auth.sync_auth_flow(request))
+        yield request
+
+    def __repr__(self) -> str:
+        return f"_AllAuth({', '.join(map(repr, self.auths))})"
+
+
 
 
 class RedactingFilter(logging.Filter):
@@ -160,22 +231,80 @@ class RateLimiter:
         return wait
 
 
-_limiters: dict[str, RateLimiter] = {}
-_limiters_lock = threading.Lock()
+class Limiter(Protocol):
+    """What a client needs of a limiter (an in-process :class:`RateLimiter`, or one
+    that shares the budget between processes)."""
+
+    @property
+    def rate(self) -> float: ...
+
+    def set_rate(self, rate: float) -> None: ...
+
+    def acquire(self) -> float:
+        """Wait for the next slot; return the seconds waited."""
+        ...
 
 
-def rate_limiter(key: str, rate: float) -> RateLimiter:
-    """The process-wide limiter for ``key`` (e.g. "billbee:<hash of api key>").
+LimiterFactory = Callable[[str, float], Limiter]
+"""Makes the limiter of one key of a budget: ``(key, rate) -> Limiter``."""
 
-    Asked again with another rate, the one limiter keeps the lower of the two, so
-    every client of the key keeps sharing it and none exceeds either limit."""
-    with _limiters_lock:
-        limiter = _limiters.get(key)
-        if limiter is None:
-            limiter = _limiters[key] = RateLimiter(rate)
-        elif rate < limiter.rate:
-            limiter.set_rate(rate)
-        return limiter
+
+def _local_limiter(key: str, rate: float) -> Limiter:
+    return RateLimiter(rate)
+
+
+class RateBudget:
+    """The request budget of one connection: one limiter per key (e.g. the API key,
+    or key and endpoint), shared by every client and thread of the connection.
+
+    A key's rate is the one its clients declare; declared again with another rate
+    (the connection's settings changed), the new rate applies to every client of the
+    connection from the next request. Nothing is shared with other budgets, so
+    another connection (or a test) at another rate is never slowed by this one.
+
+    :param name: the connection's name, for messages and shared limiters.
+    :param factory: makes a key's limiter; default: in-process spacing
+        (:class:`RateLimiter`). A limiter shared between processes plugs in here.
+    """
+
+    def __init__(self, name: str = "", *, factory: LimiterFactory | None = None) -> None:
+        self.name = name
+        self._factory = factory or _local_limiter
+        self._limiters: dict[str, Limiter] = {}
+        self._lock = threading.Lock()
+
+    def limiter(self, key: str, rate: float) -> Limiter:
+        """The limiter of ``key``, at ``rate`` requests per second."""
+        with self._lock:
+            limiter = self._limiters.get(key)
+            if limiter is None:
+                limiter = self._limiters[key] = self._factory(key, rate)
+            elif limiter.rate != rate:
+                limiter.set_rate(rate)
+            return limiter
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._limiters)
+
+    def __repr__(self) -> str:
+        return f"RateBudget({self.name!r}, keys={self.keys()})"
+
+
+_budgets: dict[str, RateBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def connection_budget(connection: str) -> RateBudget:
+    """The budget of the connection named ``connection``: what an :class:`HttpClient`
+    made for it uses unless given its own ``budget``. The engine builds a connection's
+    connector more than once in a run (per pipeline, per webhook); by its name, all
+    of them share one budget."""
+    with _budgets_lock:
+        budget = _budgets.get(connection)
+        if budget is None:
+            budget = _budgets[connection] = RateBudget(connection)
+        return budget
 
 
 def key_id(*parts: str | None) -> str:
@@ -187,6 +316,9 @@ def key_id(*parts: str | None) -> str:
 
 @dataclass(frozen=True)
 class RateLimit:
+    """A limit a client keeps: at most ``rate`` requests per second per ``key`` (within
+    its connection's budget; see :class:`RateBudget`)."""
+
     key: str
     rate: float
 
@@ -278,9 +410,15 @@ class HttpClient:
 
     :param vendor: the vendor's name as people know it ("sevDesk"), used in messages.
     :param base_url: the API's base URL.
-    :param headers: headers for every request (auth headers included).
-    :param secrets: values to redact from every log line and error.
-    :param rate_limits: limits applied to every request, shared per key.
+    :param headers: headers for every request.
+    :param auth: :class:`BearerToken`, :class:`HeaderToken`, :class:`BasicAuth` (or a
+        ``(user, password)`` pair), a list of them for several, or any ``httpx.Auth``.
+    :param secrets: values to redact from every log line and error (the auth
+        helpers register theirs).
+    :param rate_limits: limits applied to every request, shared per key within the
+        client's budget.
+    :param budget: the :class:`RateBudget` the limits draw on; default: the budget of
+        the connection ``connection`` (see :func:`connection_budget`).
     :param auth_hint: what to tell the user when the vendor answers 401/403.
     :param error_message: turns an error answer into the vendor's message.
     :param retries: attempts after the first for retryable answers.
@@ -292,9 +430,10 @@ class HttpClient:
         vendor: str,
         base_url: str,
         headers: Mapping[str, str] | None = None,
-        auth: httpx.Auth | tuple[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | Sequence[httpx.Auth] | None = None,
         secrets: Iterable[str | None] = (),
         rate_limits: Iterable[RateLimit] = (),
+        budget: RateBudget | None = None,
         auth_hint: str = "check the credentials",
         error_message: Callable[[httpx.Response], str] = default_error_message,
         timeout: float = 30.0,
@@ -310,8 +449,11 @@ class HttpClient:
         self.connection = connection or vendor
         Redactor.register(*secrets)
         if isinstance(auth, tuple):
-            register_basic_auth(*auth)
-        self.rate_limits = [rate_limiter(rl.key, rl.rate) for rl in rate_limits]
+            auth = BasicAuth(*auth)
+        elif isinstance(auth, Sequence):
+            auth = auth[0] if len(auth) == 1 else _AllAuth(*auth)
+        self.budget = budget if budget is not None else connection_budget(self.connection)
+        self.rate_limits = [self.budget.limiter(rl.key, rl.rate) for rl in rate_limits]
         self.auth_hint = auth_hint
         self.error_message = error_message
         self.retries = retries
@@ -367,7 +509,7 @@ class HttpClient:
         """
         method = method.upper()
         is_write = method not in ("GET", "HEAD", "OPTIONS") if write is None else write
-        limiters = self.rate_limits + [rate_limiter(rl.key, rl.rate) for rl in extra_limits]
+        limiters = self.rate_limits + [self.budget.limiter(rl.key, rl.rate) for rl in extra_limits]
         ok_codes = set(ok)
         attempt = 0
         while True:
@@ -492,6 +634,44 @@ class HttpClient:
     def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", url, **kwargs)
 
+    # -- paging ------------------------------------------------------------------
+    def pages(
+        self,
+        url: str,
+        style: Pagination,
+        *,
+        params: Mapping[str, Any] | None = None,
+        parse: Callable[[httpx.Response], Any] | None = None,
+        method: str = "GET",
+        **kwargs: Any,
+    ) -> Iterator[Page]:
+        """The pages of a listing, one request each, as ``style`` (:class:`PageNumber`,
+        :class:`Offset`, :class:`Cursor`) pages it; ``params`` are sent on every page.
+
+        ``parse`` turns an answer into its body (default :meth:`json`; a vendor's
+        envelope check goes here). Other keyword arguments go to :meth:`request`
+        (``extra_limits``, ``headers``). A generator: each page is asked for when the
+        one before has been taken."""
+        def fetch(query: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
+            response = self.request(method, url, params=query, **kwargs)
+            return (self.json(response) if parse is None else parse(response)), response.headers
+
+        return walk(fetch, style, params, vendor=self.vendor)
+
+    def paginate(
+        self,
+        url: str,
+        style: Pagination,
+        *,
+        params: Mapping[str, Any] | None = None,
+        dedupe: Callable[[Any], Hashable] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """The items of every page of a listing, in order (see :meth:`pages`).
+        ``dedupe``: a key function; an item whose key came before (a page that shifted
+        while it was read) is dropped."""
+        return items(self.pages(url, style, params=params, **kwargs), dedupe=dedupe)
+
     def json(self, response: httpx.Response, *, write: bool | None = None,
              loads: Callable[[bytes], Any] | None = None) -> Any:
         """Parse a JSON answer, or raise a clear error naming what came instead.
@@ -533,17 +713,23 @@ def make_http_client(**kwargs: Any) -> HttpClient:
 
 
 __all__ = [
+    "BasicAuth",
+    "BearerToken",
+    "HeaderToken",
     "HttpClient",
+    "Limiter",
+    "LimiterFactory",
+    "RateBudget",
     "RateLimit",
     "RateLimiter",
     "RedactingFilter",
     "Redactor",
     "USER_AGENT",
+    "connection_budget",
     "default_error_message",
     "key_id",
     "make_http_client",
     "parse_retry_after",
-    "rate_limiter",
     "redact",
     "register_basic_auth",
 ]

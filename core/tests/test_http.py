@@ -1,5 +1,6 @@
 """ledgerlink._http: the answer-to-action table row by row (respx, no network),
-Retry-After in both forms, JSON parsing errors, redaction, and the rate limiter."""
+Retry-After in both forms, JSON parsing errors, redaction, the auth helpers and the
+per-connection rate budgets."""
 
 from __future__ import annotations
 
@@ -15,16 +16,22 @@ import httpx
 import ledgerlink._http as http_mod
 import pytest
 import respx
+from ledgerlink._connectors import ConnectorContext
 from ledgerlink._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
 from ledgerlink._http import (
     USER_AGENT,
+    BasicAuth,
+    BearerToken,
+    HeaderToken,
     HttpClient,
+    RateBudget,
     RateLimit,
     RateLimiter,
     RedactingFilter,
+    connection_budget,
     default_error_message,
+    make_http_client,
     parse_retry_after,
-    rate_limiter,
     redact,
 )
 
@@ -473,7 +480,7 @@ def test_rate_limiter_with_real_time_and_threads() -> None:
     assert max_in_any_second(starts) <= 50
 
 
-def test_rate_limit_is_shared_by_clients_with_the_same_key(mock: Any, clock: FakeTime) -> None:
+def test_one_connections_clients_share_its_budget(mock: Any, clock: FakeTime) -> None:
     starts: list[float] = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -481,11 +488,13 @@ def test_rate_limit_is_shared_by_clients_with_the_same_key(mock: Any, clock: Fak
         return answer(200, json=[])
 
     mock.get("/items").mock(side_effect=record)
-    key = f"acme:{uuid.uuid4().hex}"
-    first = make_client(rate_limits=[RateLimit(key, 5)])
-    second = make_client(rate_limits=[RateLimit(key, 5)])
-    other = make_client(rate_limits=[RateLimit(key + "-other", 5)])
-    assert first.rate_limits[0] is second.rate_limits[0] is rate_limiter(key, 5)
+    key = "acme:key-1"
+    connection = f"acme-{uuid.uuid4().hex}"
+    first = make_client(connection=connection, rate_limits=[RateLimit(key, 5)])
+    second = make_client(connection=connection, rate_limits=[RateLimit(key, 5)])
+    other = make_client(connection=connection, rate_limits=[RateLimit(key + "-other", 5)])
+    assert first.budget is second.budget is connection_budget(connection)
+    assert first.rate_limits[0] is second.rate_limits[0] is first.budget.limiter(key, 5)
     for _ in range(10):
         first.get("/items")
         second.get("/items")
@@ -498,10 +507,145 @@ def test_rate_limit_is_shared_by_clients_with_the_same_key(mock: Any, clock: Fak
     assert starts == [before]  # another key does not wait for this one
 
 
-def test_a_second_rate_for_a_key_keeps_the_lower_one() -> None:
-    key = f"acme:{uuid.uuid4().hex}"
-    limiter = rate_limiter(key, 10)
-    assert rate_limiter(key, 4) is limiter and limiter.rate == 4
-    assert rate_limiter(key, 10) is limiter and limiter.rate == 4
+def test_connections_on_the_same_key_do_not_slow_each_other(mock: Any, clock: FakeTime) -> None:
+    """Issue 17: a test class at 50 req/s ran at 2 req/s after another test had used the
+    same key. Each connection has its own budget; a rate declared again replaces the
+    old one instead of the lowest ever winning."""
+    starts: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        starts.append(clock.now)
+        return answer(200, json=[])
+
+    mock.get("/items").mock(side_effect=record)
+    key = "acme:the-same-api-key"
+    slow = make_client(connection=f"slow-{uuid.uuid4().hex}", rate_limits=[RateLimit(key, 2)])
+    for _ in range(3):
+        slow.get("/items")
+    assert starts[-1] - starts[0] >= 2 / (2 * 0.95) - 1e-9  # 2 req/s: about 1.05 s apart
+
+    def fifty_requests(client: HttpClient) -> float:
+        starts.clear()
+        for _ in range(50):
+            client.get("/items")
+        return starts[-1] - starts[0]
+
+    fast = make_client(connection=f"fast-{uuid.uuid4().hex}", rate_limits=[RateLimit(key, 50)])
+    assert fifty_requests(fast) <= 49 / (50 * 0.95) + 1e-9  # about 1 s, not 25 s at 2 req/s
+    assert max_in_any_second(starts) <= 50
+    assert slow.rate_limits[0].rate == 2 and fast.rate_limits[0] is not slow.rate_limits[0]
+
+    # The same connection (name) built again with another rate: the new one applies.
+    again = make_client(connection=slow.connection, rate_limits=[RateLimit(key, 50)])
+    assert again.rate_limits[0] is slow.rate_limits[0]
+    assert fifty_requests(again) <= 49 / (50 * 0.95) + 1e-9
+
+
+def test_connector_contexts_of_a_connection_share_one_budget(mock: Any, clock: FakeTime) -> None:
+    mock.get("/items").mock(return_value=answer(200, json=[]))
+    name = f"books-{uuid.uuid4().hex}"
+    options: dict[str, Any] = {"vendor": "Acme", "base_url": BASE, "rate_limits": [RateLimit("acme:k", 1)]}
+    # The engine builds a context per connector it makes (per pipeline, per webhook).
+    one = ConnectorContext(connection=name, http_factory=make_http_client).http(**options)
+    two = ConnectorContext(connection=name, http_factory=make_http_client).http(**options)
+    elsewhere = ConnectorContext(connection=name + "-2", http_factory=make_http_client).http(**options)
+    assert one.budget is two.budget and one.budget.name == name
+    assert elsewhere.budget is not one.budget
+    one.get("/items")
+    before = clock.now
+    two.get("/items")
+    assert clock.now - before >= 1 / 0.95 - 1e-9  # waited for the first client's request
+    before = clock.now
+    elsewhere.get("/items")
+    assert clock.now == before
+
+
+def test_an_explicit_budget_is_shared_by_whoever_is_given_it(mock: Any, clock: FakeTime) -> None:
+    mock.get("/items").mock(return_value=answer(200, json=[]))
+    budget = RateBudget("shared")
+    a = make_client(connection="a-" + uuid.uuid4().hex, budget=budget, rate_limits=[RateLimit("k", 1)])
+    b = make_client(connection="b-" + uuid.uuid4().hex, budget=budget, rate_limits=[RateLimit("k", 1)])
+    assert a.budget is b.budget is budget and budget.keys() == ["k"]
+    a.get("/items")
+    before = clock.now
+    b.get("/items")
+    assert clock.now - before >= 1 / 0.95 - 1e-9
+
+
+class CountingLimiter:
+    """A limiter from a factory, as a limiter shared between processes would be."""
+
+    def __init__(self, key: str, rate: float) -> None:
+        self.key, self.rate, self.acquired, self.rates = key, rate, 0, [rate]
+
+    def set_rate(self, rate: float) -> None:
+        self.rate = rate
+        self.rates.append(rate)
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return 0.25
+
+
+def test_a_budget_takes_its_limiters_from_a_factory(mock: Any, clock: FakeTime) -> None:
+    mock.get("/items").mock(return_value=answer(200, json=[]))
+    made: dict[str, CountingLimiter] = {}
+
+    def factory(key: str, rate: float) -> CountingLimiter:
+        made[key] = CountingLimiter(key, rate)
+        return made[key]
+
+    budget = RateBudget("acme", factory=factory)
+    client = make_client(budget=budget, rate_limits=[RateLimit("acme:key", 5)])
+    client.get("/items", extra_limits=[RateLimit("acme:key:/items", 2)])
+    client.get("/items", extra_limits=[RateLimit("acme:key:/items", 1)])
+    assert sorted(made) == ["acme:key", "acme:key:/items"]
+    assert made["acme:key"].acquired == 2 and made["acme:key:/items"].acquired == 2
+    assert made["acme:key:/items"].rates == [2, 1]  # declared again: the new rate
+    assert client.stats["waited"] == 4 * 0.25
+
+
+def test_a_rate_declared_again_replaces_the_old_one() -> None:
+    budget = RateBudget("acme")
+    limiter = budget.limiter("k", 10)
+    assert budget.limiter("k", 4) is limiter and limiter.rate == 4
+    assert budget.limiter("k", 10) is limiter and limiter.rate == 10
+    assert RateBudget("acme").limiter("k", 3) is not limiter  # budgets share nothing
     with pytest.raises(ValueError):
         RateLimiter(0)
+    with pytest.raises(ValueError):
+        budget.limiter("k", 0)
+
+
+# -- auth helpers --------------------------------------------------------------------------
+def test_bearer_token_is_sent_and_redacted(mock: Any, clock: FakeTime) -> None:
+    token = "bearer-" + uuid.uuid4().hex
+    route = mock.get("/me").mock(return_value=answer(401, json={"message": f"token {token} revoked"}))
+    auth = BearerToken(token)
+    with make_client(headers={}, secrets=[], auth=auth) as client, pytest.raises(ConnectionError_) as caught:
+        client.get("/me")
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {token}"
+    assert token not in str(caught.value) and "token *** revoked" in str(caught.value)
+    assert token not in repr(auth) and redact(f"Bearer {token}") == "Bearer ***"
+
+
+def test_header_token_is_sent_in_the_vendors_header_and_redacted(mock: Any, clock: FakeTime) -> None:
+    token = "key-" + uuid.uuid4().hex
+    route = mock.get("/me").mock(return_value=answer(400, json={"message": f"key {token} has no access"}))
+    auth = HeaderToken("X-Api-Key", token, prefix="Token ")
+    with make_client(headers={}, secrets=[], auth=auth) as client, pytest.raises(VendorRejected) as caught:
+        client.get("/me")
+    sent = route.calls.last.request.headers
+    assert sent["X-Api-Key"] == f"Token {token}" and "Authorization" not in sent
+    assert token not in str(caught.value) and "key *** has no access" in str(caught.value)
+    assert token not in repr(auth)
+
+
+def test_several_auths_at_once(mock: Any, clock: FakeTime) -> None:
+    key, user, password = "k-" + uuid.uuid4().hex, "someone", "pw-" + uuid.uuid4().hex
+    route = mock.get("/me").mock(return_value=answer(200, json={}))
+    with make_client(headers={}, secrets=[], auth=[HeaderToken("X-Key", key), BasicAuth(user, password)]) as client:
+        client.get("/me")
+    sent = route.calls.last.request.headers
+    assert sent["X-Key"] == key and sent["Authorization"] == "Basic " + b64(f"{user}:{password}")
+    assert redact(f"{key} {b64(f'{user}:{password}')} {password}") == "*** *** ***"
