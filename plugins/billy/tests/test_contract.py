@@ -31,6 +31,7 @@ class TestBillyContract(TargetContract):
     rules = [{"when": {"tax_rate": 7}, "tax_rule": "DE7"}]
     # the templates book every other line; the documents are in EUR, the sandbox books in DKK
     pipeline_options = {"require_rules": False, "exchange_rates": {"EUR": "7.46"}}
+    booked_settings = {"auto_book": True}  # payments and credit notes need approved invoices, not drafts
 
     def make_sandbox(self) -> BillySandbox:
         return BillySandbox(seed=GERMAN_RATES)
@@ -46,3 +47,6 @@ class TestBillyContract(TargetContract):
         # The contract's documents are numbered RE-1000+n for order-n; Billy keeps the number.
         return [f"order-{int(i['invoiceNo'].removeprefix('RE-')) - 1000}"
                 for i in sandbox.state["invoices"].values()]
+
+    def stored_payments(self, sandbox: Any) -> list[Any]:
+        return list(sandbox.state.get("bankPayments", {}).values())

@@ -26,6 +26,7 @@ def connected(sandbox: CobotSandbox, cobot: Any, base: str = "http://cobot.sandb
 
 class TestCobotSourceContract(SourceContract):
     plugin = "cobot"
+    cursor_settings = {"overlap_days": 0, "recheck_days": 0}  # the deliberate re-reads, off for the cursor test
 
     def make_sandbox(self) -> CobotSandbox:
         return CobotSandbox(demo=True)
@@ -36,6 +37,14 @@ class TestCobotSourceContract(SourceContract):
 
     def expected_refs(self, sandbox: CobotSandbox) -> set[str]:
         return set(sandbox.state["invoices"])
+
+    def expected_skipped(self, sandbox: CobotSandbox) -> set[str]:
+        return {"f0000000000000000000000000000002"}  # the demo invoice with lines without accounting code
+
+    def break_record(self, sandbox: CobotSandbox) -> str:
+        ref = "f0000000000000000000000000000001"
+        sandbox.state["invoices"][ref]["attributes"]["items"][0]["totalAmount"]["gross"] = "kaputt"
+        return ref
 
 
 def test_demo_flow_in_process(cobot):

@@ -29,6 +29,9 @@ class TestSevdeskVoucherContract(TargetContract):
         return [f"order-{int(v['description'].removeprefix('RE-')) - 1000}"
                 for v in sandbox.state["vouchers"].values()]
 
+    def stored_payments(self, sandbox: SevdeskSandbox) -> list[Any]:
+        return [(t.get("voucher") or t.get("invoice") or {}).get("id") for t in sandbox.state["transactions"].values()]
+
     def test_every_request_validates_against_the_spec(self, tmp_path, monkeypatch) -> None:
         from ledgerlink.testing import run_pipeline
 
