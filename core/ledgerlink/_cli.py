@@ -781,6 +781,26 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
     serve(instance, host=host, port=port, ready=ready)
 
 
+@main.command("new")
+@click.argument("kind", type=click.Choice(["source", "target", "status-mapper"]))
+@click.argument("name")
+@click.option("--directory", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where to write the package (default: ./ledgerlink-NAME); must not exist.")
+def new(kind: str, name: str, directory: str | None) -> None:
+    """Scaffold a connector package: `ledgerlink new source acme` writes ledgerlink-acme/
+    (pyproject with the entry point, plugin, connector, mapping, sandbox, contract tests,
+    README with the settings). NAME is the plugin name, a lowercase identifier."""
+    from ._scaffold import create
+
+    scaffold = create(kind, name, Path(directory) if directory else None)
+    click.echo(f"created the {kind} package ledgerlink-{name} in {scaffold.root}:")
+    for path in scaffold.files:
+        click.echo(f"  {path.relative_to(scaffold.root).as_posix()}")
+    click.echo("next:")
+    for step in scaffold.next_steps():
+        click.echo(f"  {step}")
+
+
 @main.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default="demo-run", show_default=True,
               help="Where the demo keeps its config, ledger and sandbox state.")
