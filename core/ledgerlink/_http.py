@@ -43,7 +43,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -656,7 +656,7 @@ class HttpClient:
             response = self.request(method, url, params=query, **kwargs)
             return (self.json(response) if parse is None else parse(response)), response.headers
 
-        return walk(fetch, style, params, vendor=self.vendor)
+        return walk(fetch, style, params, what=self._what(method.upper(), url))
 
     def paginate(
         self,
@@ -664,12 +664,12 @@ class HttpClient:
         style: Pagination,
         *,
         params: Mapping[str, Any] | None = None,
-        dedupe: Callable[[Any], Hashable] | None = None,
+        dedupe: Callable[[Any], Any] | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """The items of every page of a listing, in order (see :meth:`pages`).
         ``dedupe``: a key function; an item whose key came before (a page that shifted
-        while it was read) is dropped."""
+        while it was read) is dropped; one whose key is None is kept."""
         return items(self.pages(url, style, params=params, **kwargs), dedupe=dedupe)
 
     def json(self, response: httpx.Response, *, write: bool | None = None,

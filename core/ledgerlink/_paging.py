@@ -96,16 +96,16 @@ class Pagination:
         """The query parameters of the page after ``page``; None: it was the last."""
         raise NotImplementedError
 
-    def items_of(self, body: Any, *, vendor: str, number: int) -> list[Any]:
+    def items_of(self, body: Any, *, what: str, number: int) -> list[Any]:
         """The item list of one page's body."""
         if self.items is not None and not _has(body, self.items):
-            raise TransientError(f"{vendor} sent page {number} without {self.items!r} (not a paged answer)")
+            raise TransientError(f"{what}: page {number} has no {self.items!r} (not a paged answer)")
         found = field(body, self.items)
         if found is None:
             return []
         if not isinstance(found, list):
-            where = repr(self.items) if self.items else "an answer"
-            raise TransientError(f"{vendor} sent page {number} with {where} that is not a list")
+            where = repr(self.items) if self.items else "the answer"
+            raise TransientError(f"{what}: page {number}: {where} is not a list")
         return found
 
 
@@ -225,35 +225,40 @@ class Cursor(Pagination):
 
 
 def walk(fetch: Fetch, style: Pagination, params: Mapping[str, Any] | None = None, *,
-         vendor: str = "the API") -> Iterator[Page]:
-    """Read page after page with ``fetch`` (see :data:`Fetch`) as ``style`` says."""
+         what: str = "the API") -> Iterator[Page]:
+    """Read page after page with ``fetch`` (see :data:`Fetch`) as ``style`` says;
+    ``what`` names the listing in errors ("Acme GET https://.../items")."""
     query: dict[str, Any] | None = {**(params or {}), **style.start()}
     number = 0
     while query is not None:
         number += 1
         if number > style.max_pages:
-            raise TransientError(f"{vendor} keeps sending pages (over {style.max_pages}); stopping")
+            raise TransientError(f"{what}: the vendor keeps sending pages (over {style.max_pages}); stopping")
         body, headers = fetch(query)
-        page = Page(number, query, style.items_of(body, vendor=vendor, number=number), body, headers)
+        page = Page(number, query, style.items_of(body, what=what, number=number), body, headers)
         yield page
         try:
             query = style.after(page)
         except TransientError as exc:
-            raise TransientError(f"{vendor}: {exc}") from None
+            raise TransientError(f"{what}: {exc}") from None
 
 
-def items(pages: Iterable[Page], *, dedupe: Callable[[Any], Hashable] | None = None) -> Iterator[Any]:
+def items(pages: Iterable[Page], *, dedupe: Callable[[Any], Any] | None = None) -> Iterator[Any]:
     """The items of ``pages`` in order. ``dedupe``: a key function; an item whose key
-    came before (a vendor's page shifted while it was read) is dropped. Only the keys
-    are kept, never the items."""
+    came before (a vendor's page shifted while it was read) is dropped. An item without
+    a key (None, or a broken one that cannot be hashed) is kept: the caller reports it.
+    Only the keys are kept in memory, never the items."""
     seen: set[Hashable] = set()
     for page in pages:
         for item in page.items:
-            if dedupe is not None:
-                key = dedupe(item)
-                if key in seen:
-                    continue
-                seen.add(key)
+            key = dedupe(item) if dedupe is not None else None
+            if key is not None and isinstance(key, Hashable):
+                try:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                except TypeError:  # a tuple holding a list, say
+                    pass
             yield item
 
 

@@ -208,22 +208,22 @@ def test_cursor_from_a_header(mock: Any) -> None:
 def test_a_repeated_cursor_is_an_error_not_a_loop(mock: Any) -> None:
     mock.get("/items").mock(return_value=httpx.Response(200, json={"items": [1], "next_cursor": "same"}))
     style = Cursor(items="items")
-    with pytest.raises(TransientError, match="Acme: page 2 hands out the cursor it was asked with \\('same'\\)"):
+    with pytest.raises(TransientError, match="Acme GET https://api\\.acme\\.test/v1/items: page 2 hands out the cursor it was asked with \\('same'\\)"):
         list(client().paginate("/items", style))
 
 
 # -- what ends a walk badly ---------------------------------------------------------------------
 def test_a_vendor_that_never_stops_is_stopped(mock: Any) -> None:
     route = mock.get("/items").mock(return_value=httpx.Response(200, json={"data": [1]}))
-    with pytest.raises(TransientError, match="Acme keeps sending pages \\(over 5\\)"):
+    with pytest.raises(TransientError, match="items: the vendor keeps sending pages \\(over 5\\); stopping"):
         list(client().paginate("/items", PageNumber(max_pages=5)))
     assert route.call_count == 5
 
 
 @pytest.mark.parametrize(("body", "error"), [
-    ({"rows": []}, "Acme sent page 1 without 'data' \\(not a paged answer\\)"),
-    ([1, 2], "Acme sent page 1 without 'data'"),
-    ({"data": {"id": 1}}, "Acme sent page 1 with 'data' that is not a list"),
+    ({"rows": []}, "^Acme GET https://api.acme.test/v1/items: page 1 has no 'data' \\(not a paged answer\\)$"),
+    ([1, 2], "items: page 1 has no 'data'"),
+    ({"data": {"id": 1}}, "items: page 1: 'data' is not a list$"),
 ])
 def test_an_answer_without_the_item_list_is_an_error(mock: Any, body: Any, error: str) -> None:
     mock.get("/items").mock(return_value=httpx.Response(200, json=body))
@@ -245,6 +245,15 @@ def test_a_shifted_page_repeats_nothing_with_dedupe(mock: Any) -> None:
     mock.get("/items").mock(side_effect=answers)
     got = client().paginate("/items", PageNumber(size=2), dedupe=lambda item: item["id"])
     assert [item["id"] for item in got] == ["a", "b", "c"]
+
+
+def test_items_without_a_dedupe_key_are_all_kept(mock: Any) -> None:
+    rows = [{"id": None, "n": 1}, {"id": None, "n": 2}, {"id": ["x"], "n": 3}, {"id": ["x"], "n": 4},
+            {"id": ("t", ["x"]), "n": 5}, {"id": 7, "n": 6}, {"id": 7, "n": 7}]
+    mock.get("/items").mock(side_effect=[httpx.Response(200, json={"data": rows}),
+                                         httpx.Response(200, json={"data": []})])
+    got = client().paginate("/items", PageNumber(), dedupe=lambda item: item["id"])
+    assert [item["n"] for item in got] == [1, 2, 3, 4, 5, 6]
 
 
 # -- paging goes through the client ----------------------------------------------------------------

@@ -20,13 +20,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from ledgerlink import (
+    BasicAuth,
     BrokenDocument,
     ConnectorContext,
     Customer,
     Document,
+    HeaderToken,
     HttpClient,
     Line,
     NotSupported,
+    PageNumber,
     RateLimit,
     Settings,
     Source,
@@ -60,7 +63,6 @@ DEFAULT_BASE_URL = "https://api.billbee.io/api/v1"
 PER_KEY = 50.0  # calls per second per API key (all users)
 PER_USER = 10.0  # per API key + Billbee user
 PER_ENDPOINT = 2.0  # per endpoint, API key + user
-MAX_PAGES = 10_000
 AUTH_HINT = (
     "check `api_key` (the X-Billbee-Api-Key you got from Billbee support), `username` "
     "(your Billbee login) and `api_password` (the API password from Settings > API in "
@@ -197,9 +199,7 @@ class BillbeeSource(Source):
             self._client = self.context.http(
                 vendor="Billbee",
                 base_url=s.base_url.rstrip("/") + "/",
-                headers={"X-Billbee-Api-Key": api_key},
-                auth=(s.username, password),
-                secrets=[api_key, password],
+                auth=[HeaderToken("X-Billbee-Api-Key", api_key), BasicAuth(s.username, password)],
                 rate_limits=[RateLimit(self._key_limit, PER_KEY), RateLimit(self._limit_key, PER_USER)],
                 auth_hint=AUTH_HINT,
                 **({} if s.timeout is None else {"timeout": s.timeout}),
@@ -226,6 +226,9 @@ class BillbeeSource(Source):
         )
         if response.status_code in set(ok):
             return response.status_code, None
+        return response.status_code, self._envelope(response, endpoint)
+
+    def _envelope(self, response: httpx.Response, endpoint: str) -> dict[str, Any]:
         body = loads_decimal(response, self.client)
         if not isinstance(body, dict):
             raise TransientError(f"Billbee answered {endpoint} with something other than a JSON object")
@@ -233,26 +236,20 @@ class BillbeeSource(Source):
         if code not in (0, None):
             message = body.get("ErrorMessage") or body.get("ErrorDescription") or "no message"
             text = f"Billbee answered {endpoint} with error code {code}: {message}"
-            if method == "GET":
+            if response.request.method == "GET":
                 raise TransientError(text)
             raise VendorRejected(text, status_code=response.status_code)
-        return response.status_code, body
+        return body
 
-    def _pages(self, path: str, endpoint: str, params: dict[str, Any]) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-        page = 1
-        while page <= MAX_PAGES:
-            _, body = self._call("GET", path, endpoint, params={**params, "page": page, "pageSize": self.settings.page_size})
-            data = body.get("Data")
-            if data is None:
-                data = []
-            if not isinstance(data, list):
-                raise TransientError(f"Billbee answered {endpoint} with Data that is not a list")
-            paging = body.get("Paging") if isinstance(body.get("Paging"), dict) else {}
-            yield data, paging
-            total_pages = paging.get("TotalPages")
-            if not data or not isinstance(total_pages, int) or page >= total_pages:
-                return
-            page += 1
+    def _listing(self, endpoint: str) -> dict[str, Any]:
+        """How every page of a Billbee listing is read: ``page``/``pageSize`` up to
+        ``Paging.TotalPages``, the envelope checked, the endpoint's own limit kept."""
+        return {
+            "style": PageNumber(size_param="pageSize", size=self.settings.page_size, items="Data",
+                                total_pages="Paging.TotalPages"),
+            "parse": lambda response: self._envelope(response, endpoint),
+            "extra_limits": self._endpoint_limit(endpoint),
+        }
 
     # -- Source API ------------------------------------------------------------
     def check(self) -> str:
@@ -309,17 +306,12 @@ class BillbeeSource(Source):
         return self._to_document(order, cursor_cap=None, facts=self._facts([order]))  # type: ignore[return-value]
 
     def customers(self) -> Iterator[Customer]:
-        seen: set[str] = set()
-        for data, _ in self._pages("customers", "GET /customers", {}):
-            for item in data:
-                try:
-                    customer = api_customer(item if isinstance(item, dict) else {}, self.options)
-                except (MappingError, ValueError) as exc:
-                    self.context.logger.warning("Billbee customer skipped: %s", exc)
-                    continue
-                if customer.source_id not in seen:
-                    seen.add(customer.source_id)
-                    yield customer
+        # A customer moved to a later page while we paged comes once.
+        for item in self.client.paginate("customers", dedupe=_listed_id, **self._listing("GET /customers")):
+            try:
+                yield api_customer(item if isinstance(item, dict) else {}, self.options)
+            except (MappingError, ValueError) as exc:
+                self.context.logger.warning("Billbee customer skipped: %s", exc)
 
     def write_customer_number(self, customer: Customer, number: str) -> None:
         if not customer.source_id.isdigit():
@@ -353,13 +345,14 @@ class BillbeeSource(Source):
         for _attempt in range(3):
             moved = False
             first_total: int | None = None
-            for data, paging in self._pages("orders", "GET /orders", params):
-                total = paging.get("TotalRows")
+            for page in self.client.pages("orders", params=params, **self._listing("GET /orders")):
+                paging = page.body.get("Paging")
+                total = paging.get("TotalRows") if isinstance(paging, dict) else None
                 if first_total is None:
                     first_total = total
                 elif total != first_total:
                     moved = True
-                for order in data:
+                for order in page.items:
                     key = self._dedupe_key(order)
                     previous = by_id.get(key)
                     if previous is None or self._modified_key(order) >= self._modified_key(previous):
@@ -487,13 +480,10 @@ class BillbeeSource(Source):
             "shopId": sorted(self.shop_set),
         }
         found: dict[str, dict[str, Any]] = {}
-        for data, _ in self._pages("orders/invoices", "GET /orders/invoices", params):
-            for invoice in data:
-                if not isinstance(invoice, dict):
-                    continue
-                ref = invoice.get("BillbeeId")
-                if isinstance(ref, int) and not isinstance(ref, bool) and str(ref) in ids:
-                    found[str(ref)] = invoice
+        for invoice in self.client.paginate("orders/invoices", params=params, **self._listing("GET /orders/invoices")):
+            ref = invoice.get("BillbeeId") if isinstance(invoice, dict) else None
+            if isinstance(ref, int) and not isinstance(ref, bool) and str(ref) in ids:
+                found[str(ref)] = invoice
         return found
 
     def skip_reason(self, order: dict[str, Any]) -> str | None:
@@ -566,6 +556,10 @@ class _Facts:
 
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     originals: dict[str, str] = field(default_factory=dict)
+
+
+def _listed_id(item: Any) -> Any:
+    return item.get("Id") if isinstance(item, dict) else None
 
 
 def _plain(value: Any) -> Any:

@@ -213,3 +213,32 @@ def test_cancellation_order_whose_original_billbee_does_not_find_is_quarantined(
     assert isinstance(doc, BrokenDocument) and doc.quarantine
     assert doc.reason == ("order 6: it is a cancellation of the order with external id '7001' (IsCancelationFor), "
                           "which Billbee does not find; a person must book the cancellation")
+
+
+def customer(customer_id: int) -> dict:
+    data = json.loads((FIXTURE_DIR / "Response/get_customers_response.json").read_text("utf-8"))["Data"][0]
+    data.update({"Id": customer_id, "Name": f"Customer {customer_id}"})
+    return data
+
+
+@respx.mock
+def test_customers_are_read_page_by_page_each_once_at_the_endpoints_rate() -> None:
+    # Customer 3 moved from page 1 to page 2 while the pages were read; the fourth page
+    # is not asked for (TotalPages says 3).
+    pages = [page([customer(1), customer(2), customer(3)], 1, 3), page([customer(3), customer(4), customer(5)], 2, 3),
+             page([customer(6), {"Id": None}], 3, 3), page([customer(7)], 4, 3)]
+    route = respx.get(f"{BASE}/customers").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
+    source = make_source(base_settings(page_size=3))
+    customers = list(source.customers())
+    assert [c.source_id for c in customers] == ["1", "2", "3", "4", "5", "6"]
+    asked = [(c.request.url.params["page"], c.request.url.params["pageSize"]) for c in route.calls]
+    assert asked == [("1", "3"), ("2", "3"), ("3", "3")]
+    # Billbee allows 2 calls a second per endpoint: the limiter spaced the three pages.
+    assert source.client.stats["waited"] >= 2 / (2 * 0.95) - 0.02
+
+
+@respx.mock
+def test_a_listing_whose_data_is_not_a_list_is_an_error_naming_the_call() -> None:
+    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(200, json={**page([]), "Data": {"Id": 1}}))
+    with pytest.raises(TransientError, match=r"Billbee GET http://billbee.test/api/v1/orders: page 1: 'Data' is not a list"):
+        list(make_source(base_settings()).documents(None))
