@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledgerlink.testing import TargetContract
+from ledgerlink.testing import StatusMapperContract, TargetContract
 from ledgerlink_billy.sandbox import BillySandbox
 
 GERMAN_RATES = {
@@ -50,3 +50,9 @@ class TestBillyContract(TargetContract):
 
     def stored_payments(self, sandbox: Any) -> list[Any]:
         return list(sandbox.state.get("bankPayments", {}).values())
+
+
+class TestBillyStatusMapperContract(StatusMapperContract):
+    mapper = "billy"
+    # every word statuses.raw_status() gives an invoice
+    raw_statuses = ("draft", "approved", "sent", "overdue", "partially_paid", "paid", "credited", "voided", "deleted")

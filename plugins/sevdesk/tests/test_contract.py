@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ledgerlink.testing import TargetContract
+import pytest
+from ledgerlink.testing import StatusMapperContract, TargetContract
 from ledgerlink_sevdesk.sandbox import DEMO_TOKEN, SevdeskSandbox
 
 
@@ -53,3 +54,17 @@ class TestSevdeskInvoiceContract(TestSevdeskVoucherContract):
     def stored_refs(self, sandbox: SevdeskSandbox) -> list[str]:
         return [f"order-{int(i['customerInternalNote'].removeprefix('RE-')) - 1000}"
                 for i in sandbox.state["invoices"].values()]
+
+
+class TestSevdeskStatusMapperContract(StatusMapperContract):
+    mapper = "sevdesk"
+    # what SevdeskTarget.statuses() reports for existing documents: "<kind>:<status>"
+    raw_statuses = ("voucher:50", "voucher:100", "voucher:150", "voucher:750", "voucher:1000",
+                    "invoice:50", "invoice:100", "invoice:200", "invoice:750", "invoice:1000")
+
+    @pytest.mark.xfail(strict=True, reason=(
+        "sevdesk status mapper: from_canonical() words statuses in German ('Entwurf', 'Offen', 'Teilbezahlt', "
+        "'Bezahlt') that its own to_canonical() does not read back (only status numbers and the English words "
+        "draft/open/paid...), so e.g. 'voucher:100' -> open -> 'Offen' -> unknown"))
+    def test_round_trip_holds(self) -> None:
+        super().test_round_trip_holds()
