@@ -283,6 +283,11 @@ class RateBudget:
                 limiter.set_rate(rate)
             return limiter
 
+    def get(self, key: str) -> Limiter | None:
+        """The limiter of ``key``, if a client declared it."""
+        with self._lock:
+            return self._limiters.get(key)
+
     def keys(self) -> list[str]:
         with self._lock:
             return sorted(self._limiters)

@@ -565,7 +565,8 @@ def test_an_explicit_budget_is_shared_by_whoever_is_given_it(mock: Any, clock: F
     budget = RateBudget("shared")
     a = make_client(connection="a-" + uuid.uuid4().hex, budget=budget, rate_limits=[RateLimit("k", 1)])
     b = make_client(connection="b-" + uuid.uuid4().hex, budget=budget, rate_limits=[RateLimit("k", 1)])
-    assert a.budget is b.budget is budget and budget.keys() == ["k"]
+    assert a.budget is b.budget is budget and budget.keys() == ["k"] and budget.get("k") is a.rate_limits[0]
+    assert budget.get("other") is None
     a.get("/items")
     before = clock.now
     b.get("/items")

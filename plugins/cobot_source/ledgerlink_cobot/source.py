@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from ledgerlink import (
+    BearerToken,
     BrokenDocument,
     ConnectionError_,
     Customer,
@@ -29,6 +30,7 @@ from ledgerlink import (
     DocumentError,
     LineKind,
     NotSupported,
+    PageNumber,
     QuarantineError,
     RateLimit,
     Settings,
@@ -218,8 +220,8 @@ class CobotSource(WebhookSource):
         if api == 1 and self._v1 is None:
             self._v1 = self.context.http(
                 vendor="Cobot API 1", base_url=self.settings.api1_url + "/",
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-                secrets=[self._token],
+                headers={"Accept": "application/json"},
+                auth=BearerToken(self._token),
                 rate_limits=[RateLimit(f"cobot:v1:{key_id(self._token)}", self.settings.requests_per_second)],
                 auth_hint=f"check api_token and its scopes ({SCOPES})",
                 **self._timeout(),
@@ -228,8 +230,8 @@ class CobotSource(WebhookSource):
         if api == 2 and self._v2 is None:
             self._v2 = self.context.http(
                 vendor="Cobot API 2", base_url=self.settings.base_url + "/",
-                headers={"Authorization": f"Bearer {self._token}", "Accept": JSONAPI},
-                secrets=[self._token],
+                headers={"Accept": JSONAPI},
+                auth=BearerToken(self._token),
                 rate_limits=[RateLimit(f"cobot:v2:{key_id(self._token)}", self.settings.requests_per_second)],
                 auth_hint=f"check api_token and its scopes ({SCOPES})",
                 **self._timeout(),
@@ -242,26 +244,27 @@ class CobotSource(WebhookSource):
         json_body: Any = None, ok: tuple[int, ...] = (), extra_limits: Any = (),
     ) -> tuple[int, Any]:
         """One call; 401/403 become one clear line, JSON is checked. Returns (status, body)."""
-        client = self._client(api)
         headers = {"Content-Type": JSONAPI} if api == 2 and json_body is not None else None
-        response = client.request(
+        response = self._client(api).request(
             method, path, params=params, json=json_body, headers=headers,
             ok=(401, 403, *ok), extra_limits=extra_limits,
         )
+        return response.status_code, self._answer(response, api, what, ok)
+
+    def _answer(self, response: httpx.Response, api: int, what: str, ok: tuple[int, ...] = ()) -> Any:
+        """The body of an answer (None for ``ok`` statuses and empty answers); 401/403
+        become one clear line, an error inside a 2xx answer is never read as data."""
         status = response.status_code
         if status in (401, 403):
             raise ConnectionError_(self._auth_line(response, api, what), connection=self.context.connection)
-        if status in ok:
-            return status, None
-        if status == 204 or not response.content:
-            return status, None
-        body = client.json(response)
+        if status in ok or status == 204 or not response.content:
+            return None
+        body = self._client(api).json(response)
         if isinstance(body, dict) and body.get("errors") and "data" not in body:
-            # An error inside a 2xx answer: never read it as data.
             raise TransientError(
                 f"Cobot API {api} answered {what} with HTTP {status} but an error: {_errors_text(body)}"
             )
-        return status, body
+        return body
 
     def _auth_line(self, response: httpx.Response, api: int, what: str) -> str:
         url = str(response.request.url.copy_with(query=None))
@@ -352,31 +355,14 @@ class CobotSource(WebhookSource):
 
     def _window_invoices(self, start: date, end: date) -> list[dict[str, Any]]:
         """Every invoice dated in [start, end] (all pages), sorted by date, number, id."""
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            _, body = self._call(
-                2, "GET", f"spaces/{self.space_id}/invoices", "listing invoices",
-                params={
-                    "filter[from]": start.isoformat(), "filter[to]": end.isoformat(),
-                    "page[number]": page, "page[size]": self.settings.page_size,
-                },
-            )
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise TransientError(
-                    f"Cobot API 2 sent no invoice list for {start}..{end} page {page}"
-                )
-            found.extend(r for r in body["data"] if isinstance(r, dict))
-            meta = body.get("meta") or {}
-            links = body.get("links") or {}
-            total_pages = meta.get("totalPages")
-            if not body["data"] or not links.get("next"):
-                break
-            if isinstance(total_pages, int | float) and page >= total_pages:
-                break
-            page += 1
-            if page > 10_000:
-                raise TransientError("Cobot API 2 keeps sending next pages (over 10,000); stopping")
+        # JSON:API paging: page[number] up to meta.totalPages, while links.next is set.
+        style = PageNumber(page_param="page[number]", size_param="page[size]", size=self.settings.page_size,
+                           total_pages="meta.totalPages", next_link="links.next")
+        found = [r for r in self._client(2).paginate(
+            f"spaces/{self.space_id}/invoices", style,
+            params={"filter[from]": start.isoformat(), "filter[to]": end.isoformat()},
+            parse=lambda response: self._answer(response, 2, "listing invoices"), ok=(401, 403),
+        ) if isinstance(r, dict)]
 
         def key(r: dict[str, Any]) -> tuple[str, str, str]:
             day = invoice_date_of(r)

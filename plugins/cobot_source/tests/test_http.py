@@ -140,6 +140,44 @@ def test_paging_follows_pages_until_next_is_null(api, cobot, seed):
     assert route.call_count == 3
 
 
+def test_paging_stops_at_total_pages_and_at_a_null_next(api, cobot, seed):
+    invs = [_inv(seed, 0, f"id{i}", "2024-02-01") for i in range(6)]
+    answers = [page(invs[:2], 1, 2), {**page(invs[2:4], 2, 2), "links": {"next": "n"}}]  # next set, total says 2
+    route = api.get(f"{V2}/spaces/{SPACE}/invoices").mock(side_effect=[httpx.Response(200, json=a) for a in answers])
+    docs = list(cobot(page_size=2, window_days=366).documents_between(date(2024, 1, 1), date(2024, 12, 31)))
+    assert [d.source_ref for d in docs] == ["id0", "id1", "id2", "id3"] and route.call_count == 2
+    no_total = [{**page(invs[:2], 1, 9)}, {**page(invs[2:4], 2, 9), "links": {"next": None}}]
+    route.side_effect = [httpx.Response(200, json=a) for a in no_total]
+    docs = list(cobot(page_size=2, window_days=366).documents_between(date(2024, 1, 1), date(2024, 12, 31)))
+    assert len(docs) == 4 and route.call_count == 4
+
+
+def test_a_token_revoked_while_paging_is_one_clear_line(api, cobot, seed):
+    invs = [_inv(seed, 0, f"id{i}", "2024-02-01") for i in range(3)]
+    api.get(f"{V2}/spaces/{SPACE}/invoices").mock(side_effect=[
+        httpx.Response(200, json=page(invs[:2], 1, 2)),
+        httpx.Response(401, json={"errors": [{"status": "401", "detail": "token revoked"}]}),
+    ])
+    with pytest.raises(ConnectionError_, match=r"rejected the access token \(HTTP 401 for listing invoices"):
+        list(cobot(page_size=2, window_days=366).documents_between(date(2024, 1, 1), date(2024, 12, 31)))
+
+
+def test_the_two_apis_and_memberships_keep_their_own_limits_in_the_connections_budget(cobot, seed):
+    source = cobot(requests_per_second=2, memberships_requests_per_second=0.5)
+    v1, v2 = source._client(1), source._client(2)
+    assert v1.budget is v2.budget and v1.budget.name == "cobot-test"
+    assert v1.rate_limits[0] is not v2.rate_limits[0]
+    assert (v1.rate_limits[0].rate, v2.rate_limits[0].rate) == (2, 2)
+    with respx.mock:
+        respx.get(f"{V1}/memberships").respond(json=seed["memberships"])
+        list(source.customers())
+    keys = v1.budget.keys()
+    memberships = [k for k in keys if k.startswith("cobot:v1:memberships:")]
+    assert len(memberships) == 1 and v1.budget.get(memberships[0]).rate == 0.5
+    assert TOKEN not in " ".join(keys)  # keys carry a hash of the token, never the token
+    source.close()
+
+
 def test_date_windows_overlap_on_boundary_and_dedupe(api, cobot, seed):
     a = _inv(seed, 0, "a", "2024-01-10")
     b = _inv(seed, 0, "b", "2024-01-11")   # on the boundary day: returned by both windows
