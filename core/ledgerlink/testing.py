@@ -7,8 +7,9 @@ or automatically once ledgerlink is installed).
 - :func:`make_runtime`: a runtime for a config dict, with in-process transports.
 - :class:`CliResult` and the ``cli`` fixture: run the real CLI, get exit code,
   output and parsed JSON.
-- :class:`TargetContract` and :class:`SourceContract`: the behaviour every connector
-  owes ledgerlink, as test classes a connector package subclasses in a few lines::
+- :class:`SourceContract`, :class:`TargetContract` and :class:`StatusMapperContract`:
+  the behaviour every connector owes ledgerlink, as test classes a connector package
+  subclasses in a few lines; each failure names the bug and the document::
 
       class TestSevdeskContract(TargetContract):
           plugin = "sevdesk"
@@ -22,6 +23,13 @@ or automatically once ledgerlink is installed).
 
           def stored_refs(self, sandbox):
               return [v["description"] for v in sandbox.state["vouchers"].values()]
+
+  The suites drive a :class:`ledgerlink.Sandbox` or respx routes alike: a respx author
+  returns any object holding the vendor's data from ``make_sandbox()`` and overrides
+  ``vendor_transport(vendor)`` to return ``httpx.MockTransport(router.handler)``. Faults
+  (429 with Retry-After, lost and cut-short write answers) are injected by
+  :class:`ContractTransport`, which sits between the connector and either.
+  ``core/tests/broken`` keeps the connectors the suites must catch.
 """
 
 from __future__ import annotations
@@ -231,8 +239,7 @@ class ContractTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         method = request.method.upper()
         with self._lock:
-            exchange = Exchange(method, str(request.url.copy_with(query=None)) + (
-                f"?{request.url.query.decode()}" if request.url.query else ""), request.url.path, time.monotonic())
+            exchange = Exchange(method, str(request.url), request.url.path, time.monotonic())
             self.exchanges.append(exchange)
             if exchange.write:
                 self._writes += 1
