@@ -24,7 +24,7 @@ from ._config import PipelineConfig
 from ._connectors import SourceItem, Target
 from ._errors import QuarantineError
 from ._ledger import DocumentRow, Ledger
-from ._records import Document, TargetRef
+from ._records import REVERSAL_SUFFIX, Document, TargetRef
 from ._runtime import Outcome
 from ._states import DocumentState, OutcomeState
 
@@ -111,20 +111,28 @@ class Cancellations:
             return None
         return TargetRef(target_id=original.target_id, number=original.target_number or original.number)
 
-    def written(self, credit_note: Document, row: DocumentRow) -> None:
-        """A credit note was written: an original flagged as cancelled says so now."""
+    def written(self, credit_note: Document, row: DocumentRow) -> Outcome | None:
+        """A credit note was written: an original flagged as cancelled (or cancelled in
+        the source) says so now; the outcome tells the original's news."""
         assert credit_note.reverses is not None
         original = self.ledger.document(self.pipeline.name, credit_note.reverses)
-        if original is not None and original.changed and original.changed.startswith("cancelled after"):
-            word = original.changed.split(":", 1)[0]
-            self.ledger.mark_changed(original, f"{word}: reversed by credit note {credit_note_name(row)}")
+        if original is None or original.state != S.PUSHED:
+            return None
+        flagged = original.changed and original.changed.startswith("cancelled after")
+        if not flagged and not credit_note.source_ref.endswith(REVERSAL_SUFFIX):
+            return None
+        word = original.changed.split(":", 1)[0] if flagged and original.changed else "cancelled after transfer"
+        text = f"{word}: reversed by credit note {credit_note_name(row)}"
+        self.ledger.mark_changed(original, text)
+        return Outcome(self.pipeline.name, original.source_ref, original.number, OS.REVERSED, text, row.target_id)
 
     # -- cancelled after transfer ------------------------------------------------------
     def after_transfer(self, row: DocumentRow, document: Document, word: str,
-                       dry_run: bool) -> tuple[str, OutcomeState, Outcome | None]:
+                       dry_run: bool) -> tuple[str | None, OutcomeState, Outcome | None]:
         """The flag text and outcome for a pushed document now cancelled in the source;
         with on_cancel = "reverse", the reversal is written first (or its failure is the
-        outcome)."""
+        outcome). None: nothing to say yet (the reversal's answer was lost and is asked
+        about after the settle delay; ``written`` reports it then)."""
         reversal = self.ledger.reversal_of(self.pipeline.name, row.source_ref)
         if reversal is not None and reversal.state == S.PUSHED:
             return (f"cancelled after {word}: reversed by credit note {credit_note_name(reversal)}", OS.REVERSED,
@@ -142,6 +150,8 @@ class Cancellations:
         if reversal is not None and reversal.state == S.PUSHED:
             return (f"cancelled after {word}: reversed by credit note {credit_note_name(reversal)}", OS.REVERSED,
                     None)
+        if reversal is not None and reversal.state == S.PENDING and outcome is None:
+            return None, OS.CHANGED, None  # waiting for the settle delay
         return flag + f"; its reversal {credit.source_ref} was not written", OS.CANCELLED, outcome
 
 

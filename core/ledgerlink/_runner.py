@@ -289,8 +289,11 @@ class PipelineRunner:
                                                         OS.FAILED, reason))
                 continue
             if ref is not None:
-                result.report(self.rt.reporter, self._adopt(item.row, ref, item.document,
-                                                             "settled: found in the target after a lost answer"))
+                outcome = self._adopt(item.row, ref, item.document, "settled: found in the target after a lost answer")
+                if outcome.state == OS.PUSHED and item.document.reverses:
+                    # A reversal written in this run: the news is the original's.
+                    outcome = self.cancellations.written(item.document, item.row) or outcome
+                result.report(self.rt.reporter, outcome)
             elif item.rounds >= DEFERRED_ROUNDS:
                 reason = f"its answer was lost {item.rounds} times and it is not in the target; the next run pushes it"
                 self.ledger.mark_failed(item.row, item.row.pipeline, source_ref, reason, number=item.row.number,
@@ -678,6 +681,8 @@ class PipelineRunner:
         text, state = None, OS.CHANGED
         if document.cancelled:  # never silent: the revenue is still booked in the target (or reversed now)
             text, state, failed = self.cancellations.after_transfer(row, document, word, dry_run)
+            if text is None:
+                return None  # its reversal's answer was lost: told once it is settled
             if failed is not None:
                 if row.changed != text:
                     self.ledger.mark_changed(row, text, cursor=self._held(cursor))

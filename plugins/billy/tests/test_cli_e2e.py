@@ -139,6 +139,7 @@ base_url = "{settings['base_url']}"
 auto_book = true
 cash_account = "5820"
 requests_per_second = 50
+timeout = 3
 {templates}
 
 [[pipelines]]
