@@ -27,12 +27,12 @@ demo: $(STAMP)
 PLUGIN_PACKAGES = $(patsubst %/__init__.py,%,$(wildcard plugins/*/ledgerlink_*/__init__.py))
 
 lint: $(STAMP)
-	$(BIN)/ruff check core plugins tests bench
+	$(BIN)/ruff check core plugins tests bench examples
 	$(BIN)/mypy --strict core/ledgerlink
 	$(BIN)/mypy $(PLUGIN_PACKAGES)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
