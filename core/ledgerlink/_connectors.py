@@ -102,8 +102,9 @@ class Source(Connector):
 
         Each yielded document carries ``Document.cursor``: the cursor value that is
         safe to store once this document and every one before it are settled (the
-        runner stores it only then). Yielding the same document twice is allowed; the
-        runner deduplicates by ``source_ref``. A record the source must not transfer is
+        runner stores it only then). Never yield the same document twice in one listing
+        (``SourceContract`` fails on it, naming the ref; the paging helpers' ``dedupe``
+        drops a record a vendor's shifting pages repeat). A record the source must not transfer is
         still a full :class:`Document`, with ``skip_reason`` set. A record the source
         cannot map raises nothing here: yield :class:`BrokenDocument` so the runner
         records it as failed (or quarantined) and goes on.

@@ -43,6 +43,9 @@ WORDING = {
     Status.CANCELLED: "Storniert",
 }
 
+READ_BACK = {word.lower(): status for status, word in WORDING.items()}
+"""The mapper's own wording read back (a source that shows it, asked again)."""
+
 
 class SevdeskStatusMapper(StatusMapper):
     name = "sevdesk"
@@ -53,7 +56,7 @@ class SevdeskStatusMapper(StatusMapper):
         table = INVOICE if kind == "invoice" else VOUCHER
         if kind not in ("", "voucher", "invoice"):
             return MappedStatus(Status.UNKNOWN, raw)
-        status = table.get(value) or WORDS.get(value)
+        status = table.get(value) or WORDS.get(value) or READ_BACK.get(value)
         return MappedStatus(status or Status.UNKNOWN, raw)
 
     def from_canonical(self, status: MappedStatus) -> str:
