@@ -770,15 +770,32 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
         except NotImplementedError:
             settings, env = {}, {}
         if settings:
-            click.echo(f"connect with [connections.NAME] plugin = {name!r} and:", err=True)
+            click.echo("paste into ledgerlink.toml:", err=True)
+            click.echo(f"  [connections.{name}]", err=True)
+            click.echo(f"  plugin = {_toml_value(name)}", err=True)
             for key, value in settings.items():
                 if key != "plugin":
-                    click.echo(f"  {key} = {json.dumps(value, default=str)}", err=True)
+                    click.echo(f"  {key} = {_toml_value(value)}", err=True)
+            if env:
+                click.echo("and set the sandbox's demo credentials:", err=True)
             for var, value in env.items():
-                click.echo(f"  with the sandbox's demo credential: export {var}={value}", err=True)
+                click.echo(f"  export {var}={value}", err=True)
         sys.stderr.flush()
 
     serve(instance, host=host, port=port, ready=ready)
+
+
+def _toml_value(value: Any) -> str:
+    """A value as TOML (strings, numbers, booleans, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string: JSON's escapes are TOML's
 
 
 @main.command("new")
