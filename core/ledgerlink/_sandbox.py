@@ -564,7 +564,10 @@ class Sandbox:
         return JSONResponse({"ok": True})
 
     async def _seed(self, request: Request) -> Response:
-        self.load_seed(await request.json())
+        try:
+            self.load_seed(await request.json())
+        except (ValueError, KeyError, TypeError) as exc:  # a seed the sandbox cannot read: say why
+            return JSONResponse({"error": f"the seed cannot be loaded: {type(exc).__name__}: {exc}"}, status_code=400)
         self.save()
         return JSONResponse({"ok": True})
 

@@ -348,6 +348,11 @@ def test_seed_loading(shop_cls: type[ShopSandbox], tmp_path: Path) -> None:
         names = sorted(i["name"] for i in client.get("/api/items").json()["items"])
     assert names == ["Later", "Seeded"]
     assert json.loads(path.read_text())["items"]["2"]["name"] == "Later"
+    with client_for(sandbox) as client:  # a seed it cannot read: 400 with the reason, state unchanged
+        refused = client.post("/__sandbox__/seed", json={"things": []})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "the seed cannot be loaded: KeyError: 'items'"}
+    assert sorted(sandbox.state["items"]) == ["1", "2"]
 
 
 # -- the validator -----------------------------------------------------------------
