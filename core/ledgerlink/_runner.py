@@ -211,8 +211,6 @@ class PipelineRunner:
         known = self.ledger.target_account(self.pipeline.name)
         if known is None:
             self._look_up_first = True
-            if self.ledger.documents(self.pipeline.name, [S.PUSHED]) or self.ledger.cursor(self.pipeline.name):
-                return account  # a ledger from before this record: it knows its documents
             log.info("%s: the ledger has no record of writing to %r: each document is looked up there before it "
                      "is pushed (a new or lost ledger doubles nothing)", self.pipeline.name, self.pipeline.target)
             return account
@@ -231,10 +229,8 @@ class PipelineRunner:
             self._wait_until_settled(row)
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
-                outcome = self._adopt(row, ref, None, "settled after an interruption: found in the target")
-                result.add(outcome if outcome.state != OS.PUSHED else
-                           Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED,
-                                   "was interrupted; found in the target", ref.target_id))
+                result.add(self._adopt(row, ref, None, "settled after an interruption: found in the target",
+                                       said="was interrupted; found in the target"))
             else:
                 self.ledger.mark_failed(row, row.pipeline, row.source_ref, number=row.number, retryable=True,
                                         reason="interrupted before it reached the target; it will be pushed again")
@@ -388,9 +384,7 @@ class PipelineRunner:
             ref = self.target.find_document(row.source_ref, row.number)
             if ref is not None:
                 found = item if isinstance(item, Document) else None
-                outcome = self._adopt(row, ref, found, "settled: found in the target")
-                return outcome if outcome.state != OS.PUSHED else (
-                    Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, "settled", ref.target_id))
+                return self._adopt(row, ref, found, "settled: found in the target", said="settled")
         if isinstance(item, BrokenDocument):
             if row is not None and row.state == S.PUSHED:
                 return None
@@ -609,10 +603,12 @@ class PipelineRunner:
         self.ledger.mark_pushed(row, ref, note=note, cursor=self._held(cursor), audit=audit,
                                 payment_booked=payment_booked, paid=paid)
 
-    def _adopt(self, row: DocumentRow, ref: TargetRef, document: Document | None, note: str) -> Outcome:
+    def _adopt(self, row: DocumentRow, ref: TargetRef, document: Document | None, note: str, *,
+               said: str | None = None) -> Outcome:
         """A document found in the target after an interruption or a lost answer: the
         target finishes what is missing (``complete``) before it counts as pushed; a
-        target that refuses what it found (``QuarantineError``) leaves it quarantined."""
+        target that refuses what it found (``QuarantineError``) leaves it quarantined.
+        ``note`` goes into the ledger, ``said`` (default: the note) into the outcome."""
         if document is None and row.payload:
             with suppress(ValueError):
                 document = Document.model_validate_json(row.payload)
@@ -637,7 +633,7 @@ class PipelineRunner:
                     return Outcome(self.pipeline.name, row.source_ref, row.number, OS.QUARANTINED, reason)
         self._mark_pushed(row, ref, note=note)
         self.payments.settle(row)
-        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, note, ref.target_id)
+        return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PUSHED, said or note, ref.target_id)
 
     def _unfinished(self, row: DocumentRow, ref: TargetRef, error: TransientError) -> Outcome:
         """Found in the target, but finishing it there failed for now: it stays pending
