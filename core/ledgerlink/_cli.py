@@ -763,6 +763,8 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
     instance = cls(seed=seed, state_path=state_file, faults=faults)
 
     def ready(bound: int) -> None:
+        from ._config import toml_value
+
         root = f"http://{host}:{bound}"
         click.echo(f"{name} sandbox listening on {root} (API under {cls.base_path or '/'})", err=True)
         try:
@@ -772,10 +774,10 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
         if settings:
             click.echo("paste into ledgerlink.toml:", err=True)
             click.echo(f"  [connections.{name}]", err=True)
-            click.echo(f"  plugin = {_toml_value(name)}", err=True)
+            click.echo(f"  plugin = {toml_value(name)}", err=True)
             for key, value in settings.items():
                 if key != "plugin":
-                    click.echo(f"  {key} = {_toml_value(value)}", err=True)
+                    click.echo(f"  {key} = {toml_value(value)}", err=True)
             if env:
                 click.echo("and set the sandbox's demo credentials:", err=True)
             for var, value in env.items():
@@ -783,19 +785,6 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
         sys.stderr.flush()
 
     serve(instance, host=host, port=port, ready=ready)
-
-
-def _toml_value(value: Any) -> str:
-    """A value as TOML (strings, numbers, booleans, lists, inline tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string: JSON's escapes are TOML's
 
 
 @main.command("new")

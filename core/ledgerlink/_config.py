@@ -12,6 +12,7 @@ contains a secret's value.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -503,6 +504,22 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 _TOML_AT = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)\s*$")
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML, for the config text ledgerlink writes or prints (strings,
+    numbers, booleans, dates, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string: JSON's escapes are TOML's
 
 
 def _toml_error(exc: tomllib.TOMLDecodeError, path: Path) -> ConfigError:

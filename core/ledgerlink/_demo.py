@@ -16,27 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ._config import toml_value
 from ._connectors import Demo
 from ._errors import ConfigError
 from ._plugins import Registry, import_string
 from ._states import OutcomeState
 
 PIPELINE = "shop-to-books"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, Decimal)):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
 
 
 def write_config(path: Path, demo: Demo, source_settings: dict[str, Any], target_settings: dict[str, Any],
@@ -47,15 +33,15 @@ def write_config(path: Path, demo: Demo, source_settings: dict[str, Any], target
         'url = "sqlite:///ledger.db"',
         "",
         "[connections.shop]",
-        f"plugin = {_toml_value(demo.source)}",
-        *(f"{k} = {_toml_value(v)}" for k, v in source_settings.items()),
+        f"plugin = {toml_value(demo.source)}",
+        *(f"{k} = {toml_value(v)}" for k, v in source_settings.items()),
         "",
         "[connections.books]",
-        f"plugin = {_toml_value(demo.target)}",
-        *(f"{k} = {_toml_value(v)}" for k, v in target_settings.items() if k != "plugin"),
+        f"plugin = {toml_value(demo.target)}",
+        *(f"{k} = {toml_value(v)}" for k, v in target_settings.items() if k != "plugin"),
         "",
         "[[pipelines]]",
-        f"name = {_toml_value(PIPELINE)}",
+        f"name = {toml_value(PIPELINE)}",
         'source = "shop"',
         'target = "books"',
         'matchers = ["customer_number", "email", "name"]',
@@ -67,7 +53,7 @@ def write_config(path: Path, demo: Demo, source_settings: dict[str, Any], target
     ]
     for rule in rules:
         lines += ["", "[[pipelines.rules]]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in rule.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in rule.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
