@@ -417,9 +417,9 @@ class _Front:
 
 
 def _toml(value: Any) -> str:
-    from ledgerlink._demo import _toml_value
+    from ledgerlink._config import toml_value
 
-    return _toml_value(value)
+    return toml_value(value)
 
 
 def write_config(path: Path, raw: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from ledgerlink._demo import _toml_value
+from ledgerlink._config import toml_value
 from ledgerlink._ledger import Ledger
 from ledgerlink._sandbox import Faults, SandboxServer
 from ledgerlink_bilendo.sandbox import BilendoSandbox
@@ -105,14 +105,14 @@ def write_config(path: Path, urls: dict[str, str], boxes: dict[str, Any]) -> Non
         if name == "billy":
             settings.update(requests_per_second=100)
         lines += ["", f"[connections.{name}]", f'plugin = "{plugins[name]}"',
-                  *(f"{k} = {_toml_value(v)}" for k, v in settings.items())]
+                  *(f"{k} = {toml_value(v)}" for k, v in settings.items())]
     pipelines = [("shop-to-books", "shop", "books", DEMO_RULES), ("space-to-billy", "space", "billy", []),
                  ("space-to-dunning", "space", "dunning", [])]
     for name, source, target, rules in pipelines:
         lines += ["", "[[pipelines]]", f'name = "{name}"', f'source = "{source}"', f'target = "{target}"',
                   'payment_reconciliation = "source"']
         for rule in rules:
-            lines += ["", "[[pipelines.rules]]", f"when = {_toml_value(rule['when'])}",
+            lines += ["", "[[pipelines.rules]]", f"when = {toml_value(rule['when'])}",
                       f'account = "{rule["account"]}"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
