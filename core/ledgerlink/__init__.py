@@ -71,6 +71,7 @@ from ._states import DocumentState, LinkState, OutcomeState, PaymentState, Write
 from ._version import __version__
 
 if TYPE_CHECKING:  # imported on first use, by __getattr__ below
+    from ._demo import DemoStory
     from ._sandbox import SANDBOX_PREFIX, Faults, OpenAPIValidator, Sandbox, SandboxServer
 
 
@@ -80,6 +81,10 @@ def __getattr__(name: str) -> object:
         from . import _sandbox
 
         return getattr(_sandbox, name)
+    if name == "DemoStory":
+        from . import _demo
+
+        return _demo.DemoStory
     raise AttributeError(f"module 'ledgerlink' has no attribute {name!r}")
 
 __all__ = [
@@ -97,6 +102,7 @@ __all__ = [
     "Address",
     "BrokenDocument",
     "Demo",
+    "DemoStory",
     "DocumentState",
     "LinkState",
     "OutcomeState",

@@ -480,6 +480,12 @@ class Demo:
     target: str
     """The registered target plugin's name."""
     description: str = ""
+    story: str = ""
+    """``"module:function"``: a demo that is more than one run (drafts first, then
+    approval; a second shop; statuses moving in the target's sandbox). The function is
+    called with a :class:`ledgerlink.DemoStory` (the two sandboxes on loopback, the
+    config it writes, ``run`` and ``sync_status``) and returns the exit code. Empty:
+    one run of the pipeline."""
 
 
 @dataclass

@@ -25,35 +25,28 @@ from ._states import OutcomeState
 PIPELINE = "shop-to-books"
 
 
-def write_config(path: Path, demo: Demo, source_settings: dict[str, Any], target_settings: dict[str, Any],
-                 rules: list[dict[str, Any]]) -> None:
-    lines = [
-        f"# Written by `ledgerlink demo`: {demo.source} into {demo.target}, both sandboxes on loopback.",
-        "[ledger]",
-        'url = "sqlite:///ledger.db"',
-        "",
-        "[connections.shop]",
-        f"plugin = {toml_value(demo.source)}",
-        *(f"{k} = {toml_value(v)}" for k, v in source_settings.items()),
-        "",
-        "[connections.books]",
-        f"plugin = {toml_value(demo.target)}",
-        *(f"{k} = {toml_value(v)}" for k, v in target_settings.items() if k != "plugin"),
-        "",
-        "[[pipelines]]",
-        f"name = {toml_value(PIPELINE)}",
-        'source = "shop"',
-        'target = "books"',
-        'matchers = ["customer_number", "email", "name"]',
-        "create_contacts = true",
-        'payment_reconciliation = "source"',
-        'document_date = "invoice"',
-        "due_days = 14",
-        'tags = ["Import"]',
-    ]
-    for rule in rules:
-        lines += ["", "[[pipelines.rules]]"]
-        lines += [f"{key} = {toml_value(value)}" for key, value in rule.items()]
+def default_pipeline() -> dict[str, Any]:
+    """The demo pipeline's settings (a story may change them before a run)."""
+    return {
+        "name": PIPELINE, "source": "shop", "target": "books",
+        "matchers": ["customer_number", "email", "name"], "create_contacts": True,
+        "payment_reconciliation": "source", "document_date": "invoice", "due_days": 14,
+        "tags": ["Import"], "rules": [],
+    }
+
+
+def write_config(path: Path, title: str, connections: dict[str, dict[str, Any]],
+                 pipelines: list[dict[str, Any]]) -> None:
+    lines = [f"# Written by `ledgerlink demo`: {title}.", "[ledger]", 'url = "sqlite:///ledger.db"']
+    for name, settings in connections.items():
+        lines += ["", f"[connections.{name}]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in settings.items()]
+    for pipeline in pipelines:
+        lines += ["", "[[pipelines]]"]
+        lines += [f"{k} = {toml_value(v)}" for k, v in pipeline.items() if k != "rules"]
+        for rule in pipeline.get("rules", []):
+            lines += ["", "[[pipelines.rules]]"]
+            lines += [f"{key} = {toml_value(value)}" for key, value in rule.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -89,23 +82,128 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
     return out
 
 
+class DemoStory:
+    """What a demo's story (``Demo.story``) works with: both sandboxes on loopback, the
+    connections and pipelines of the config it writes, and the commands it runs.
+
+    ``connections`` starts with ``shop`` (the source sandbox) and ``books`` (the
+    target sandbox), ``pipelines`` with one pipeline ``shop-to-books``; a story may
+    change settings (``connections["books"]["auto_book"] = True``), add a connection
+    or a pipeline, then ``run`` again. ``control`` posts to a sandbox's control
+    endpoints over HTTP (``/__sandbox__/...``), as a test or an operator would."""
+
+    def __init__(self, name: str, demo: Demo, workdir: Path, echo: Callable[[str], None],
+                 source: Any, target: Any, source_url: str, target_url: str,
+                 connections: dict[str, dict[str, Any]], pipelines: list[dict[str, Any]]) -> None:
+        self.name = name
+        self.demo = demo
+        self.workdir = workdir
+        self.echo = echo
+        self.source = source
+        self.target = target
+        self.source_url = source_url
+        self.target_url = target_url
+        self.connections = connections
+        self.pipelines = pipelines
+        self.config_file = workdir / "ledgerlink.toml"
+        self.first_run = not (workdir / "ledger.db").exists()
+
+    def pipeline(self, name: str = PIPELINE) -> dict[str, Any]:
+        """The settings of the pipeline called ``name`` (to change before a run)."""
+        for pipeline in self.pipelines:
+            if pipeline["name"] == name:
+                return pipeline
+        raise KeyError(name)
+
+    def write(self) -> Path:
+        write_config(self.config_file, f"{self.demo.source} into {self.demo.target}, both sandboxes on loopback",
+                     self.connections, self.pipelines)
+        return self.config_file
+
+    def _runtime(self) -> Any:
+        from ._config import load_config
+        from ._runtime import Reporter, Runtime
+
+        echo = self.echo
+
+        class Echo(Reporter):
+            def message(self, text: str) -> None:
+                echo(f"  {text}")
+
+        config = load_config(self.write())
+        return config, Runtime(config, reporter=Echo())
+
+    def run(self, *pipelines: str, summary: bool = True) -> list[Any]:
+        """``ledgerlink run`` of the named pipelines (default: all), in this process; prints
+        each document's outcome line and, with ``summary``, the totals per pipeline."""
+        from ._pipelines import run_pipelines
+
+        config, runtime = self._runtime()
+        chosen = [p for p in config.pipelines if not pipelines or p.name in pipelines]
+        results = run_pipelines(runtime, chosen)
+        if summary:
+            for result in results:
+                for line in summarise(result, runtime, self.target.describe()):
+                    self.echo(line)
+        return list(results)
+
+    def sync_status(self, *pipelines: str) -> list[Any]:
+        """``ledgerlink sync-status``: prints each change as the command does."""
+        from ._operations import sync_status
+
+        config, runtime = self._runtime()
+        changes = []
+        for pipeline in config.pipelines:
+            if not pipelines or pipeline.name in pipelines:
+                changes.extend(sync_status(runtime, pipeline))
+        for c in changes:
+            back = f" (written back: {c.written_back})" if c.written_back else ""
+            self.echo(f"  {c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}{back}")
+        self.echo(f"  {len(changes)} status changes")
+        return changes
+
+    def control(self, side: str, path: str, body: Any = None) -> Any:
+        """POST ``body`` to ``/__sandbox__/<path>`` of the ``"source"`` or ``"target"``
+        sandbox; the JSON answer. A refused request raises (a story's own bug)."""
+        import httpx
+
+        from ._sandbox import SANDBOX_PREFIX
+
+        url = {"source": self.source_url, "target": self.target_url}[side]
+        answer = httpx.post(f"{url}{SANDBOX_PREFIX}/{path.lstrip('/')}", json=body, timeout=10)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def state(self, side: str) -> dict[str, Any]:
+        """A sandbox's stored objects, as ``GET /__sandbox__/state`` answers them."""
+        sandbox = {"source": self.source, "target": self.target}[side]
+        return dict(sandbox.snapshot())
+
+
+def _one_run(story: DemoStory) -> int:
+    """The default story: one run of the pipeline (a repeated demo finds nothing new)."""
+    story.echo(f"{'First' if story.first_run else 'Repeated'} run of pipeline {PIPELINE} ({story.config_file})")
+    [result] = story.run(summary=True)
+    story.echo("")
+    story.echo(f"See every document with: .venv/bin/ledgerlink -c {story.config_file} status")
+    story.echo("Run `make demo` again: nothing new is transferred.")
+    return 0 if result.error is None else 1
+
+
 def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
              echo: Callable[[str], None] = print) -> int:
-    from ._config import load_config
-    from ._pipelines import run_pipelines
     from ._plugins import get_plugin_manager
-    from ._runtime import Reporter, Runtime
     from ._sandbox import SandboxServer
 
     registry = get_plugin_manager().registry
     name, demo = choose_demo(registry, name)
     source_sandbox_cls = _sandbox_class(registry, "source", demo.source)
     target_sandbox_cls = _sandbox_class(registry, "target", demo.target)
+    tell: Callable[[DemoStory], int] = import_string(demo.story) if demo.story else _one_run
 
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    first_run = not (workdir / "ledger.db").exists()
     source_sandbox = source_sandbox_cls(seed=source_sandbox_cls.demo_seed(),
                                         state_path=workdir / f"{demo.source}-state.json")
     target_sandbox = target_sandbox_cls(state_path=workdir / f"{demo.target}-state.json")
@@ -117,27 +215,19 @@ def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
         secrets_dir.mkdir(exist_ok=True)
         source_settings = _secrets_to_files(source_settings, source_env, secrets_dir)
         target_settings = _secrets_to_files(target_settings, target_env, secrets_dir)
-        config_file = workdir / "ledgerlink.toml"
-        write_config(config_file, demo, source_settings, target_settings, target_sandbox_cls.demo_rules())
+        pipeline = default_pipeline()
+        pipeline["rules"] = target_sandbox_cls.demo_rules()
+        story = DemoStory(
+            name, demo, workdir, echo, source_sandbox, target_sandbox, source_server.url, target_server.url,
+            connections={
+                "shop": {"plugin": demo.source, **{k: v for k, v in source_settings.items() if k != "plugin"}},
+                "books": {"plugin": demo.target, **{k: v for k, v in target_settings.items() if k != "plugin"}},
+            },
+            pipelines=[pipeline],
+        )
         echo(f"Demo {name}: {demo.description}" if demo.description else f"Demo {name}")
         echo(f"{demo.source} sandbox on {source_server.url}, {demo.target} sandbox on {target_server.url}")
-        echo(f"{'First' if first_run else 'Repeated'} run of pipeline {PIPELINE} ({config_file})")
-
-        class Echo(Reporter):
-            def message(self, text: str) -> None:
-                echo(f"  {text}")
-
-        config = load_config(config_file)
-        runtime = Runtime(config, reporter=Echo())
-        [result] = run_pipelines(runtime, config.pipelines)
-        held = target_sandbox.describe()
-    summary = summarise(result, runtime, held)
-    for line in summary:
-        echo(line)
-    echo("")
-    echo(f"See every document with: .venv/bin/ledgerlink -c {config_file} status")
-    echo("Run `make demo` again: nothing new is transferred.")
-    return 0 if result.error is None else 1
+        return tell(story)
 
 
 def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
