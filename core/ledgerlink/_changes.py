@@ -4,7 +4,8 @@ The ledger keeps a hash of every document's content (``fingerprint``). A documen
 that comes back from the source with another hash after it was pushed is never
 written again silently: the runner records "changed after transfer" with what
 changed (``describe_changes``), for a person to decide. Payments, the source's
-status word, the cursor and plugin-private ``extra`` data are not content.
+status word, the cursor, the dispatch choices and plugin-private ``extra`` data are
+not content.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from typing import Any
 
 from ._records import Document
 
-NOT_CONTENT = {"payments", "source_status", "extra", "payment_date", "cursor", "skip_reason"}
+# ``dispatch`` (send or draft, channel, language, sender) is how the document travels,
+# not what it says: a choice changed after transfer is no change of the document (and
+# ledgers written before the field existed keep their hashes).
+NOT_CONTENT = {"payments", "source_status", "extra", "payment_date", "cursor", "skip_reason", "dispatch"}
 
 
 def fingerprint(document: Document) -> dict[str, Any]:

@@ -168,6 +168,33 @@ class Address(_Record):
         return value
 
 
+class Dispatch(_Record):
+    """How the target dispatches a document to the buyer, as chosen in the source for this
+    document (an export dialog's choices: send it now or keep it a draft, the channel,
+    the language, the sender address). Each field left None: the target connection's
+    own setting applies. Targets that deliver nothing (bookkeeping) ignore it."""
+
+    send: bool | None = Field(None, description="True: the target sends the document to the buyer as soon as it "
+                              "arrives; False: it stays a draft there until a person sends it; None: the target "
+                              "connection's setting")
+    channel: Literal["email", "post", "email_and_post"] | None = Field(
+        None, description="how the document travels to the buyer; None: the target's setting")
+    language: str | None = Field(None, description="ISO 639-1 language of the document and its message (\"de\"); "
+                                 "None: the target's setting")
+    sender: Address | None = Field(None, description="the sender address printed on the document (the address of "
+                                   "the user who issues it); None: the target account's own")
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip().lower()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError(f"language {value!r} is not an ISO 639-1 two-letter code")
+        return value
+
+
 class Customer(_Record):
     """A customer as the source knows it."""
 
@@ -377,6 +404,10 @@ class Document(_Record):
     cursor: str | None = Field(None, description="the source's cursor value that is safe to store once this "
                                "document and every one before it are settled; not part of the content")
     pdf_url: str | None = Field(None, description="where the source serves the document as PDF, if it does")
+    dispatch: Dispatch | None = Field(None, description="how the target dispatches the document to the buyer, as "
+                                      "chosen in the source for this document (send or keep a draft, channel, "
+                                      "language, sender); None: the target's settings. Not content: a choice "
+                                      "changed after transfer is not a change of the document")
     extra: dict[str, Any] = Field(default_factory=dict, description="vendor-specific data for the plugin's own "
                                   "use; the core never reads it")
 
@@ -580,6 +611,7 @@ __all__ = [
     "CENT",
     "Contact",
     "Customer",
+    "Dispatch",
     "Document",
     "DocumentKind",
     "Line",

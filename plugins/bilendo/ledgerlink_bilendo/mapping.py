@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from ledgerlink import Contact, Customer, Document, Plan, TargetRef, money
+from ledgerlink import Address, Contact, Customer, Document, Plan, TargetRef, money
 
 from . import undocumented as U
 
@@ -163,6 +163,54 @@ def address_fields(customer: Customer, key: str) -> dict[str, str]:
 
 
 # -- invoices (designed: every name from undocumented.py) ---------------------------------------
+# -- export options per document (1CRM's "Export zu Bilendo" dialog) ---------------------
+#: ledgerlink's dispatch channels -> Bilendo's documented ``shipping_mode`` values.
+CHANNELS = {"email": "email", "post": "post", "email_and_post": "dual_shipping"}
+
+
+def sender_fields(address: Address) -> dict[str, str | None]:
+    """A document's sender address as Bilendo's sender block (shaped like an address:
+    line1 the name, line3 the street, line4 the second street line)."""
+    return {
+        "line1": address.name or address.street, "line2": None,
+        "line3": address.street if address.name else None, "line4": address.street2,
+        "zip": address.zip, "city": address.city, "country_code": (address.country or "de").lower(),
+    }
+
+
+def export_options(
+    document: Document, *, dispatch: str, language: str, shipping_mode: str | None,
+    sender: dict[str, Any] | None,
+) -> tuple[str, str, str | None, dict[str, Any] | None]:
+    """Dispatch, language, shipping mode and sender for one invoice: what the source chose
+    for this document (``Document.dispatch``), else the connection's settings."""
+    chosen = document.dispatch
+    if chosen is None:
+        return dispatch, language, shipping_mode, sender
+    if chosen.send is not None:
+        dispatch = "automatic" if chosen.send else "manual"
+    if chosen.language is not None:
+        language = chosen.language
+    if chosen.channel is not None:
+        shipping_mode = CHANNELS[chosen.channel]
+    if chosen.sender is not None:
+        sender = sender_fields(chosen.sender)
+    return dispatch, language, shipping_mode, sender
+
+
+def option_problem(document: Document) -> str | None:
+    """Why Bilendo cannot take the document's own export options (None: it can)."""
+    chosen = document.dispatch
+    if chosen is None:
+        return None
+    if chosen.language is not None and chosen.language not in U.LANGUAGE_VALUES:
+        return (f"its language {chosen.language!r} is not one Bilendo sends ({', '.join(U.LANGUAGE_VALUES)}); "
+                "choose de or en for it in the source")
+    if chosen.sender is not None and not (chosen.sender.name or chosen.sender.street):
+        return "its sender address has neither a name nor a street (Bilendo needs a first line)"
+    return None
+
+
 def invoice_fields(
     document: Document, plan: Plan, *, dispatch: str, language: str, shipping_mode: str | None,
     sender: dict[str, Any] | None,

@@ -88,18 +88,21 @@ class BilendoSettings(Settings):
     dispatch: Literal["automatic", "manual"] = Field(
         "manual",
         description="automatic: Bilendo sends the invoice at once; manual (default): it stays a draft until "
-        "someone starts the dispatch in Bilendo",
+        "someone starts the dispatch in Bilendo. A document's own choice (Document.dispatch.send, e.g. a CRM "
+        "account's preset) wins",
     )
     language: Literal["de", "en"] = Field(
-        "de", description="language of the invoice e-mail/letter Bilendo sends (default de)"
+        "de", description="language of the invoice e-mail/letter Bilendo sends (default de); a document's own "
+        "language (Document.dispatch.language) wins"
     )
     sender: SenderAddress | None = Field(
-        None, description="sender address block on the invoice (default: the Bilendo account's own)"
+        None, description="sender address block on the invoice (default: the Bilendo account's own); a "
+        "document's own sender (Document.dispatch.sender, e.g. the CRM user's address) wins"
     )
     shipping_mode: Literal["email", "post", "dual_shipping"] | None = Field(
         None,
         description="dispatch channel, also set on new debtors (default: the debtor's / company's setting "
-        "in Bilendo)",
+        "in Bilendo); a document's own channel (Document.dispatch.channel) wins for its invoice",
     )
     requests_per_second: float = Field(
         U.REQUESTS_PER_SECOND, gt=0,
@@ -316,6 +319,9 @@ class BilendoTarget(Target):
                 f"{label}: {vouchers} {document.currency} of its {document.total_gross} was paid with a gift voucher; "
                 f"Bilendo's API records no payments, so Bilendo would send and dun the full amount: {todo}"
             )
+        problem = mapping.option_problem(document)
+        if problem:
+            raise QuarantineError(f"{label}: {problem}")
         if plan.contact is None:
             raise QuarantineError(f"{label} has no Bilendo debtor (no customer matched or created)")
         total = sum((pl.gross for pl in plan.lines), Decimal("0.00"))
@@ -328,9 +334,13 @@ class BilendoTarget(Target):
 
     def _invoice_fields(self, document: Document, plan: Plan) -> dict[str, str]:
         sender = self.settings.sender.model_dump() if self.settings.sender else None
-        return mapping.invoice_fields(
-            document, plan, dispatch=self.settings.dispatch, language=self.settings.language,
+        # The source's choices for this document (Document.dispatch) win over the settings.
+        dispatch, language, shipping_mode, sender = mapping.export_options(
+            document, dispatch=self.settings.dispatch, language=self.settings.language,
             shipping_mode=self.settings.shipping_mode, sender=sender,
+        )
+        return mapping.invoice_fields(
+            document, plan, dispatch=dispatch, language=language, shipping_mode=shipping_mode, sender=sender,
         )
 
     def _download_pdf(self, url: str) -> bytes:
