@@ -1,0 +1,1 @@
+"""1CRM source for ledgerlink: invoices from 1CRM into receivables targets (Bilendo), their status back."""
