@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PKGS := core plugins/sevdesk plugins/billy plugins/bilendo plugins/billbee_source plugins/cobot_source
+PKGS := core plugins/sevdesk plugins/billy plugins/bilendo plugins/billbee_source plugins/cobot_source plugins/shipmondo_source plugins/onecrm_source
 PYPROJECTS := requirements-dev.txt $(foreach p,$(PKGS),$(p)/pyproject.toml)
 
 .PHONY: install demo test lint bench clean

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SANDBOXES = ["sevdesk", "billy", "bilendo", "billbee", "cobot"]
+SANDBOXES = ["sevdesk", "billy", "bilendo", "billbee", "cobot", "shipmondo", "onecrm"]
 
 
 @pytest.mark.parametrize("name", SANDBOXES)

@@ -113,6 +113,12 @@ class PipelineConfig(_Strict):
                                 description="the matcher chain that finds a customer's contact; the first with "
                                 "exactly one candidate wins (`ledgerlink plugins` lists the matchers)")
     create_contacts: bool = Field(True, description="create a contact when no matcher finds one")
+    customer_scope: str | None = Field(
+        None, min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="the name under which this pipeline keeps its customers' links to target contacts (default: "
+        "the source connection's name). Pipelines whose sources share their customers (two shops of one company, "
+        "customers known by the same id in both) and share a target name the same scope: a customer who buys in "
+        "both is one contact")
     mismatch_tag: str = Field("Mismatch", description="tag for documents pushed without a contact (none found or "
                               "ambiguous)")
     payment_reconciliation: Literal["source", "target"] = Field(
@@ -157,6 +163,11 @@ class PipelineConfig(_Strict):
     )
     rules: list[Rule] = Field(default_factory=list, description="[[pipelines.rules]]: where each line is booked, "
                               "first match wins")
+
+    @property
+    def links_scope(self) -> str:
+        """The source side of this pipeline's customer links (``customer_scope`` or the source)."""
+        return self.customer_scope or self.source
 
     @field_validator("seller_country")
     @classmethod

@@ -48,7 +48,7 @@ class Contacts:
 
     def resolve(self, customer: Customer, *, dry_run: bool) -> tuple[Contact | None, str]:
         """The customer's contact (or None) and the decision in words, for the plan and the ledger."""
-        target_conn, source_conn = self.pipeline.target, self.pipeline.source
+        target_conn, source_conn = self.pipeline.target, self.pipeline.links_scope
         with self.rt.target_lock(target_conn):
             linked = self.ledger.linked_contact(target_conn, source_conn, customer.source_id)
             if linked is not None:
@@ -79,8 +79,9 @@ class Contacts:
             return self._create(customer, link)
 
     def _create(self, customer: Customer, link: CustomerLink | None) -> tuple[Contact | None, str]:
-        key = f"{self.pipeline.source}:{customer.source_id}"
-        link = self.ledger.mark_link_pending(link, self.pipeline.target, self.pipeline.source, customer.source_id, key)
+        key = f"{self.pipeline.links_scope}:{customer.source_id}"
+        link = self.ledger.mark_link_pending(link, self.pipeline.target, self.pipeline.links_scope, customer.source_id,
+                                             key)
         self.rt.checkpoint("after_contact_pending")
         try:
             contact = self.target.create_contact(customer, key)
@@ -128,7 +129,7 @@ class Contacts:
     def settle(self) -> None:
         """Settle contact creations a crash left ``pending``: adopt what the target has, else forget."""
         for link in self.ledger.links(self.pipeline.target, state=LinkState.PENDING):
-            if link.source_connection != self.pipeline.source or not link.key:
+            if link.source_connection != self.pipeline.links_scope or not link.key:
                 continue
             contact = self.target.find_contact(link.key)
             if contact is None:
@@ -140,7 +141,7 @@ class Contacts:
         if not self.source.supports_write_customer_number:
             return
         for link in self.ledger.links(self.pipeline.target):
-            if (link.source_connection == self.pipeline.source and link.state == LinkState.LINKED
+            if (link.source_connection == self.pipeline.links_scope and link.state == LinkState.LINKED
                     and link.writeback and link.writeback != WritebackState.DONE and link.target_customer_number):
                 self.write_back(link, Customer(source_id=link.source_customer_id))
 
@@ -153,7 +154,7 @@ class Contacts:
             return 0
         created = 0
         for customer in customers:
-            link = self.ledger.link(self.pipeline.target, self.pipeline.source, customer.source_id)
+            link = self.ledger.link(self.pipeline.target, self.pipeline.links_scope, customer.source_id)
             if link is not None and link.state == LinkState.LINKED:
                 continue
             try:

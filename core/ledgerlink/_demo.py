@@ -147,6 +147,21 @@ class DemoStory:
                     self.echo(line)
         return list(results)
 
+    def retry(self, *pipelines: str, summary: bool = True) -> list[Any]:
+        """``ledgerlink retry`` (failed and quarantined documents again) of the named
+        pipelines (default: all); prints as ``run`` does."""
+        from ._pipelines import run_pipelines
+
+        config, runtime = self._runtime()
+        chosen = [p for p in config.pipelines if not pipelines or p.name in pipelines]
+        results = run_pipelines(runtime, chosen, run=lambda runner: runner.run(
+            command="retry", documents=[], retry_failed=True, retry_quarantined=True))
+        if summary:
+            for result in results:
+                for line in summarise(result, runtime, self.target.describe()):
+                    self.echo(line)
+        return list(results)
+
     def sync_status(self, *pipelines: str) -> list[Any]:
         """``ledgerlink sync-status``: prints each change as the command does."""
         from ._operations import sync_status
@@ -233,21 +248,30 @@ def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
 def summarise(result: Any, runtime: Any, target_held: str) -> list[str]:
     counts = result.counts()
     pushed = [o for o in result.outcomes if o.state == OutcomeState.PUSHED]
-    total = sum((o.gross or Decimal(0) for o in pushed), Decimal("0.00"))
+    totals: dict[str, Decimal] = {}
+    for outcome in pushed:
+        currency = outcome.currency or "EUR"
+        totals[currency] = totals.get(currency, Decimal("0.00")) + (outcome.gross or Decimal(0))
     lines = [""]
     if result.error:
         lines.append(f"Stopped: {result.error}")
-    lines.append(f"Transferred: {len(pushed)} documents, {total} EUR gross" if pushed else "Transferred: nothing new")
+    gross = ", ".join(f"{total} {currency}" for currency, total in sorted(totals.items()))
+    lines.append(f"Transferred: {len(pushed)} documents, {gross} gross" if pushed else "Transferred: nothing new")
     reasons: dict[str, int] = {}
     for outcome in result.outcomes:
         if outcome.state in (OutcomeState.SKIPPED, OutcomeState.FAILED, OutcomeState.QUARANTINED):
             reasons[f"{outcome.state}: {outcome.reason}"] = reasons.get(f"{outcome.state}: {outcome.reason}", 0) + 1
     for reason, count in sorted(reasons.items()):
         lines.append(f"  {count} x {reason}")
+    booked = [o for o in result.outcomes if o.state == OutcomeState.PAYMENT_BOOKED]
+    waiting = [o for o in result.outcomes if o.state == OutcomeState.PAYMENT_PENDING]
+    if booked or waiting:
+        lines.append(f"Payments: {len(booked)} booked on documents transferred before"
+                     + (f", {len(waiting)} waiting ({waiting[0].reason})" if waiting else ""))
     created = sum(1 for o in pushed if o.reason and "(created)" in o.reason)
     matched = sum(1 for o in pushed if o.reason and ("matched by" in o.reason or "linked by" in o.reason))
     lines.append(f"Contacts: {created} created, {matched} documents reused an existing contact")
-    ledger_counts = runtime.ledger.counts(PIPELINE)
+    ledger_counts = runtime.ledger.counts(result.pipeline)
     lines.append("Ledger: " + ", ".join(f"{v} {k}" for k, v in sorted(ledger_counts.items())))
     lines.append(target_held)
     if counts.get(OutcomeState.FAILED) or counts.get(OutcomeState.QUARANTINED):

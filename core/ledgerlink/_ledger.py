@@ -586,14 +586,20 @@ class Ledger:
 
     def mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None,
                     cursor: tuple[str, str] | None = None, audit: AuditRow | None = None,
-                    payment_booked: bool | None = None, paid: Decimal | None = None) -> DocumentRow:
+                    payment_booked: bool | None = None, paid: Decimal | None = None,
+                    payment_waiting: bool = False) -> DocumentRow:
         """In the target, with its reference. ``payment_booked``: True records the
-        payments (``paid`` in all) as booked, False clears that, None leaves it."""
+        payments (``paid`` in all) as booked, False clears that, None leaves it.
+        ``payment_waiting``: the target took the document but not yet its payments (a
+        draft): they are tried again on every run (``retry``) until booked."""
         fields: dict[str, Any] = {"reason": note, "target_id": ref.target_id, "target_number": ref.number,
                                   "pushed_at": utcnow(), "retryable": None}
         if payment_booked is not None:
             fields["payment_state"] = PaymentState.BOOKED.value if payment_booked else None
             fields["payments_booked"] = str(paid) if payment_booked and paid is not None else None
+        if payment_waiting:
+            fields["payment_state"] = PaymentState.RETRY.value
+            fields["payments_booked"] = None
         return self._transition(row, row.pipeline, row.source_ref, DocumentState.PUSHED, cursor=cursor,
                                 audit=audit, **fields)
 

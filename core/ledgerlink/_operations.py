@@ -46,7 +46,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
         rows: list[MatchRow] = []
         for customer in runner.source.customers():
             runtime.reporter.tick(pipeline.name)
-            link = runtime.ledger.link(pipeline.target, pipeline.source, customer.source_id)
+            link = runtime.ledger.link(pipeline.target, pipeline.links_scope, customer.source_id)
             if link is not None and link.state == LinkState.LINKED:
                 rows.append(MatchRow(customer.source_id, customer.display_name, "already_linked",
                                      link.matched_by, link.target_customer_number or link.target_contact_id))
@@ -64,7 +64,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
             rows.append(MatchRow(customer.source_id, customer.display_name, "linked", match.matcher,
                                  contact.customer_number or contact.target_id))
             if not dry_run:
-                new = runtime.ledger.mark_linked(link, pipeline.target, pipeline.source, customer.source_id,
+                new = runtime.ledger.mark_linked(link, pipeline.target, pipeline.links_scope, customer.source_id,
                                                  contact, match.matcher)
                 runner.contacts.write_back(new, customer)
         return rows
@@ -82,13 +82,13 @@ def link_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str, ta
         runner.close()
     if contact is None:
         raise ConfigError(f"the target {pipeline.target!r} has no contact with id or customer number {target_id!r}")
-    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id)
-    return runtime.ledger.mark_linked(link, pipeline.target, pipeline.source, source_id, contact, "manual",
+    link = runtime.ledger.link(pipeline.target, pipeline.links_scope, source_id)
+    return runtime.ledger.mark_linked(link, pipeline.target, pipeline.links_scope, source_id, contact, "manual",
                                       manual=True)
 
 
 def unlink_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str) -> bool:
-    link = runtime.ledger.link(pipeline.target, pipeline.source, source_id)
+    link = runtime.ledger.link(pipeline.target, pipeline.links_scope, source_id)
     if link is None:
         return False
     runtime.ledger.delete_link(link)

@@ -18,7 +18,7 @@ from . import _tax as tax
 from ._config import PipelineConfig, Rule
 from ._connectors import Plan, PlannedLine
 from ._errors import QuarantineError
-from ._records import DEFAULT_BOOK_CURRENCY, DEFAULT_SELLER_COUNTRY, Contact, Document
+from ._records import DEFAULT_BOOK_CURRENCY, DEFAULT_SELLER_COUNTRY, Contact, Document, DocumentKind
 
 
 def rule_matches(rule: Rule, document: Document, line_index: int, treatment: str) -> bool:
@@ -62,6 +62,11 @@ def choose_document_date(pipeline: PipelineConfig, document: Document) -> date:
     for candidate in order:
         if candidate is not None:
             return candidate
+    if document.kind == DocumentKind.CREDIT_NOTE and document.reverses:
+        # A credit note the source states without a date (a refund recorded as an amount)
+        # is dated the day it is written, as ledgerlink's own reversals are: it never
+        # changes a period that may be filed.
+        return date.today()
     raise QuarantineError("the document has no invoice, order or payment date")
 
 

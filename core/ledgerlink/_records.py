@@ -381,6 +381,11 @@ class Document(_Record):
     seller_country: str | None = Field(None, description="the seller's ISO country as the source states it; "
                                        "None: the pipeline's seller_country. Stated by both and different: the "
                                        "document is quarantined")
+    delivery_country: str | None = Field(
+        None, description="the ISO country the goods are shipped to, where the source "
+        "states a delivery address apart from the billing address; for goods it, not the billing country, decides "
+        "the tax region (a Danish buyer's order shipped to Germany is an EU supply). None: the customer's billing "
+        "country")
     shop: str | None = Field(None, description="the shop or sales channel within the source; rules match on it")
     source_status: str | None = Field(None, description="the document's status in the source, in its own words")
     treatment_hint: TaxTreatment | None = Field(
@@ -427,6 +432,16 @@ class Document(_Record):
         value = value.strip().upper()
         if len(value) != 2 or not value.isalpha():
             raise ValueError(f"seller country {value!r} is not an ISO 3166 two-letter code")
+        return value
+
+    @field_validator("delivery_country")
+    @classmethod
+    def _delivery(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().upper()
+        if len(value) != 2 or not value.isalpha():
+            raise ValueError(f"delivery country {value!r} is not an ISO 3166 two-letter code")
         return value
 
     @field_validator("stated_total")
@@ -513,7 +528,12 @@ class Document(_Record):
     @property
     def tax_region(self) -> TaxRegion:
         """Domestic, EU or non-EU, from the seller's and the buyer's country."""
-        return tax_region(self.seller_country or DEFAULT_SELLER_COUNTRY, self.customer.country)
+        return tax_region(self.seller_country or DEFAULT_SELLER_COUNTRY, self.buyer_country)
+
+    @property
+    def buyer_country(self) -> str | None:
+        """The country that decides the tax region: the delivery country, else the billing country."""
+        return self.delivery_country or self.customer.country
 
     def tax_by_rate(self) -> dict[Decimal, tuple[Decimal, Decimal]]:
         """Net and tax per tax rate."""

@@ -514,8 +514,13 @@ class PipelineRunner:
         note = plan.contact_decision
         if plan.reverses is not None:
             note = f"credit note for {plan.reverses.number or plan.reverses.target_id}" + (f"; {note}" if note else "")
+        # A target that took the document but not its payments yet (a draft) keeps them
+        # to be booked by a later run (``Payments.retry``), once the target takes them.
+        waiting = bool(plan.mark_paid and ref.payment_pending and not settled
+                       and self.payments.bookable(document).payments)
         self._mark_pushed(row, ref, note=note or None, cursor=cursor, payload=data, paid=document.paid_amount,
-                          payment_booked=plan.mark_paid and not ref.payment_pending and not settled)
+                          payment_booked=plan.mark_paid and not ref.payment_pending and not settled,
+                          payment_waiting=waiting)
         if document.reverses:
             self.cancellations.written(document, row)
         if settled or not ref.payment_pending:
@@ -597,11 +602,11 @@ class PipelineRunner:
 
     def _mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None, cursor: Cursor | None = None,
                      payload: str | None = None, payment_booked: bool | None = None,
-                     paid: Decimal | None = None) -> None:
+                     paid: Decimal | None = None, payment_waiting: bool = False) -> None:
         audit = self._audit_row("push", row.source_ref, ref.target_id, payload or row.payload,
                                 "ok" + (f" ({note})" if note else ""))
         self.ledger.mark_pushed(row, ref, note=note, cursor=self._held(cursor), audit=audit,
-                                payment_booked=payment_booked, paid=paid)
+                                payment_booked=payment_booked, paid=paid, payment_waiting=payment_waiting)
 
     def _adopt(self, row: DocumentRow, ref: TargetRef, document: Document | None, note: str, *,
                said: str | None = None) -> Outcome:

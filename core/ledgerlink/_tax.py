@@ -48,7 +48,7 @@ def treatment_problems(document: Document, line: Line, treatment: TaxTreatment, 
                        small_business: bool) -> list[str]:
     """Why ``treatment`` cannot be right for this line, in a bookkeeper's words (empty: it can)."""
     seller = normalise_country(document.seller_country or DEFAULT_SELLER_COUNTRY)
-    buyer = normalise_country(document.customer.country) if document.customer.country else None
+    buyer = normalise_country(document.buyer_country) if document.buyer_country else None
     vat_id = (document.customer.vat_id or "").strip()
     said = "the source marks" if document.treatment_hint == treatment else "ledgerlink derives"
     what = f"line {index} ({line.description[:40]!r}): {said} it as {WORDS.get(treatment, str(treatment))}"
@@ -101,7 +101,7 @@ def treatment_reason(document: Document, line: Line, treatment: TaxTreatment, *,
                      small_business: bool) -> str:
     """Why ``treatment`` was chosen for this line, in a bookkeeper's words (for --dry-run)."""
     seller = normalise_country(document.seller_country or DEFAULT_SELLER_COUNTRY)
-    buyer = normalise_country(document.customer.country) if document.customer.country else None
+    buyer = normalise_country(document.buyer_country) if document.buyer_country else None
     vat_id = (document.customer.vat_id or "").strip()
     who = (f"a business in {buyer} (VAT id {vat_id})" if vat_id else f"a consumer in {buyer}") if buyer else \
         "a buyer of unknown country"

@@ -493,7 +493,9 @@ class SourceContract(_VendorHooks):
         base_kit = self._kit(vendor)
         base = _refs(self._list(vendor, tmp_path, monkeypatch, kit=base_kit))
         assert len(base) >= 3, f"the seed must give at least three documents to page through (got {len(base)})"
-        size = max(1, len(base) // 3)
+        # A quarter of the documents per page: at least three pages more than the default
+        # even for a source whose records give more than one document (an order and its refund).
+        size = max(1, len(base) // 4)
         pages = -(-len(base) // size)
         kit = self._kit(vendor)
         paged = _refs(self._list(vendor, tmp_path, monkeypatch, kit=kit, overrides={self.page_size_setting: size}))

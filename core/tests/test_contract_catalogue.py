@@ -132,7 +132,7 @@ CATALOGUE = [
     Entry("Retry-After ignored", ShopSuite, "catalogue-impatient-source", "test_rate_limit_answer_is_waited_out",
           r"after a 429 with Retry-After: 0\.2 on GET /api/\w+ the source asked again after 0\.\d+ s"),
     Entry("paging ignored", ShopSuite, "catalogue-page-size-ignoring-source", "test_paging_walks_every_page",
-          r"with page_size=2 the source read 2 times, with the default 1: it did not walk the 3 pages"),
+          r"with page_size=1 the source read 2 times, with the default 1: it did not walk the 6 pages"),
     Entry("broken record raises", ShopSuite, "catalogue-raising-on-broken-source",
           "test_broken_record_is_a_broken_document",
           r"documents\(None\) raised DocumentError: order 1002: .* on the broken record 1002"),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from ledgerlink import ConfigError, Demo, hookimpl
-from ledgerlink._demo import choose_demo, write_config
+from ledgerlink._demo import choose_demo, default_pipeline, write_config
 from ledgerlink.testing import PluginManager
 
 
@@ -41,11 +41,21 @@ def test_without_demo_plugins_the_demo_says_what_to_install() -> None:
         choose_demo(registry, None)
 
 
-def test_the_demo_config_takes_the_target_sandbox_rules(tmp_path) -> None:
+def test_the_demo_config_takes_the_target_sandbox_rules_and_a_storys_second_pipeline(tmp_path) -> None:
     path = tmp_path / "ledgerlink.toml"
-    write_config(path, Demo("fake-source", "fake-target"), {"store": "s"}, {"store": "t"},
-                 [{"when": {"tax_rate": 7}, "account": "8300"}, {"when": {}, "account": "8400"}])
+    first = {**default_pipeline(), "rules": [{"when": {"tax_rate": 7}, "account": "8300"},
+                                             {"when": {}, "account": "8400"}]}
+    second = {**first, "name": "outlet-to-books", "source": "outlet", "customer_scope": "shops", "rules": []}
+    write_config(path, "test", {"shop": {"plugin": "fake-source", "store": "s"},
+                                "outlet": {"plugin": "fake-source", "secret": {"file": "secrets/x"}},
+                                "books": {"plugin": "fake-target", "store": "t"}}, [first, second])
     text = path.read_text()
     assert 'plugin = "fake-source"' in text and 'plugin = "fake-target"' in text
-    assert text.count("[[pipelines.rules]]") == 2
+    assert text.count("[[pipelines.rules]]") == 2 and text.count("[[pipelines]]") == 2
     assert 'when = { tax_rate = 7 }\naccount = "8300"' in text
+    assert 'secret = { file = "secrets/x" }' in text
+    import tomllib
+
+    data = tomllib.loads(text)
+    assert [p["name"] for p in data["pipelines"]] == ["shop-to-books", "outlet-to-books"]
+    assert data["pipelines"][1]["customer_scope"] == "shops" and "rules" not in data["pipelines"][1]

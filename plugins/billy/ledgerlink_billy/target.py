@@ -646,7 +646,9 @@ class BillyTarget(Target):
                     log.warning("Billy invoice %s: payment not recorded yet: %s", ref.number, exc)
                     ref.payment_pending = True
         elif plan.mark_paid and not credit and payments_due(document, plan.document_date):
-            log.warning(
+            # Drafts first is the operator's choice (auto_book = false): expected, so no
+            # warning; the ledger keeps the payment pending and `status` shows it.
+            log.info(
                 "Billy invoice %s stays a draft, so its payment is not recorded yet; ledgerlink "
                 "books it on a later run once the invoice is approved in Billy",
                 ref.number,

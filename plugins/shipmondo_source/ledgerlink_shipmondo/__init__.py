@@ -1,0 +1,1 @@
+"""Shipmondo source for ledgerlink: invoices from Shipmondo."""
