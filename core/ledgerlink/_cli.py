@@ -828,17 +828,29 @@ def demo(workdir: str, fresh: bool, list_demos: bool, name: str | None) -> None:
 
 
 @main.command()
-@click.option("-p", "--pipeline", required=True)
+@click.option("-p", "--pipeline", help="Serve this pipeline's source webhooks (as before); without it: the service "
+              "for host applications.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
 @click.option("--secret-file", type=click.Path(dir_okay=False), default=".ledgerlink-webhook-secret",
               show_default=True, help="The random secret in the callback path (created if missing).")
+@click.option("--ledger", "ledger_url", envvar="LEDGERLINK_SERVICE_LEDGER", default="sqlite:///ledgerlink-service.db",
+              show_default=True, help="The service's database (ledger, tenants, inbox): sqlite:/// or postgresql://.")
+@click.option("--workers", default=4, show_default=True, help="Background transfers at once.")
+@click.option("--new-secret-key", is_flag=True, help="Print a new key for LEDGERLINK_SECRET_KEYS and exit.")
 @click.pass_obj
-def serve(state: State, pipeline: str, host: str, port: int, secret_file: str) -> None:
-    """Receive the source's webhooks and transfer at once (sources that take webhooks)."""
-    from ._webhooks import serve_webhooks
+def serve(state: State, pipeline: str | None, host: str, port: int, secret_file: str, ledger_url: str,
+          workers: int, new_secret_key: bool) -> None:
+    """The service for host applications (HTTP API, tenants, inbox; needs ledgerlink[server]), or with -p the
+    endpoint for a source's webhooks."""
+    if pipeline:
+        from ._webhooks import serve_webhooks
 
-    serve_webhooks(state, state.config().pipeline(pipeline), host=host, port=port, secret_file=Path(secret_file))
+        serve_webhooks(state, state.config().pipeline(pipeline), host=host, port=port, secret_file=Path(secret_file))
+        return
+    from ._serve import serve_service
+
+    serve_service(ledger_url=ledger_url, host=host, port=port, workers=workers, new_secret_key=new_secret_key)
 
 
 @main.group()

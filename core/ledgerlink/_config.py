@@ -641,7 +641,10 @@ def _installed(registry: Any) -> list[str]:
     return sorted(set(registry.items["source"]) | set(registry.items["target"]))
 
 
-def parse_config(raw: dict[str, Any], path: Path, *, registry: Any) -> Config:
+def parse_config(raw: dict[str, Any], path: Path, *, registry: Any,
+                 resolve_secret: typing.Callable[[Any, str, Path], Any] | None = None) -> Config:
+    """``resolve_secret(value, key, path)``: how a secret setting's value is read (default: only
+    ``"${ENV}"`` or ``{ file = "path" }``); the service passes the tenant's stored secrets."""
     path = Path(path)
     unknown = [key for key in raw if key not in TOP_LEVEL_KEYS]
     if unknown:
@@ -663,7 +666,7 @@ def parse_config(raw: dict[str, Any], path: Path, *, registry: Any) -> Config:
     connections: dict[str, ConnectionConfig] = {}
     for name, conn_raw in connections_raw.items():
         where = _join("connections", [name])
-        connections[name] = _connection(name, conn_raw, where, path, registry)
+        connections[name] = _connection(name, conn_raw, where, path, registry, resolve_secret or _resolve_secret)
 
     pipelines_raw = raw.get("pipelines", [])
     if not isinstance(pipelines_raw, list):
@@ -716,7 +719,9 @@ def parse_config(raw: dict[str, Any], path: Path, *, registry: Any) -> Config:
     return Config(path, ledger_url, connections, pipelines, raw)
 
 
-def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any) -> ConnectionConfig:
+def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any,
+                resolve_secret: typing.Callable[[Any, str, Path], Any] | None = None) -> ConnectionConfig:
+    resolve_secret = resolve_secret or _resolve_secret
     if not isinstance(conn_raw, dict):
         raise _error(path, where, f'expected a table [{where}] with plugin = "NAME" and its settings')
     if "plugin" not in conn_raw:
@@ -741,7 +746,7 @@ def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any)
     values = {k: v for k, v in conn_raw.items() if k != "plugin"}
     for key in secrets:
         if key in values:
-            values[key] = _resolve_secret(values[key], f"{where}.{_key(key)}", path)
+            values[key] = resolve_secret(values[key], f"{where}.{_key(key)}", path)
             _register_secret(values[key])  # redacted from here on, even in a plugin's own errors
     try:
         settings = settings_model.model_validate(values)

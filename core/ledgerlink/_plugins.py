@@ -28,7 +28,7 @@ from . import _hookspecs
 from ._connectors import Registration
 from ._errors import ConfigError
 
-BUILTIN_PLUGINS = ("ledgerlink._matching", "ledgerlink._statuses")
+BUILTIN_PLUGINS = ("ledgerlink._matching", "ledgerlink._statuses", "ledgerlink._inbox")
 KINDS = ("source", "target", "matcher", "status_mapper", "demo")
 
 

@@ -44,7 +44,8 @@ def test_disable_autoload_loads_only_builtins(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("LEDGERLINK_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("LEDGERLINK_FAKE_PLUGINS", "0")
     pm = PluginManager()
-    assert pm.registry.names("target") == [] and pm.registry.names("source") == []
+    # the only built-in source: the inbox of `ledgerlink serve` (documents a host posts)
+    assert pm.registry.names("target") == [] and pm.registry.names("source") == ["inbox"]
 
 
 def test_two_plugins_registering_the_same_name_is_an_error_naming_both() -> None:

@@ -1,0 +1,40 @@
+"""Starting the service (``ledgerlink serve`` without ``-p``): checks, then uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from ._errors import ConfigError
+
+
+def serve_service(*, ledger_url: str, host: str, port: int, workers: int, new_secret_key: bool) -> None:
+    import click
+
+    try:
+        from ._secrets_store import new_key
+
+        if new_secret_key:
+            click.echo(new_key())
+            return
+        import uvicorn
+
+        from ._server import admin_token, create_app
+        from ._service import Service
+    except ImportError as exc:
+        raise ConfigError(f"the service needs the server extra: pip install 'ledgerlink[server]' ({exc.name} is "
+                          "missing)") from None
+    if not admin_token():
+        raise ConfigError("set LEDGERLINK_ADMIN_TOKEN (or LEDGERLINK_ADMIN_TOKEN_FILE): the token that manages "
+                          "tenants")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    service = Service(ledger_url, workers=workers, start=False)
+    rotated = service.tenants.rotate()
+    queued = service.recover()
+    asgi, _ = create_app(service)
+    click.echo(f"ledgerlink service on http://{host}:{port}/ (OpenAPI: /openapi.json); {rotated} stored secrets "
+               f"under the first key; {queued} pipelines queued to settle", err=True)
+    try:
+        uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        service.close()
