@@ -17,7 +17,6 @@ import pytest
 pytest.importorskip("fastapi", reason="the service needs ledgerlink[server]")
 
 from fastapi.testclient import TestClient  # noqa: E402
-
 from ledgerlink._plugins import PluginManager  # noqa: E402
 from ledgerlink._secrets_store import SecretBox, new_key  # noqa: E402
 from ledgerlink._server import create_app  # noqa: E402
