@@ -14,6 +14,7 @@ recorded) is settled exactly as ``run`` would.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -28,12 +29,14 @@ from ._ledger import Ledger
 from ._plugins import PluginManager, get_plugin_manager
 from ._records import Customer, Document
 from ._runner import PipelineRunner
-from ._runtime import Reporter, Runtime
+from ._runtime import Reporter, Runtime, SimulatedCrash
 from ._secrets_store import SecretBox
 from ._states import LinkState
 from ._tenants import TenantStore, scoped, unscoped
 
 log = logging.getLogger("ledgerlink.service")
+KILLED = 137
+"""The exit status of a process that a test's crash point (``LEDGERLINK_CRASH_AT``) ends."""
 LOCK_WAIT = 600.0
 """How long a worker waits for another command working on the same pipeline (s)."""
 
@@ -126,6 +129,8 @@ class Workers:
                 self._running.add(key)
             try:
                 self.run(job)
+            except SimulatedCrash:  # tests: the process dies here, as under SIGKILL
+                os._exit(KILLED)
             except Exception as exc:  # the pool must keep running
                 log.error("%s/%s: internal error %s: %s", job.tenant, job.pipeline, type(exc).__name__, redact(str(exc)))
             finally:
