@@ -123,3 +123,47 @@ def test_twenty_concurrent_posts_of_one_document_land_once(world: World) -> None
     assert [w for w in fake_store("acme")["writes"] if w[0] == "push"] == [("push", "order-7", "d1")]
     page = world.client.get("/v1/tenants/acme/pipelines/invoices/documents", headers=auth).json()
     assert [(d["id"], d["state"]) for d in page["documents"]] == [("order-7", "pushed")]
+
+
+@pytest.mark.postgres
+def test_the_service_works_on_postgresql(tmp_path: Path) -> None:
+    import os
+    import secrets
+
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
+            pass
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    reset_fake_stores()
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    service = Service(url, box=SecretBox([new_key()]), plugins=PluginManager([fake_plugin]), workers=2)
+    try:
+        client = TestClient(create_app(service, admin=ADMIN)[0])
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        name = f"pg-{secrets.token_hex(4)}"  # the database is shared: a tenant of its own
+        assert client.put(f"/v1/tenants/{name}", json=tenant_body(name), headers=admin).status_code == 201
+        barrier = threading.Barrier(10)
+
+        def post() -> None:
+            barrier.wait()
+            reply = client.post(f"/v1/tenants/{name}/pipelines/invoices/documents", json=[doc(1), doc(2)],
+                                headers=admin)
+            assert reply.status_code == 202, reply.text
+
+        threads = [threading.Thread(target=post) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert service.workers.wait_idle(60)
+        assert sorted(w[1] for w in fake_store(name)["writes"] if w[0] == "push") == ["order-1", "order-2"]
+        page = client.get(f"/v1/tenants/{name}/pipelines/invoices/documents", headers=admin).json()
+        assert [(d["id"], d["state"]) for d in page["documents"]] == [("order-1", "pushed"), ("order-2", "pushed")]
+        client.delete(f"/v1/tenants/{name}", headers=admin)
+    finally:
+        service.close()
