@@ -36,12 +36,15 @@ class State:
         self.log_file = log_file
         self.wait = wait
         self._config: Any = None
+        self.ledger_url: str | None = None
+        """The ledger this command opened (named in the one line of a ledger failure)."""
 
     def config(self) -> Any:
         if self._config is None:
             from ._config import load_config
 
             self._config = load_config(self.config_path)
+            self.ledger_url = self._config.ledger_url
         return self._config
 
     def runtime(self, reporter: Any = None, *, keep_outcomes: bool = True) -> Any:
@@ -68,11 +71,38 @@ def _setup_logging(verbose: int, log_file: str | None) -> None:
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     if log_file:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _PrivateFileHandler(log_file)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         file_handler.addFilter(RedactingFilter())
         root.addHandler(file_handler)
     root.propagate = False
+
+
+class _PrivateFileHandler(logging.FileHandler):
+    """A log file made with mode 0600 (it names documents and customers); a folder that
+    is missing or not writable is one line and exit 2."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> Any:
+        from ._files import open_private_append
+
+        return open_private_append(self.baseFilename, what="log file")
+
+
+def _ledger_failure(ctx: click.Context, exc: BaseException) -> str | None:
+    """One line for the ledger's database failing during a command (a full disk, a
+    read-only file, PostgreSQL gone away); None for any other error."""
+    if not any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__):
+        return None
+    from ._ledger import describe_ledger_failure
+
+    url = ctx.obj.ledger_url if isinstance(ctx.obj, State) else None
+    if url is None:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"the ledger failed: {detail[0] if detail else type(exc).__name__}; check its disk or server and run again"
+    return describe_ledger_failure(url, exc)
 
 
 def _fail(message: str, code: int) -> None:
@@ -88,7 +118,7 @@ def _global_options() -> list[click.Option]:
         click.Option(["-c", "--config", "config_path"], envvar="LEDGERLINK_CONFIG", type=click.Path(dir_okay=False),
                      help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG)."),
         click.Option(["-v", "--verbose"], count=True, help="More output: -v progress and waits, -vv debug."),
-        click.Option(["--log-file"], type=click.Path(dir_okay=False), help="Also write the log to this file."),
+        click.Option(["--log-file"], type=click.Path(), metavar="FILE", help="Also write the log to this file."),
         click.Option(["--wait"], type=click.FloatRange(min=0), metavar="SECONDS",
                      help="When another command works on a pipeline, wait up to SECONDS for it "
                           "(default: say who holds it and exit 75 at once)."),
@@ -178,6 +208,9 @@ class LedgerlinkGroup(GlobalOptionsGroup):
             verbose = (ctx.obj.verbose if isinstance(ctx.obj, State) else 0)
             if verbose >= 2:
                 raise
+            ledger_failure = _ledger_failure(ctx, exc)
+            if ledger_failure is not None:
+                _fail(ledger_failure, EXIT_USAGE)
             _fail(f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback)", EXIT_FAILED)
 
 
@@ -589,6 +622,7 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
     from ._ledger import Ledger
 
     ledger_url, names = load_ledger_settings(state.config_path)
+    state.ledger_url = ledger_url
     if pipeline and pipeline not in names:
         raise ConfigError(f"no pipeline named {pipeline!r} (pipelines: {', '.join(names) or 'none'})",
                           location=str(config_path(state.config_path)))
@@ -625,6 +659,18 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
                            f"{entry['new']} (raw {entry['raw']!r})"
                            f"{' written back: ' + entry['written_back'] if entry['written_back'] else ''}")
     click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no documents yet")
+    for name, run_row in sorted(ledger.last_runs(pipeline).items()):
+        click.echo(_describe_run(name, run_row))
+
+
+def _describe_run(pipeline: str, run_row: Any) -> str:
+    """The one line `status` gives for a pipeline's last run: when, which command, how it ended."""
+    started = run_row.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if run_row.finished_at is None:
+        ended = "not finished: still running, or the process ended before it could record how (killed?)"
+    else:
+        ended = run_row.outcome or "ok"
+    return f"last {run_row.command} of {pipeline}: {started}: {ended}"
 
 
 @main.command("sync-status")
@@ -691,16 +737,18 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
 
 @main.command()
 @click.option("-p", "--pipeline")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the CSV here (default: stdout).")
+@click.option("-o", "--output", type=click.Path(), metavar="FILE", help="Write the CSV here (default: stdout).")
 @click.pass_obj
 def audit(state: State, pipeline: str | None, output: str | None) -> None:
     """Export the audit log of every write to a target as CSV."""
     from ._config import load_ledger_settings
+    from ._files import write_private
     from ._ledger import Ledger
 
-    text = Ledger(load_ledger_settings(state.config_path)[0]).audit_csv(pipeline)
+    state.ledger_url = load_ledger_settings(state.config_path)[0]
+    text = Ledger(state.ledger_url).audit_csv(pipeline)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_private(output, text, what="audit export")  # 0600, whole or not at all
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
@@ -832,7 +880,7 @@ def demo(workdir: str, fresh: bool, list_demos: bool, name: str | None) -> None:
               "for host applications.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
-@click.option("--secret-file", type=click.Path(dir_okay=False), default=".ledgerlink-webhook-secret",
+@click.option("--secret-file", type=click.Path(), metavar="FILE", default=".ledgerlink-webhook-secret",
               show_default=True, help="The random secret in the callback path (created if missing).")
 @click.option("--ledger", "ledger_url", envvar="LEDGERLINK_SERVICE_LEDGER", default="sqlite:///ledgerlink-service.db",
               show_default=True, help="The service's database (ledger, tenants, inbox): sqlite:/// or postgresql://.")

@@ -19,6 +19,7 @@ from typing import Any
 from ._config import toml_value
 from ._connectors import Demo
 from ._errors import ConfigError
+from ._files import make_private_dir, write_private
 from ._plugins import Registry, import_string
 from ._states import OutcomeState
 
@@ -76,8 +77,7 @@ def _secrets_to_files(settings: dict[str, Any], env: dict[str, str], folder: Pat
     for key, value in settings.items():
         if isinstance(value, str) and value.startswith("${") and value.endswith("}") and value[2:-1] in env:
             path = folder / value[2:-1].lower()
-            path.write_text(env[value[2:-1]], encoding="utf-8")
-            path.chmod(0o600)
+            write_private(path, env[value[2:-1]], what="secret file")  # 0600 from the start
             out[key] = {"file": f"secrets/{path.name}"}
     return out
 
@@ -218,7 +218,7 @@ def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
 
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(workdir, what="demo folder")
     source_sandbox = source_sandbox_cls(seed=source_sandbox_cls.demo_seed(),
                                         state_path=workdir / f"{demo.source}-state.json")
     target_sandbox = target_sandbox_cls(state_path=workdir / f"{demo.target}-state.json")
@@ -227,7 +227,7 @@ def run_demo(workdir: Path, *, name: str | None = None, fresh: bool = False,
         source_settings, source_env = source_sandbox.demo_connection(source_server.url)
         target_settings, target_env = target_sandbox.demo_connection(target_server.url)
         secrets_dir = workdir / "secrets"
-        secrets_dir.mkdir(exist_ok=True)
+        make_private_dir(secrets_dir)
         source_settings = _secrets_to_files(source_settings, source_env, secrets_dir)
         target_settings = _secrets_to_files(target_settings, target_env, secrets_dir)
         pipeline = default_pipeline()

@@ -27,11 +27,14 @@ in one transaction. ``TRANSITIONS`` lists what is allowed; anything else raises
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -436,53 +439,25 @@ class Ledger:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo}
         path = sqlite_path(url)
         if path is not None:
             check_ledger_file(path)
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            if not path.exists():
+                _create_sqlite_ledger(url, path, echo=echo)
+        self.engine: Engine = _engine(url, echo=echo)
         try:
-            self._migrate()
+            _migrate(self.engine)
         except DatabaseError as exc:
             self.engine.dispose()
-            where = str(path) if path is not None else "the ledger database"
-            detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-            raise LedgerFileError(f"{where} cannot be used as a ledger: {detail}") from None
+            raise LedgerFileError(describe_ledger_failure(url, exc)) from None
+        except LedgerFileError:
+            self.engine.dispose()
+            raise
         self._rows = _Rows(self.engine)
 
     # -- schema ----------------------------------------------------------------
     def _migrate(self) -> None:
-        existing = set(inspect(self.engine).get_table_names())
-        if "documents" not in existing:
-            SQLModel.metadata.create_all(self.engine)
-            with Session(self.engine) as session:
-                if session.get(SchemaVersion, 1) is None:
-                    session.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
-                    session.commit()
-            return
-        SQLModel.metadata.create_all(self.engine, tables=[_table(SchemaVersion), _table(TargetAccountRow)])
-        with Session(self.engine) as session:
-            row = session.get(SchemaVersion, 1)
-            version = row.version if row else 1
-            if version > SCHEMA_VERSION:
-                raise LedgerFileError(
-                    f"the ledger has schema version {version}, newer than this ledgerlink ({SCHEMA_VERSION}); upgrade ledgerlink"
-                )
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[step]:
-                    session.exec(text(statement))  # type: ignore[call-overload]
-                if row is None:
-                    row = SchemaVersion(id=1, version=step)
-                    session.add(row)
-                else:
-                    row.version = step
-                session.commit()
+        _migrate(self.engine)
 
     @property
     def schema_version(self) -> int:
@@ -764,6 +739,15 @@ class Ledger:
                 query = query.where(RunRow.pipeline == pipeline)
             return list(session.exec(query.order_by(col(RunRow.id))))
 
+    def last_runs(self, pipeline: str | None = None) -> dict[str, RunRow]:
+        """The latest run of each pipeline (or of one), by pipeline name."""
+        with self.session() as session:
+            latest = select(func.max(RunRow.id)).group_by(RunRow.pipeline)
+            if pipeline:
+                latest = latest.where(RunRow.pipeline == pipeline)
+            rows = session.exec(select(RunRow).where(col(RunRow.id).in_(latest)))
+            return {row.pipeline: row for row in rows}
+
     def add_audit(self, entry: AuditRow) -> None:
         self._save(entry)
 
@@ -869,11 +853,13 @@ def check_ledger_file(path: Path) -> None:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
-        raise LedgerFileError(f"{path} cannot be used as a ledger: {exc}") from None
+        raise LedgerFileError(_sqlite_failure(path, str(exc), new=False)) from None
     if tables and not tables & {"documents", "schema_version"}:
         names = ", ".join(sorted(tables)[:5])
         raise LedgerFileError(f"{path} is a SQLite database of another program (tables {names}), not a ledger; "
                               "give ledgerlink a file of its own")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise LedgerFileError(_sqlite_failure(path, "attempt to write a readonly database", new=False))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -884,3 +870,170 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def _engine(url: str, *, echo: bool = False) -> Engine:
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+    else:
+        kwargs["pool_pre_ping"] = True
+        if make_url(url).get_backend_name() == "postgresql":
+            # A host that swallows packets would otherwise keep the command waiting for minutes.
+            kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+POSTGRES_CONNECT_TIMEOUT = 10
+"""Seconds to wait for a PostgreSQL ledger server to answer a connection."""
+
+
+def _migrate(engine: Engine) -> None:
+    """Create the schema of a new ledger, or move an older one to ``SCHEMA_VERSION``, in
+    one transaction (SQLite runs DDL in an explicit transaction too): a failure half way
+    (a full disk, a killed process) leaves the ledger as it was."""
+    existing = set(inspect(engine).get_table_names())
+    if "documents" in existing and {"schema_version", "target_accounts"} <= existing:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
+        if version == SCHEMA_VERSION:
+            return  # the usual case: nothing to write, no write lock taken
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # DDL inside the transaction; one writer at a time
+        existing = set(inspect(conn).get_table_names())
+        if "documents" not in existing:
+            SQLModel.metadata.create_all(conn)
+            if conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar() is None:
+                conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :version)"),
+                             {"version": SCHEMA_VERSION})
+            conn.commit()
+            return
+        SQLModel.metadata.create_all(conn, tables=[_table(SchemaVersion), _table(TargetAccountRow)])
+        found = conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).scalar()
+        version = int(found) if found is not None else 1
+        if version > SCHEMA_VERSION:
+            raise LedgerFileError(
+                f"the ledger has schema version {version}, newer than this ledgerlink ({SCHEMA_VERSION}); upgrade ledgerlink"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                conn.exec_driver_sql(statement)
+        if found is None:
+            conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :version)"),
+                         {"version": SCHEMA_VERSION})
+        elif version < SCHEMA_VERSION:
+            conn.execute(text("UPDATE schema_version SET version = :version WHERE id = 1"),
+                         {"version": SCHEMA_VERSION})
+        conn.commit()
+
+
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite keeps beside a database (they get the database file's mode)."""
+
+
+def _create_sqlite_ledger(url: str, path: Path, *, echo: bool = False) -> None:
+    """Make a new SQLite ledger whole, or nothing: a private (0600) file beside ``path``
+    gets the schema, then is linked to ``path`` in one step. A full disk, a missing or
+    read-only folder or a killed process never leaves a half-made ledger at ``path`` (a
+    later run would refuse it), and the file is never readable by others."""
+    from ._files import FileError, describe_os_error
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # mode 0600
+    except OSError as exc:
+        raise FileError(describe_os_error(path, exc, "ledger")) from None
+    os.close(fd)
+    tmp = Path(name)
+    engine = _engine(make_url(url).set(database=str(tmp)).render_as_string(hide_password=False), echo=echo)
+    try:
+        try:
+            _migrate(engine)
+        except DatabaseError as exc:
+            raise LedgerFileError(describe_ledger_failure(url, exc, new=True)) from None
+        finally:
+            engine.dispose()  # the last connection checkpoints and removes the -wal file
+        try:
+            os.link(tmp, path)  # fails if another process made the ledger meanwhile: then that one is used
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                if not path.exists():  # a file system without hard links
+                    os.replace(tmp, path)
+            else:
+                raise FileError(describe_os_error(path, exc, "ledger")) from None
+    finally:
+        for side in ("", *SQLITE_SIDE_FILES):
+            with suppress(FileNotFoundError):
+                os.unlink(f"{tmp}{side}")
+
+
+def describe_ledger_failure(url: str, exc: BaseException, *, new: bool = False) -> str:
+    """One line for a ledger the database driver cannot open or write: the file or the
+    URL (password hidden), what is wrong and what to do."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = detail[0].strip() if detail else type(exc).__name__
+    path = sqlite_path(url)
+    if path is not None:
+        return _sqlite_failure(path, first, new=new)
+    if url.startswith("sqlite"):
+        return f"the SQLite ledger {url} cannot be used: {first}"
+    return _postgres_failure(url, first)
+
+
+def _sqlite_failure(path: Path, detail: str, *, new: bool) -> str:
+    lower = detail.lower()
+    folder = path.parent
+    if "disk is full" in lower or "disk i/o error" in lower:
+        what = "making the new ledger" if new else "writing the ledger"
+        return (f"{path}: the disk is full (or failing) while {what}; free some space and run the command again "
+                f"({'nothing was made' if new else 'each write is all or nothing: nothing was half-written'})")
+    if "locked" in lower or "busy" in lower:
+        return (f"{path}: the ledger stayed locked by another program for over 60 s; stop the program that holds it "
+                "(another ledgerlink, a backup tool, an open sqlite3 shell) and run again")
+    if "readonly" in lower or "read-only" in lower or "unable to open" in lower or "permission" in lower:
+        if not folder.is_dir():
+            return f"{path}: the folder {folder} does not exist; create it or give another ledger path"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (f"{path}: this user cannot write in the folder {folder} (SQLite keeps the ledger's -wal and "
+                    "-shm files beside it); let it write there, or move the ledger to a folder it can write")
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return f"{path}: the ledger file is read-only for this user; let it read and write the file (chmod/chown)"
+        return f"{path}: the ledger cannot be opened for writing ({detail}); check the file and its folder"
+    return f"{path} cannot be used as a ledger: {detail}"
+
+
+def _postgres_failure(url: str, detail: str) -> str:
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    where = f"the PostgreSQL ledger at {shown}"
+    server = detail.split("FATAL:", 1)[1].strip() if "FATAL:" in detail else detail
+    lower = detail.lower()
+    if "connection refused" in lower:
+        return (f"cannot reach {where}: the connection was refused; start PostgreSQL, or fix the host and port "
+                "in ledger.url")
+    if "timeout expired" in lower or "timed out" in lower:
+        return (f"cannot reach {where}: no answer within {POSTGRES_CONNECT_TIMEOUT} s; check the host and port in "
+                "ledger.url and that a firewall lets the connection through")
+    if "could not translate host name" in lower or "name or service not known" in lower \
+            or "nodename nor servname" in lower:
+        return f"cannot reach {where}: the host {parsed.host!r} is unknown; fix the host in ledger.url"
+    if "password authentication failed" in lower or "no password supplied" in lower \
+            or ("role" in lower and "does not exist" in lower) or "authentication failed" in lower:
+        return (f"{where} refused the login ({server}); check the user and the password of ledger.url "
+                "(the environment variable or file it names)")
+    if "database" in lower and "does not exist" in lower:
+        return (f"{where}: the database {parsed.database!r} does not exist; create it (createdb "
+                f"{parsed.database}) or fix the database name in ledger.url")
+    if "permission denied" in lower:
+        return (f"{where}: the user {parsed.username!r} may not use it ({server}); grant it the rights on the "
+                "database, or use its owner")
+    if "server closed the connection" in lower or "terminating connection" in lower or "connection lost" in lower \
+            or "consuming input failed" in lower:
+        return (f"{where} closed the connection ({server}); check that the server is running and run the command "
+                "again (each write is all or nothing: nothing was half-written)")
+    return f"{where} cannot be used as a ledger: {server}"

@@ -183,14 +183,37 @@ class PipelineRunner:
             # The message names the vendor and the request (source or target); the
             # ledger keeps every unsettled write pending for the next run.
             result.error = f"{exc} (the next run continues from here)"
-        finally:
+        except SimulatedCrash:
+            run_row = None  # a process killed here records nothing: the run stays unfinished
+            raise
+        except KeyboardInterrupt:
             if run_row is not None:
-                outcome_text = "error: " + result.error if result.error else ("ok" if result.ok else "partial")
-                self.ledger.finish_run(run_row, result.counts(), outcome_text)
+                self._finish_quietly(run_row, result, "interrupted")
+            raise
+        except Exception as exc:
+            # A bug or the ledger's database failing: recorded as what it was, never as `ok`.
+            lines = str(exc).strip().splitlines()
+            detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            said = lines[0] if isinstance(exc, LedgerlinkError) and lines else f"internal error: {detail}"
+            if run_row is not None:
+                self._finish_quietly(run_row, result, "error: " + redact(said)[:500])
+            raise
+        if run_row is not None:
+            outcome_text = "error: " + result.error if result.error else ("ok" if result.ok else "partial")
+            self.ledger.finish_run(run_row, result.counts(), outcome_text)
         if not dry_run and not result.error:
             # From now on the ledger knows what this pipeline wrote to that account.
             self.ledger.remember_target_account(self.pipeline.name, self.pipeline.target, self._plugin, account)
         return result
+
+    def _finish_quietly(self, run_row: Any, result: RunResult, outcome: str) -> None:
+        """Record how a run ended on an exception; the exception is what the caller
+        sees, so a ledger that cannot record it (the database gone) does not hide it."""
+        try:
+            self.ledger.finish_run(run_row, result.counts(), outcome)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: the run's outcome (%s) could not be recorded: %s", self.pipeline.name, outcome,
+                        type(exc).__name__)
 
     @property
     def _plugin(self) -> str:

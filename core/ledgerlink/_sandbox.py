@@ -28,7 +28,6 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import threading
@@ -383,9 +382,10 @@ class Sandbox:
     def save(self) -> None:
         if not self.state_path:
             return
-        tmp = self.state_path.with_suffix(self.state_path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.state, default=str), encoding="utf-8")
-        os.replace(tmp, self.state_path)
+        from ._files import write_private
+
+        # Customer data (mode 0600 from the start), written whole: a private temporary file renamed over it.
+        write_private(self.state_path, json.dumps(self.state, default=str), what="sandbox state file", sync=False)
 
     # -- the app -------------------------------------------------------------
     @property

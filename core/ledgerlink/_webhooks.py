@@ -38,13 +38,20 @@ DONE_KEPT = 1000
 
 
 def load_secret(path: Path) -> str:
-    if path.exists():
-        value = path.read_text(encoding="utf-8").strip()
-        if value:
-            return value
+    """The secret of the callback path, from ``path``; made (mode 0600 from the start,
+    written whole) when the file is missing or empty."""
+    from ._files import FileError, describe_os_error, write_private
+
+    try:
+        value = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = describe_os_error(path, exc, "webhook secret file") if isinstance(exc, OSError) \
+            else f"{path}: the webhook secret file is not text; remove it and a new secret is made"
+        raise FileError(reason) from None
+    if value:
+        return value
     value = secrets.token_urlsafe(24)
-    path.write_text(value + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    write_private(path, value + "\n", what="webhook secret file")
     return value
 
 
