@@ -16,7 +16,7 @@ $(STAMP): $(PYPROJECTS) Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check \
-		$(foreach p,$(PKGS),-e ./$(p)) -e "./core[postgres,server,server-tests]" -r requirements-dev.txt
+		$(foreach p,$(PKGS),-e ./$(p)) -e "./core[postgres,server,server-tests,celery]" -r requirements-dev.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,90 @@
+"""Vendor rate limits shared between processes (issue 21, item 4).
+
+Two processes use one vendor account whose sandbox allows 2 requests per second and
+answers 429 above it. With the machine's Redis as the shared budget
+(``LEDGERLINK_REDIS_URL``) the sandbox throttles nothing; with each process keeping
+its own budget (as without Redis) the same load is throttled: the test can fail.
+Needs Redis on 127.0.0.1:6379: skipped with a reason when it is absent, never when
+``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from ledgerlink import SandboxServer
+from ledgerlink._shared_limits import redis_limiter_factory, window
+from ledgerlink_shipmondo.sandbox import DEMO_KEY, DEMO_USER, ShipmondoSandbox
+
+REDIS = "redis://127.0.0.1:6379/0"
+REQUESTS = 5  # per process; at 2 per second the pair takes about 5 s when shared
+
+CLIENT = """
+import sys
+from ledgerlink import BasicAuth, RateLimit
+from ledgerlink._http import HttpClient
+from ledgerlink._shared_limits import configured_url, install
+
+install(configured_url())
+client = HttpClient(vendor="Shipmondo", base_url=sys.argv[1], auth=BasicAuth(sys.argv[2], sys.argv[3]),
+                    rate_limits=[RateLimit(sys.argv[4], 2.0)], connection=sys.argv[5], backoff=0.05)
+for _ in range(int(sys.argv[6])):
+    client.request("GET", "sales_orders", params={"per_page": 1})
+print("done")
+"""
+
+
+def redis_or_skip() -> None:
+    try:
+        redis_limiter_factory(REDIS)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"no Redis on 127.0.0.1:6379 ({exc})")
+
+
+def test_a_rate_is_kept_in_the_vendors_own_granularity_with_a_margin() -> None:
+    assert window(2) == (2, 1100)        # 2 in any 1.1 s, never 120 a minute
+    assert window(2.5) == (2, 1100)      # rounded down
+    assert window(0.1) == (1, 11000)     # Cobot's 6 per minute: 1 in any 11 s
+    assert window(50) == (50, 1100)
+    with pytest.raises(ValueError):
+        window(0)
+
+
+def _two_processes(tmp_path: Path, url: str, *, redis: str | None) -> int:
+    key = f"shipmondo:{uuid.uuid4().hex[:8]}"  # one vendor account, new for each test
+    env = {k: v for k, v in os.environ.items() if k != "LEDGERLINK_REDIS_URL"}
+    if redis:
+        env["LEDGERLINK_REDIS_URL"] = redis
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    procs = [subprocess.Popen([sys.executable, str(script), url, DEMO_USER, DEMO_KEY, key, f"worker-{n}",
+                               str(REQUESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (1, 2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "done", err
+    return REQUESTS * 2
+
+
+def test_two_processes_on_one_account_share_its_budget_through_redis(tmp_path: Path) -> None:
+    redis_or_skip()
+    sandbox = ShipmondoSandbox()
+    sandbox.faults.requests_per_second = 2.0  # the vendor's own throttle: 429 above 2 per second
+    with SandboxServer(sandbox) as server:
+        url = server.url + "/api/public/v3/"
+        sent = _two_processes(tmp_path, url, redis=REDIS)
+        shared = sandbox.stats["throttled"]
+        answered = sum(1 for r in sandbox.requests if r["status"] == 200)
+        sandbox.stats["throttled"] = 0
+        _two_processes(tmp_path, url, redis=None)
+        alone = sandbox.stats["throttled"]
+    assert answered == sent
+    assert shared == 0, f"{shared} requests throttled although both processes drew on one budget"
+    assert alone > 0, "without the shared budget the same load was not throttled: the test proves nothing"
