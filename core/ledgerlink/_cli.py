@@ -23,7 +23,8 @@ from ._states import DocumentState, OutcomeState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BUSY = 75
-"""Another command works on the pipeline (EX_TEMPFAIL: try again later)."""
+"""Another command works on the pipeline, or a vendor asked to wait longer than a run
+waits (EX_TEMPFAIL: try again later)."""
 NEEDS_A_PERSON = (OutcomeState.FAILED, OutcomeState.QUARANTINED, OutcomeState.CANCELLED)
 """Outcomes that make a run exit 1."""
 
@@ -454,7 +455,7 @@ def _summarise(results: list[Any], as_json: bool, reporter: CliReporter | None =
     out = []
     for result in results:
         counts = result.counts()
-        if result.busy:
+        if result.busy or result.deferred:
             code = max(code, EXIT_BUSY)
         elif result.error:
             code = max(code, EXIT_USAGE if result.needs_config else EXIT_FAILED)

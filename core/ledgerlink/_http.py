@@ -298,20 +298,6 @@ class RateBudget:
 
 _budgets: dict[str, RateBudget] = {}
 _budgets_lock = threading.Lock()
-_default_factory: LimiterFactory | None = None
-
-
-def set_default_limiter_factory(factory: LimiterFactory | None) -> None:
-    """The limiter factory of every connection budget made from now on (None: the
-    per-process :class:`RateLimiter`); budgets made before are dropped, so the next
-    client of each connection gets one of the new kind. A worker process sets a
-    factory whose budget is shared between processes (``_shared_limits``)."""
-    global _default_factory
-    with _budgets_lock:
-        if factory is _default_factory:
-            return
-        _default_factory = factory
-        _budgets.clear()
 
 
 def connection_budget(connection: str) -> RateBudget:
@@ -322,7 +308,7 @@ def connection_budget(connection: str) -> RateBudget:
     with _budgets_lock:
         budget = _budgets.get(connection)
         if budget is None:
-            budget = _budgets[connection] = RateBudget(connection, factory=_default_factory)
+            budget = _budgets[connection] = RateBudget(connection)
         return budget
 
 
@@ -462,6 +448,7 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         connection: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        on_backoff: Callable[[float, str], None] | None = None,
     ) -> None:
         self.vendor = vendor
         self.timeout = timeout
@@ -479,6 +466,9 @@ class HttpClient:
         self.backoff = backoff
         self.max_wait = max_wait
         self.on_wait = on_wait
+        self.on_backoff = on_backoff
+        """Told (seconds, message) when the vendor asks to wait longer than ``max_wait``:
+        the engine remembers it in the ledger, so the next run waits or skips the vendor."""
         self.stats = {"requests": 0, "retries": 0, "rate_limited": 0, "waited": 0.0}
         all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         all_headers.update(headers or {})
@@ -618,11 +608,11 @@ class HttpClient:
             raise error(f"{what}: {reason}, gave up after {attempt} attempts{said}", retry_after=retry_after)
         if retry_after is not None and retry_after > self.max_wait:
             # Retrying before the vendor's time would only be refused again.
-            raise error(
-                f"{what}: {reason}{said}; the vendor asks to wait {retry_after:.0f} s, longer than "
-                f"{self.max_wait:.0f} s; a later run retries",
-                retry_after=retry_after,
-            )
+            message = (f"{what}: {reason}{said}; the vendor asks to wait {retry_after:.0f} s, longer than "
+                       f"{self.max_wait:.0f} s; a later run retries")
+            if self.on_backoff is not None:
+                self.on_backoff(retry_after, message)
+            raise error(message, retry_after=retry_after)
         if retry_after is not None:
             wait = retry_after
             why = "Retry-After"
@@ -745,7 +735,6 @@ __all__ = [
     "Redactor",
     "USER_AGENT",
     "connection_budget",
-    "set_default_limiter_factory",
     "default_error_message",
     "key_id",
     "make_http_client",

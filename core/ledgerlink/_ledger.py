@@ -60,7 +60,7 @@ from ._errors import ConfigError
 from ._records import Contact, Document, TargetRef
 from ._states import DocumentState, LinkState, PaymentState
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 STATES = tuple(DocumentState)
 
@@ -86,6 +86,11 @@ class TransitionError(RuntimeError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as UTC (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class DocumentRow(SQLModel, table=True):
@@ -199,6 +204,17 @@ class StatusHistoryRow(SQLModel, table=True):
     written_back: str | None = None
 
 
+class BackoffRow(SQLModel, table=True):
+    """A vendor asked a connection to wait (Retry-After) longer than a run waits: until
+    then, runs leave the pipelines that use it alone (added in schema version 6)."""
+
+    __tablename__ = "backoffs"
+    connection: str = Field(primary_key=True)
+    until: datetime
+    reason: str
+    since: datetime = Field(default_factory=utcnow)
+
+
 class SchemaVersion(SQLModel, table=True):
     __tablename__ = "schema_version"
     id: int = Field(default=1, primary_key=True)
@@ -222,6 +238,8 @@ MIGRATIONS: dict[int, list[str]] = {
     4: ["ALTER TABLE documents ADD COLUMN payments_booked VARCHAR"],
     5: ["ALTER TABLE documents ADD COLUMN reverses VARCHAR",
         "CREATE INDEX ix_documents_reverses ON documents (reverses)"],
+    6: ["CREATE TABLE backoffs (connection VARCHAR NOT NULL PRIMARY KEY, until TIMESTAMP NOT NULL,"
+        " reason VARCHAR NOT NULL, since TIMESTAMP NOT NULL)"],
 }
 
 
@@ -747,6 +765,42 @@ class Ledger:
                 latest = latest.where(RunRow.pipeline == pipeline)
             rows = session.exec(select(RunRow).where(col(RunRow.id).in_(latest)))
             return {row.pipeline: row for row in rows}
+
+    # -- vendor back-off ---------------------------------------------------------------
+    def set_backoff(self, connection: str, until: datetime, reason: str) -> None:
+        """Remember that the vendor of ``connection`` asked to wait until ``until`` (a
+        later time already remembered is kept)."""
+        with self.session() as session:
+            row = session.get(BackoffRow, connection)
+            if row is None:
+                row = BackoffRow(connection=connection, until=until, reason=reason)
+            elif _aware(row.until) < until:
+                row.until, row.reason, row.since = until, reason, utcnow()
+            else:
+                return
+            session.add(row)
+            session.commit()
+
+    def backoff(self, connection: str) -> BackoffRow | None:
+        """The wait a vendor asked of ``connection`` that has not yet passed (else None;
+        one that has passed is forgotten)."""
+        with self.session() as session:
+            row = session.get(BackoffRow, connection)
+            if row is None:
+                return None
+            row.until, row.since = _aware(row.until), _aware(row.since)
+            if row.until > utcnow():
+                return row
+            session.delete(row)
+            session.commit()
+            return None
+
+    def clear_backoff(self, connection: str) -> None:
+        with self.session() as session:
+            row = session.get(BackoffRow, connection)
+            if row is not None:
+                session.delete(row)
+                session.commit()
 
     def add_audit(self, entry: AuditRow) -> None:
         self._save(entry)

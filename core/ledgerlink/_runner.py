@@ -63,6 +63,9 @@ many documents it leaves for the next run."""
 
 DEFERRED_ROUNDS = 2
 """Lost answers of one document in one run (each waited for) before the next run takes it."""
+BACKOFF_WAIT = 120.0
+"""A wait a vendor asked for (Retry-After, remembered from an earlier run) that a run
+waits out before it starts (s); a longer one makes the run leave the pipeline alone."""
 SETTLE_DELAY_FACTOR = 2.0
 """A write whose answer was lost is asked about after this many times the target's
 HTTP timeout: a vendor can finish a slow create after the client gave up on it."""
@@ -82,10 +85,12 @@ class Unsettled:
 class VendorDown(Exception):
     """The circuit breaker: documents in a row failed for the vendor's reasons."""
 
-    def __init__(self, error: TransientError, streak: int) -> None:
+    def __init__(self, error: TransientError, streak: int, *, asked_to_wait: str | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.streak = streak
+        self.asked_to_wait = asked_to_wait
+        """The connection whose vendor asked to wait longer than a run waits (Retry-After)."""
 Cursor = tuple[str, str]
 S, OS = DocumentState, OutcomeState
 
@@ -146,6 +151,12 @@ class PipelineRunner:
     def _run(self, *, dry_run: bool, command: str, documents: Iterable[SourceItem] | None, use_cursor: bool,
              retry_failed: bool | str, retry_quarantined: bool, sync_members: bool) -> RunResult:
         result = self._result = RunResult(self.pipeline.name, keep_outcomes=self.rt.keep_outcomes)
+        skip = self.vendor_wait()
+        if skip is not None:
+            result.error, result.deferred = skip, True
+            if not dry_run:
+                self.ledger.finish_run(self.ledger.start_run(self.pipeline.name, command), {}, "skipped: " + skip)
+            return result
         run_row = None if dry_run else self.ledger.start_run(self.pipeline.name, command)
         account: str | None = None
         try:
@@ -214,6 +225,39 @@ class PipelineRunner:
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: the run's outcome (%s) could not be recorded: %s", self.pipeline.name, outcome,
                         type(exc).__name__)
+
+    # -- a vendor that asked to wait ---------------------------------------------------------
+    def _connections(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.pipeline.source, self.pipeline.target)))
+
+    def _asked_to_wait(self) -> str | None:
+        """The pipeline's connection whose vendor asked in this command to wait longer than
+        a run waits (None: none did)."""
+        for connection in self._connections():
+            if connection in self.rt.backed_off:
+                return connection
+        return None
+
+    def vendor_wait(self) -> str | None:
+        """Respect a wait a vendor of this pipeline asked for in an earlier command
+        (Retry-After, remembered in the ledger): one of up to ``BACKOFF_WAIT`` seconds is
+        waited out, saying so; for a longer one the line that the pipeline is left alone
+        until then (the caller skips it)."""
+        for connection in self._connections():
+            row = self.ledger.backoff(connection)
+            if row is None:
+                continue
+            until = row.until.strftime("%Y-%m-%d %H:%M:%S UTC")
+            left = (row.until - datetime.now(UTC)).total_seconds()
+            if left > BACKOFF_WAIT:
+                return (f"{connection}: the vendor asked to wait until {until} (Retry-After); pipeline "
+                        f"{self.pipeline.name!r} is left alone until then ({left / 60:.0f} min from now), and the "
+                        "next run after that goes on")
+            self.rt.reporter.wait(f"{connection}: the vendor asked to wait until {until} (Retry-After); waiting "
+                                  f"{left:.0f} s before pipeline {self.pipeline.name!r} goes on")
+            time.sleep(max(left, 0.0))
+            self.ledger.clear_backoff(connection)  # waited out
+        return None
 
     @property
     def _plugin(self) -> str:
@@ -331,14 +375,18 @@ class PipelineRunner:
         error, self._transient = self._transient, None
         if error is not None:
             self._down_streak += 1
-            if self._down_streak >= self.pipeline.circuit_breaker:
-                raise VendorDown(error, self._down_streak)
+            asked = self._asked_to_wait()
+            if asked is not None or self._down_streak >= self.pipeline.circuit_breaker:
+                raise VendorDown(error, self._down_streak, asked_to_wait=asked)
         elif outcome is not None and outcome.state != OS.SKIPPED:
             self._down_streak = 0  # the vendor answered
 
     def _stopped(self, down: VendorDown, rest: Iterator[SourceItem], seen: set[str]) -> str:
         """The one line for a run the breaker stopped, with how many documents are left
         (counted by listing the source on for a few seconds; nothing more is tried)."""
+        if down.asked_to_wait is not None:  # asking the vendor again now would only be refused
+            return (f"{down.error}; stopped: {down.asked_to_wait} asked to wait, which the ledger remembers; the "
+                    "documents not tried yet are left for a run after that")
         left, more = 0, False
         deadline = time.monotonic() + COUNT_LEFT_SECONDS
         try:

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
@@ -21,7 +22,7 @@ from typing import Any, cast
 from ._config import Config
 from ._connectors import ConnectorContext, Source, Target
 from ._errors import ConfigError
-from ._http import make_http_client
+from ._http import make_http_client, redact
 from ._ledger import Ledger
 from ._locks import PipelineLocks
 from ._matching import ContactIndex
@@ -79,6 +80,9 @@ class RunResult:
     """The run stopped on the config, the credentials or the ledger (exit 2)."""
     busy: bool = False
     """Another command held the pipeline's lock: nothing was done (exit 75)."""
+    deferred: bool = False
+    """A vendor of the pipeline asked to wait longer than a run waits (Retry-After, remembered
+    in the ledger): the pipeline was left alone until then (exit 75)."""
     keep_outcomes: bool = True
     """False: ``add`` only counts (``outcomes`` stays empty), so a long run's memory
     does not grow with its documents; for callers that report each outcome as it
@@ -143,11 +147,6 @@ class Runtime:
         lock_wait: float = 0.0,
     ) -> None:
         self.config = config
-        # Vendor budgets shared with every other process on the same accounts when a
-        # Redis is configured (LEDGERLINK_REDIS_URL); else each process spaces its own.
-        from ._shared_limits import configured_url, install
-
-        install(configured_url())
         self.lock_wait = lock_wait
         """How long a command waits for another one working on the same pipeline (s)."""
         self._locks: PipelineLocks | None = None
@@ -174,6 +173,8 @@ class Runtime:
         self._indexes: dict[tuple[str, tuple[str, ...]], ContactIndex] = {}
         self._index_lock = threading.Lock()
         self._target_locks: dict[str, threading.Lock] = {}
+        self.backed_off: dict[str, datetime] = {}
+        """Connections whose vendor asked in this command to wait longer than a run waits."""
 
     @property
     def locks(self) -> PipelineLocks:
@@ -188,13 +189,23 @@ class Runtime:
             raise SimulatedCrash(name)
 
     def context(self, connection: str) -> ConnectorContext:
-        factory = partial(make_http_client, on_wait=self.reporter.wait, **self.http_options)
+        factory = partial(make_http_client, on_wait=self.reporter.wait,
+                          on_backoff=partial(self.note_backoff, connection), **self.http_options)
         return ConnectorContext(
             connection=connection,
             http_factory=factory,
             logger=logging.getLogger(f"ledgerlink.{connection}"),
             transport=self.transports.get(connection),
         )
+
+    def note_backoff(self, connection: str, seconds: float, message: str) -> None:
+        """The vendor asked ``connection`` to wait ``seconds`` (Retry-After), longer than
+        the HTTP client waits: remembered in the ledger (the next run waits or skips the
+        pipelines using it until then) and here (this run stops working on them)."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        with self._index_lock:
+            self.backed_off[connection] = until
+        self.ledger.set_backoff(connection, until, redact(message)[:1000])
 
     def connector(self, name: str) -> Any:
         conn = self.config.connections[name]

@@ -109,6 +109,10 @@ class WebhookWorker:
         source = runner.source
         assert isinstance(source, WebhookSource)
         try:
+            skip = runner.vendor_wait()  # a vendor that asked to wait is not asked again before then
+            if skip is not None:
+                self.runtime.reporter.message(f"webhook {kind} {ident}: {skip}")
+                return {"kind": kind, "id": ident, "state": "deferred", "reason": skip}
             if kind == "document":
                 document = runner.source.document(ident)
                 if document is None:
@@ -163,8 +167,11 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_l
 
     async def receive(request: Request) -> JSONResponse:
         # Bytes, so a secret with any characters is compared in constant time (never a 500).
-        if not secrets.compare_digest(str(request.path_params["secret"]).encode("utf-8"), secret.encode("utf-8")):
+        given = str(request.path_params["secret"]).encode("utf-8", "surrogateescape")
+        if not secrets.compare_digest(given, secret.encode("utf-8")):
             return JSONResponse({"error": "not found"}, status_code=404)
+        if request.method != "POST":  # told only to whoever knows the secret
+            return JSONResponse({"error": "send webhooks with POST"}, status_code=405, headers={"Allow": "POST"})
         too_large = JSONResponse({"error": f"the body is larger than {max_body} bytes"}, status_code=413)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body:
@@ -198,9 +205,11 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_l
         return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": worker.handled})
 
     app = Starlette(routes=[
-        Route("/webhooks/{secret}", receive, methods=["POST"]),
+        Route("/webhooks/{secret}", receive, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/health", health, methods=["GET"]),
     ])
+    # "/webhooks/<secret>/" is not found either (Starlette would redirect it, naming the path).
+    app.router.redirect_slashes = False
     return app, worker
 
 

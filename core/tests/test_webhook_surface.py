@@ -141,3 +141,57 @@ def test_an_odd_secret_in_the_path_is_not_found_never_an_error(endpoint: Any, se
     answer = post(server, {"document": "order-1"}, secret=secret)
     assert answer.status_code in (404, 414)
     assert worker.handled == 0
+
+
+def _status(server: AppServer, method: bytes, path: bytes) -> int:
+    """The status of one request sent as raw bytes (any byte may stand in the path)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(method + b" " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+        received = b""
+        while b"\r\n" not in received:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return int(received.split(b" ")[1])
+
+
+def test_any_bytes_in_the_path_are_not_found(endpoint: Any) -> None:
+    """Every byte value, percent-encoded, in the secret, after it, instead of it and in front
+    of the webhook path, by POST and other methods: 404 (never 500, no redirect naming the
+    path, no 405 telling the route exists). Raw bytes that no HTTP request line may hold
+    (controls, spaces, non-ASCII) are refused by the HTTP parser (400) before the app."""
+    server, worker = endpoint()
+    secret = SECRET.encode()
+    statuses: dict[int, list[bytes]] = {}
+    for value in range(256):
+        encoded = b"%%%02X" % value
+        for path in (b"/webhooks/" + encoded, b"/webhooks/" + secret + encoded, b"/webhooks/" + encoded + secret,
+                     b"/webhooks/" + secret[:4] + encoded + secret[4:], b"/" + encoded + b"/webhooks/" + secret,
+                     b"/webhooks/%C3" + encoded):
+            statuses.setdefault(_status(server, b"POST", path), []).append(path)
+        raw = bytes([value])
+        code = _status(server, b"POST", b"/webhooks/" + raw)
+        assert code in (400, 404), (raw, code)
+    for method in (b"GET", b"PUT", b"DELETE", b"HEAD"):
+        statuses.setdefault(_status(server, method, b"/webhooks/wrong-secret"), []).append(method)
+    statuses.setdefault(_status(server, b"POST", b"/webhooks/" + secret + b"/"), []).append(b"trailing slash")
+    assert list(statuses) == [404], {code: paths[:5] for code, paths in statuses.items() if code != 404}
+    assert worker.queue.qsize() == 0 and worker.handled == 0
+    # the right secret by another method: told to use POST; by POST: taken
+    assert _status(server, b"GET", b"/webhooks/" + secret) == 405
+    assert post(server, {"document": "order-1"}).status_code == 202
+
+
+def test_the_webhook_worker_keeps_bounded_lists(endpoint: Any) -> None:
+    """What the worker keeps in memory is bounded: the queue (queue_limit), the keys of
+    queued resources (one per queued item), and the handled ones /health reports."""
+    from ledgerlink._webhooks import DONE_KEPT
+
+    server, worker = endpoint(queue_limit=5)
+    assert worker.queue.maxsize == 5
+    assert worker.done.maxlen == DONE_KEPT
+    for n in range(DONE_KEPT + 50):  # handled results beyond the bound push the oldest out
+        worker.done.append({"kind": "document", "id": f"order-{n}", "state": "unchanged"})
+    assert len(worker.done) == DONE_KEPT and worker.done[0]["id"] == "order-50"
