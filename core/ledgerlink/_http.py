@@ -298,6 +298,20 @@ class RateBudget:
 
 _budgets: dict[str, RateBudget] = {}
 _budgets_lock = threading.Lock()
+_default_factory: LimiterFactory | None = None
+
+
+def set_default_limiter_factory(factory: LimiterFactory | None) -> None:
+    """The limiter factory of every connection budget made from now on (None: the
+    per-process :class:`RateLimiter`); budgets made before are dropped, so the next
+    client of each connection gets one of the new kind. A worker process sets a
+    factory whose budget is shared between processes (``_shared_limits``)."""
+    global _default_factory
+    with _budgets_lock:
+        if factory is _default_factory:
+            return
+        _default_factory = factory
+        _budgets.clear()
 
 
 def connection_budget(connection: str) -> RateBudget:
@@ -308,7 +322,7 @@ def connection_budget(connection: str) -> RateBudget:
     with _budgets_lock:
         budget = _budgets.get(connection)
         if budget is None:
-            budget = _budgets[connection] = RateBudget(connection)
+            budget = _budgets[connection] = RateBudget(connection, factory=_default_factory)
         return budget
 
 
@@ -735,6 +749,7 @@ __all__ = [
     "Redactor",
     "USER_AGENT",
     "connection_budget",
+    "set_default_limiter_factory",
     "default_error_message",
     "key_id",
     "make_http_client",

@@ -147,6 +147,11 @@ class Runtime:
         lock_wait: float = 0.0,
     ) -> None:
         self.config = config
+        # Vendor budgets shared with every other process on the same accounts when a
+        # Redis is configured (LEDGERLINK_REDIS_URL); else each process spaces its own.
+        from ._shared_limits import configured_url, install
+
+        install(configured_url())
         self.lock_wait = lock_wait
         """How long a command waits for another one working on the same pipeline (s)."""
         self._locks: PipelineLocks | None = None
