@@ -293,6 +293,13 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
                   redact(str(exc)))
         return _error(500, "internal", "internal error; the service log has the details")
 
+    def authenticate(token: str) -> Caller | None:
+        """The admin or a tenant's valid token; compared in constant time."""
+        if admin_digest is not None and hmac.compare_digest(hashlib.sha256(token.encode()).digest(), admin_digest):
+            return Caller(True, None, "admin")
+        owner = service.tenants.token_tenant(token)
+        return None if owner is None else Caller(False, owner[0], owner[1])
+
     def caller(request: Request) -> Caller:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -300,13 +307,7 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "send Authorization: Bearer TOKEN",
                            {"WWW-Authenticate": "Bearer"})
-        found: Caller | None = None
-        if admin_digest is not None and hmac.compare_digest(hashlib.sha256(token.encode()).digest(), admin_digest):
-            found = Caller(True, None, "admin")
-        else:
-            owner = service.tenants.token_tenant(token)
-            if owner is not None:
-                found = Caller(False, owner[0], owner[1])
+        found = authenticate(token)
         if found is None:
             raise ApiError(401, "unauthorized", "unknown or revoked token", {"WWW-Authenticate": "Bearer"})
         wait = limiter.take(found.key)
@@ -440,6 +441,9 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
         call(tenant, service.retry, tenant, pipeline, document_id)
         return {"queued": True}
 
+    from ._pages import add_pages
+
+    add_pages(app, service, authenticate, limiter)
     return BodyLimit(app, max_body), app
 
 

@@ -280,6 +280,15 @@ class TenantStore:
             return bool(conn.execute(t.update().where(t.c.tenant == tenant, t.c.id == ident,
                                                       t.c.revoked_at.is_(None)).values(revoked_at=_utcnow())).rowcount)
 
+    def token_active(self, ident: str) -> bool:
+        """The token with this id exists and is not revoked (a status page session lives as long)."""
+        from sqlalchemy import select
+
+        t = self.t.tokens
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.revoked_at).where(t.c.id == ident)).first()
+        return row is not None and row.revoked_at is None
+
     def token_tenant(self, token: str) -> tuple[str, str] | None:
         """(tenant, token id) of a valid, unrevoked token; compared in constant time."""
         from sqlalchemy import select
