@@ -29,7 +29,7 @@ def serve_service(*, ledger_url: str, host: str, port: int, workers: int, new_se
                           "tenants")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     service = Service(ledger_url, workers=workers, start=False)
-    rotated = service.tenants.rotate()
+    rotated = service.rotate_secrets()
     queued = service.recover()
     asgi, _ = create_app(service)
     click.echo(f"ledgerlink service on http://{host}:{port}/ (OpenAPI: /openapi.json); {rotated} stored secrets "

@@ -188,6 +188,24 @@ class Rotated(BaseModel):
     rotated: int
 
 
+class EventsConfig(BaseModel):
+    """The tenant's event webhook: every change of a document's state is POSTed there, signed."""
+
+    url: str = Field(max_length=2000, pattern=r"^https?://[^\s/?#]+[^\s]*$",
+                     description="http(s) URL that receives the events")
+    secret: str | None = Field(None, min_length=16, max_length=500, description="the HMAC-SHA256 signing secret "
+                               "(sent once, stored encrypted, never returned); left out: the stored one stays")
+
+
+class EventsView(BaseModel):
+    url: str
+    secret_set: bool
+    delivered: int
+    undelivered: int = Field(description="waiting or being retried")
+    given_up: int
+    last_error: str | None = Field(None, description="the last failed delivery of an undelivered event")
+
+
 DocumentsBody = Annotated[Document | list[Document], Body(description="one canonical document or a list of them; "
                                                                         "source_ref is the host's id (idempotency key)")]
 
@@ -389,7 +407,30 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
 
     @app.post("/v1/admin/rotate-secrets", tags=["service"], response_model=Rotated)
     def rotate(_: Admin) -> Any:
-        return {"rotated": service.tenants.rotate()}
+        return {"rotated": service.rotate_secrets()}
+
+    @app.put("/v1/tenants/{tenant}/events", tags=["events"], response_model=EventsView)
+    def put_events(tenant: str, body: EventsConfig, _: Admin) -> Any:
+        """Set the webhook that receives the tenant's events (the admin token: the service will call this URL)."""
+        if not service.tenants.exists(tenant):
+            raise ApiError(404, "not_found", f"no tenant {tenant!r}")
+        if not service.events.set_target(tenant, body.url, body.secret):
+            raise ApiError(422, "invalid_request", "secret: the first time, send the signing secret (16-500 "
+                           "characters)")
+        return service.events.view(tenant)
+
+    @app.get("/v1/tenants/{tenant}/events", tags=["events"], response_model=EventsView)
+    def get_events(tenant: Tenant) -> Any:
+        view = service.events.view(tenant)
+        if view is None:
+            raise ApiError(404, "not_found", f"tenant {tenant!r} has no event webhook")
+        return view
+
+    @app.delete("/v1/tenants/{tenant}/events", tags=["events"], status_code=204)
+    def delete_events(tenant: str, _: Admin) -> Response:
+        if not service.events.delete_target(tenant):
+            raise ApiError(404, "not_found", f"tenant {tenant!r} has no event webhook")
+        return Response(status_code=204)
 
     @app.post("/v1/tenants/{tenant}/connections/{connection}/check", tags=["host calls"], response_model=CheckAnswer)
     def check(tenant: Tenant, connection: str) -> Any:

@@ -24,14 +24,15 @@ from typing import Any
 
 from ._config import Config, PipelineConfig
 from ._errors import ConfigError, LedgerlinkError
+from ._events import Outbox, Sender
 from ._http import redact
 from ._ledger import Ledger
 from ._plugins import PluginManager, get_plugin_manager
 from ._records import Customer, Document
 from ._runner import PipelineRunner
-from ._runtime import Reporter, Runtime, SimulatedCrash
+from ._runtime import Outcome, Reporter, Runtime, SimulatedCrash
 from ._secrets_store import SecretBox
-from ._states import LinkState
+from ._states import LinkState, OutcomeState
 from ._tenants import TenantStore, scoped, unscoped
 
 log = logging.getLogger("ledgerlink.service")
@@ -52,6 +53,26 @@ class Conflict(LedgerlinkError):
 class _LogReporter(Reporter):
     def message(self, text: str) -> None:
         log.info(redact(text))
+
+
+class _ServiceReporter(_LogReporter):
+    """Logs, and records each document's outcome as an event for the tenant's webhook.
+    Called after the ledger's commit; a failure here is logged, never raised into the run."""
+
+    def __init__(self, tenant: str, outbox: Outbox) -> None:
+        self.tenant, self.outbox = tenant, outbox
+
+    def document(self, outcome: Outcome) -> None:
+        if outcome.state == OutcomeState.PLANNED:
+            return
+        try:
+            self.outbox.record(self.tenant, unscoped(self.tenant, outcome.pipeline), [{
+                "id": outcome.source_ref, "event": str(outcome.state), "number": outcome.number,
+                "reason": unscoped(self.tenant, outcome.reason) if outcome.reason else None,
+                "target": {"id": outcome.target_ref} if outcome.target_ref else None}])
+        except Exception as exc:  # an event must never fail a transfer
+            log.error("%s: event for %s not recorded: %s: %s", self.tenant, outcome.source_ref, type(exc).__name__,
+                      redact(str(exc)))
 
 
 @dataclass
@@ -159,7 +180,8 @@ class Service:
     """Tenants, their runtimes and the worker pool, over one database (the ledger's)."""
 
     def __init__(self, url: str, *, box: SecretBox | None = None, plugins: PluginManager | None = None,
-                 workers: int = 4, transports: dict[str, Any] | None = None, start: bool = True) -> None:
+                 workers: int = 4, transports: dict[str, Any] | None = None, start: bool = True,
+                 event_backoff: float = 2.0, event_transport: Any = None) -> None:
         self.url = url
         self.ledger = Ledger(url)
         self.plugins = plugins or get_plugin_manager()
@@ -169,12 +191,20 @@ class Service:
         """httpx transports by the tenant's connection name (tests: in-process sandboxes)."""
         self._runtimes: dict[str, tuple[int, Runtime]] = {}
         self._guard = threading.Lock()
+        self.events = Outbox(url, self.box)
+        """The tenants' event webhooks and the outbox of their undelivered events."""
         self.workers = Workers(self._run_job, size=workers)
+        self.sender = Sender(self.events, base=event_backoff, transport=event_transport)
         if start:
             self.recover()
 
     def close(self) -> None:
         self.workers.stop()
+        self.sender.stop()
+
+    def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret (tenants' connections, event signing secrets) with the first key."""
+        return self.tenants.rotate() + self.events.rotate()
 
     def recover(self) -> int:
         """Queue every pipeline of every tenant once (what a killed process left is settled
@@ -210,7 +240,7 @@ class Service:
         config = self.config(tenant)
         transports = {scoped(tenant, name): t for name, t in self.transports.items()}
         runtime = Runtime(config, ledger=self.ledger, plugins=self.plugins, transports=transports,
-                          reporter=_LogReporter(), lock_wait=LOCK_WAIT)
+                          reporter=_ServiceReporter(tenant, self.events), lock_wait=LOCK_WAIT)
         with self._guard:
             self._runtimes[tenant] = (version, runtime)
         return runtime
@@ -225,6 +255,7 @@ class Service:
     def delete_tenant(self, tenant: str) -> bool:
         with self._guard:
             self._runtimes.pop(tenant, None)
+        self.events.delete_target(tenant)
         return self.tenants.delete(tenant)
 
     def pipeline(self, tenant: str, name: str) -> tuple[Runtime, PipelineConfig]:
@@ -269,6 +300,13 @@ class Service:
         inbox = self.inbox_of(runtime, pipeline)
         answers = [(d.source_ref, inbox.put(d.source_ref, d.model_dump(mode="json", exclude={"cursor"})))
                    for d in documents]
+        numbers = {d.source_ref: d.number for d in documents}
+        try:
+            self.events.record(tenant, pipeline_name, [{"id": ref, "event": "received", "number": numbers.get(ref),
+                                                        "reason": None if state == "new" else "a changed body"}
+                                                       for ref, state in answers if state != "same"])
+        except Exception as exc:  # the documents are stored: an event must not fail their intake
+            log.error("%s: received events not recorded: %s: %s", tenant, type(exc).__name__, redact(str(exc)))
         if any(state != "same" for _, state in answers):
             for other in runtime.config.pipelines:
                 if other.source == pipeline.source and other.enabled:

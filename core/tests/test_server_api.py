@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("fastapi", reason="the service needs ledgerlink[server]")
@@ -39,7 +41,12 @@ class World:
         reset_fake_stores()
         self.url = f"sqlite:///{tmp_path / 'service.db'}"
         self.key = new_key()
-        self.service = Service(self.url, box=SecretBox([self.key]), plugins=PluginManager([fake_plugin]), workers=2)
+        self.deliveries: list[httpx.Request] = []
+        """Event webhooks the service sent (the host's side, in process)."""
+        self.refusals: list[int | Exception] = []
+        """What the host answers to the next deliveries (a status or an exception); then 204."""
+        self.service = Service(self.url, box=SecretBox([self.key]), plugins=PluginManager([fake_plugin]), workers=2,
+                               event_backoff=0.01, event_transport=httpx.MockTransport(self._host))
         asgi, self.app = create_app(self.service, admin=ADMIN, max_body=256 * 1024)
         self.client = TestClient(asgi)
 
@@ -55,6 +62,25 @@ class World:
 
     def idle(self) -> None:
         assert self.service.workers.wait_idle(60), "the workers did not finish"
+
+    def _host(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.deliveries.append(request)
+        if self.refusals:
+            refusal = self.refusals.pop(0)
+            if isinstance(refusal, Exception):
+                raise refusal
+            return httpx.Response(refusal)
+        return httpx.Response(204)
+
+    def delivered(self) -> None:
+        """Until the outbox is empty (every event delivered or given up)."""
+        for _ in range(2000):
+            if self.service.events.undelivered() == 0:
+                return
+            self.service.events.wake.set()
+            time.sleep(0.01)
+        raise AssertionError("the events were not delivered")
 
 
 @pytest.fixture
