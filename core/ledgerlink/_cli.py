@@ -883,12 +883,13 @@ def demo(workdir: str, fresh: bool, list_demos: bool, name: str | None) -> None:
 @click.option("--port", default=8765, show_default=True)
 @click.option("--secret-file", type=click.Path(), metavar="FILE", default=".ledgerlink-webhook-secret",
               show_default=True, help="The random secret in the callback path (created if missing).")
-@click.option("--ledger", "ledger_url", envvar="LEDGERLINK_SERVICE_LEDGER", default="sqlite:///ledgerlink-service.db",
-              show_default=True, help="The service's database (ledger, tenants, inbox): sqlite:/// or postgresql://.")
+@click.option("--ledger", "ledger_url", envvar="LEDGERLINK_SERVICE_LEDGER", default=None,
+              help="The service's database (ledger, tenants, inbox): sqlite:/// or postgresql://. Default: with -c, "
+              "the config's ledger (its pipelines are the tenant 'default'); else sqlite:///ledgerlink-service.db.")
 @click.option("--workers", default=4, show_default=True, help="Background transfers at once.")
 @click.option("--new-secret-key", is_flag=True, help="Print a new key for LEDGERLINK_SECRET_KEYS and exit.")
 @click.pass_obj
-def serve(state: State, pipeline: str | None, host: str, port: int, secret_file: str, ledger_url: str,
+def serve(state: State, pipeline: str | None, host: str, port: int, secret_file: str, ledger_url: str | None,
           workers: int, new_secret_key: bool) -> None:
     """The service for host applications (HTTP API, tenants, inbox; needs ledgerlink[server]), or with -p the
     endpoint for a source's webhooks."""
@@ -899,7 +900,9 @@ def serve(state: State, pipeline: str | None, host: str, port: int, secret_file:
         return
     from ._serve import serve_service
 
-    serve_service(ledger_url=ledger_url, host=host, port=port, workers=workers, new_secret_key=new_secret_key)
+    default = state.config() if state.config_path and not new_secret_key else None
+    serve_service(ledger_url=ledger_url, host=host, port=port, workers=workers, new_secret_key=new_secret_key,
+                  default=default)
 
 
 @main.group()

@@ -134,8 +134,8 @@ class StatusData:
     def tenants(self, session: Session, prefix: str = "") -> tuple[list[str], bool]:
         """The tenants this session sees (at most TENANTS_SHOWN; True: more were left out)."""
         if not session.admin:
-            return ([session.tenant] if session.tenant and self.service.tenants.exists(session.tenant) else []), False
-        names = [n for n in self.service.tenants.names() if n.startswith(prefix)]
+            return ([session.tenant] if session.tenant and self.service.exists(session.tenant) else []), False
+        names = [n for n in self.service.tenant_names() if n.startswith(prefix)]
         return names[:TENANTS_SHOWN], len(names) > TENANTS_SHOWN
 
     def pipelines(self, tenants: list[str]) -> list[PipelineView]:

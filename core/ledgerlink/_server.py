@@ -34,7 +34,7 @@ from ._http import redact
 from ._locks import PipelineBusy
 from ._records import Customer, Document
 from ._service import Conflict, NotFound, Service, parse_documents
-from ._tenants import check_name, unscoped
+from ._tenants import DEFAULT_TENANT, check_name, unscoped
 from ._version import __version__
 
 log = logging.getLogger("ledgerlink.server")
@@ -58,7 +58,7 @@ class ApiError(Exception):
 
 class ErrorBody(BaseModel):
     code: str = Field(description="stable: unauthorized, forbidden, not_found, invalid_config, invalid_request, "
-                      "not_an_inbox, too_large, rate_limited, busy, internal")
+                      "not_an_inbox, conflict, too_large, rate_limited, busy, internal")
     message: str = Field(description="one line, for a person")
 
 
@@ -342,7 +342,7 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
     def tenant_of(tenant: str, who: Annotated[Caller, Depends(caller)]) -> str:
         if not who.admin and who.tenant != tenant:
             raise ApiError(403, "forbidden", "this token is not for this tenant")
-        if not service.tenants.exists(tenant):
+        if not service.exists(tenant):
             raise ApiError(404, "not_found", f"no tenant {tenant!r}")
         return tenant
 
@@ -380,17 +380,19 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
 
     @app.get("/v1/tenants/{tenant}", tags=["tenants"], response_model=TenantView)
     def get_tenant(tenant: Tenant) -> Any:
-        return service.tenants.public(tenant)
+        return service.public(tenant)
 
     @app.delete("/v1/tenants/{tenant}", tags=["tenants"], status_code=204)
     def delete_tenant(tenant: str, _: Admin) -> Response:
+        if tenant == DEFAULT_TENANT and service.default is not None:
+            raise ApiError(409, "conflict", "tenant 'default' is the config file the service was started with; it stays")
         if not service.delete_tenant(tenant):
             raise ApiError(404, "not_found", f"no tenant {tenant!r}")
         return Response(status_code=204)
 
     @app.post("/v1/tenants/{tenant}/tokens", tags=["tenants"], response_model=TokenMade, status_code=201)
     def new_token(tenant: str, _: Admin, body: TokenNew | None = None) -> Any:
-        if not service.tenants.exists(tenant):
+        if not service.exists(tenant):
             raise ApiError(404, "not_found", f"no tenant {tenant!r}")
         ident, token = service.tenants.new_token(tenant, body.label if body else None)
         return {"id": ident, "token": token}
@@ -412,7 +414,7 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
     @app.put("/v1/tenants/{tenant}/events", tags=["events"], response_model=EventsView)
     def put_events(tenant: str, body: EventsConfig, _: Admin) -> Any:
         """Set the webhook that receives the tenant's events (the admin token: the service will call this URL)."""
-        if not service.tenants.exists(tenant):
+        if not service.exists(tenant):
             raise ApiError(404, "not_found", f"no tenant {tenant!r}")
         if not service.events.set_target(tenant, body.url, body.secret):
             raise ApiError(422, "invalid_request", "secret: the first time, send the signing secret (16-500 "

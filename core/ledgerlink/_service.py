@@ -33,7 +33,7 @@ from ._runner import PipelineRunner
 from ._runtime import Outcome, Reporter, Runtime, SimulatedCrash
 from ._secrets_store import SecretBox
 from ._states import LinkState, OutcomeState
-from ._tenants import TenantStore, scoped, unscoped
+from ._tenants import DEFAULT_TENANT, TenantStore, scoped, unscoped
 
 log = logging.getLogger("ledgerlink.service")
 KILLED = 137
@@ -181,8 +181,14 @@ class Service:
 
     def __init__(self, url: str, *, box: SecretBox | None = None, plugins: PluginManager | None = None,
                  workers: int = 4, transports: dict[str, Any] | None = None, start: bool = True,
-                 event_backoff: float = 2.0, event_transport: Any = None) -> None:
+                 event_backoff: float = 2.0, event_transport: Any = None, default: Config | None = None) -> None:
         self.url = url
+        self.default = default
+        """The config file the service was started with (``ledgerlink -c FILE serve``): the tenant
+        ``default``, with the file's own names, on the same ledger as the CLI (``url`` is its ledger)."""
+        if default is not None and default.ledger_url != url:
+            raise ConfigError(f"the service's database is the config's ledger ({redact(default.ledger_url)}); "
+                              f"leave --ledger out or name that one")
         self.ledger = Ledger(url)
         self.plugins = plugins or get_plugin_manager()
         self.box = box or SecretBox()
@@ -210,7 +216,7 @@ class Service:
         """Queue every pipeline of every tenant once (what a killed process left is settled
         as `run` settles it); the number queued."""
         count = 0
-        for tenant in self.tenants.names():
+        for tenant in self.tenant_names():
             try:
                 config = self.config(tenant)
             except LedgerlinkError as exc:
@@ -223,14 +229,38 @@ class Service:
         return count
 
     # -- tenants -----------------------------------------------------------------------
+    def tenant_names(self) -> list[str]:
+        """Every tenant: the default one (a config file) first, then the stored ones."""
+        return ([DEFAULT_TENANT] if self.default is not None else []) + self.tenants.names()
+
+    def exists(self, tenant: str) -> bool:
+        if tenant == DEFAULT_TENANT:
+            return self.default is not None
+        return self.tenants.exists(tenant)
+
+    def public(self, tenant: str) -> dict[str, Any]:
+        """A tenant as the API shows it; the default one: its connections' plugins and its pipelines
+        (the file holds the rest, secrets included: none of it is shown)."""
+        if tenant != DEFAULT_TENANT:
+            return self.tenants.public(tenant)
+        config = self.config(tenant)
+        return {"name": tenant, "version": 0,
+                "connections": {name: {"plugin": c.plugin} for name, c in config.connections.items()},
+                "pipelines": [{"name": p.name, "source": p.source, "target": p.target, "enabled": p.enabled}
+                              for p in config.pipelines], "secrets_set": {}}
+
     def config(self, tenant: str) -> Config:
+        if tenant == DEFAULT_TENANT:
+            if self.default is None:
+                raise NotFound(f"no tenant {tenant!r}")
+            return self.default
         try:
             return self.tenants.config(tenant)
         except KeyError:
             raise NotFound(f"no tenant {tenant!r}") from None
 
     def runtime(self, tenant: str) -> Runtime:
-        version = self.tenants.version(tenant)
+        version = 0 if tenant == DEFAULT_TENANT and self.default is not None else self.tenants.version(tenant)
         if version is None:
             raise NotFound(f"no tenant {tenant!r}")
         with self._guard:

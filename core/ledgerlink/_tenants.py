@@ -29,16 +29,18 @@ from ._secrets_store import SecretBox
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TOKEN_PREFIX = "llk"
+DEFAULT_TENANT = "default"
+"""The config file ``ledgerlink -c FILE serve`` was started with: unprefixed names, the CLI's ledger."""
 
 
 def scoped(tenant: str, name: str) -> str:
-    """The ledger's name of a tenant's pipeline or connection."""
-    return f"tenant:{tenant}:{name}"
+    """The ledger's name of a tenant's pipeline or connection (the default tenant's: its own)."""
+    return name if tenant == DEFAULT_TENANT else f"tenant:{tenant}:{name}"
 
 
 def unscoped(tenant: str, text: str) -> str:
     """A message or name with the tenant's prefix taken out (what the tenant sees)."""
-    return text.replace(f"tenant:{tenant}:", "")
+    return text if tenant == DEFAULT_TENANT else text.replace(f"tenant:{tenant}:", "")
 
 
 def _utcnow() -> datetime:
@@ -88,6 +90,9 @@ def check_name(tenant: str) -> None:
     if not TENANT_NAME.match(tenant):
         raise ConfigError(f"tenant names are 1-63 lower-case letters, digits, _ and -, starting with a letter or "
                           f"digit; not {tenant[:70]!r}")
+    if tenant == DEFAULT_TENANT:
+        raise ConfigError(f"tenant {DEFAULT_TENANT!r} is the config file of `ledgerlink -c FILE serve`; change it in "
+                          "that file, or pick another name")
 
 
 class TenantStore:
@@ -306,4 +311,4 @@ class TenantStore:
         return str(row.tenant), parts[1]
 
 
-__all__ = ["TenantStore", "check_name", "scoped", "unscoped"]
+__all__ = ["DEFAULT_TENANT", "TenantStore", "check_name", "scoped", "unscoped"]
