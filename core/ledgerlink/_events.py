@@ -39,7 +39,7 @@ from ._secrets_store import SecretBox
 log = logging.getLogger("ledgerlink.events")
 SIGNATURE_HEADER = "X-Ledgerlink-Signature"
 MAX_ATTEMPTS = 15
-"""Deliveries tried per event (with the default base of 2 s, about 9 hours in all)."""
+"""Deliveries tried per event (with the default base of 2 s and the hour cap: over about 4 hours)."""
 MAX_DELAY = 3600.0
 LEASE = 120.0
 """Seconds a sender owns an event it took (longer than a delivery's timeout)."""
