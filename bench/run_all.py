@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/run_all.py`` (or ``make bench``); ``--quick``
 uses smaller sizes (a few minutes instead of about fifteen); ``--only NAME ...``
-runs some of them (overhead, ratelimit, memory, startup, matching, pipelines).
+runs some of them (overhead, ratelimit, memory, startup, matching, pipelines,
+service).
 Each benchmark is a separate process, so none inherits another's state (rate
 limiters, caches, memory).
 """
@@ -28,6 +29,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("startup", "bench_startup.py", [], ["--runs", "7"]),
     ("matching", "bench_matching.py", [], []),
     ("pipelines", "bench_pipelines.py", [], ["--docs", "8"]),
+    ("service", "bench_service.py", [], ["--docs", "200"]),
 ]
 
 
