@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -288,6 +288,10 @@ class BillbeeSandbox(Sandbox):
         """A Billbee date-time as a naive datetime in the account's time zone."""
         if not isinstance(value, str) or not value.strip():
             return None
+        return _parse_time(value, self.tz)
+
+    @staticmethod
+    def _parse_time_uncached(value: str, tz: ZoneInfo) -> datetime | None:
         text = value.strip().replace(" ", "T", 1)
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
@@ -300,10 +304,10 @@ class BillbeeSandbox(Sandbox):
         except ValueError:
             return None
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(self.tz).replace(tzinfo=None)
+            parsed = parsed.astimezone(tz).replace(tzinfo=None)
         return parsed
 
-    def _paged(self, request: Request, items: list[Any]) -> Response:
+    def _paged(self, request: Request, items: list[Any], each: Any = None) -> Response:
         page = self._int(request, "page", 1) or 1
         size = self._int(request, "pageSize", 50) or 50
         if page < 1:
@@ -314,7 +318,8 @@ class BillbeeSandbox(Sandbox):
         pages = (total + size - 1) // size
         body = {
             "Paging": {"Page": page, "TotalPages": pages, "TotalRows": total, "PageSize": size},
-            **envelope(items[(page - 1) * size: page * size]),
+            **envelope([each(i) for i in items[(page - 1) * size: page * size]] if each
+                       else items[(page - 1) * size: page * size]),
         }
         return _json(body)
 
@@ -406,11 +411,15 @@ class BillbeeSandbox(Sandbox):
                     continue
             if states and order.get("State") not in states:
                 continue
+            selected.append(order)
+
+        def each(order: dict[str, Any]) -> dict[str, Any]:  # only the page's invoices are made
             invoice = self.invoice(order)
             if not positions:
                 invoice["Positions"] = []
-            selected.append(invoice)
-        return self._paged(request, selected)
+            return invoice
+
+        return self._paged(request, selected, each)
 
     async def _find_by_ext_ref(self, request: Request, body: Any) -> Response:
         """The order whose ``OrderNumber`` (else ``Id``) is ``extRef``."""
@@ -547,6 +556,12 @@ class BillbeeSandbox(Sandbox):
 
     async def _order_states(self, request: Request, body: Any) -> Response:
         return _json([{"Id": k, "Name": v} for k, v in STATE_NAMES.items()])
+
+
+@lru_cache(maxsize=1 << 18)
+def _parse_time(value: str, tz: ZoneInfo) -> datetime | None:
+    """Parsed once per text (the listings filter every order by its dates on every page)."""
+    return BillbeeSandbox._parse_time_uncached(value, tz)
 
 
 def _number(value: Any) -> Decimal:
