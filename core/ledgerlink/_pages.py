@@ -246,10 +246,10 @@ def chart(days: list[tuple[date, int]]) -> dict[str, Any]:
             "total": sum(n for _, n in days), "top": top}
 
 
-def add_pages(app: FastAPI, service: Service, authenticate: Callable[[str], Any], limiter: Any) -> None:
-    """The status page's routes (left out of the OpenAPI document: they answer HTML)."""
-    from ._server import ApiError
-
+def add_pages(app: FastAPI, service: Service, authenticate: Callable[[str], Any], limiter: Any,
+              ApiError: Callable[..., Exception]) -> None:  # noqa: N803 (the server's error class, passed down)
+    """The status page's routes (left out of the OpenAPI document: they answer HTML). ``ApiError``
+    is ``_server``'s (passed, so this module does not import the one that imports it)."""
     sessions = Sessions()
     env = _templates()
     data = StatusData(service)

@@ -486,7 +486,7 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
 
     from ._pages import add_pages
 
-    add_pages(app, service, authenticate, limiter)
+    add_pages(app, service, authenticate, limiter, ApiError)
     return BodyLimit(app, max_body), app
 
 
