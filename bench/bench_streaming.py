@@ -6,7 +6,9 @@ plugin's).
 
 Each size is a first run over ``n`` Billbee orders:
 
-- the orders are ``benchkit.iter_orders(n)`` (the demo's mix, ``n/4`` customers)
+- the orders are ``benchkit.iter_orders(n)`` (the demo's mix over ``--customers``
+  customers, default 1,000 as in benchmark 3, so that the documents are what grows;
+  ``--customers 0``: ``n/4``, and the target's contacts grow too)
   re-dated to one order every five minutes from 2 January 2025 (created, invoiced
   and last modified within a few minutes of each other, as in a shop), written to
   a seed file order by order;
@@ -44,10 +46,10 @@ BASE = datetime(2025, 1, 2, 8, 0, 0)
 STEP = timedelta(minutes=5)
 
 
-def redated(n: int) -> Any:
-    """``benchkit.iter_orders(n)``, order ``i`` created at BASE + i * STEP, invoiced two
+def redated(n: int, customers: int | None = None) -> Any:
+    """``benchkit.iter_orders(n, customers=...)``, order ``i`` created at BASE + i * STEP, invoiced two
     minutes and last modified five minutes (plus a few milliseconds) after that."""
-    for i, order in enumerate(benchkit.iter_orders(n)):
+    for i, order in enumerate(benchkit.iter_orders(n, customers=customers)):
         created = BASE + i * STEP
         order["CreatedAt"] = created.isoformat(timespec="seconds")
         if order.get("InvoiceDate"):
@@ -63,10 +65,10 @@ def redated(n: int) -> Any:
         yield order
 
 
-def write_seed(path: Path, n: int) -> None:
+def write_seed(path: Path, n: int, customers: int | None = None) -> None:
     with path.open("w", encoding="utf-8") as out:
         out.write('{"Data": [')
-        for i, order in enumerate(redated(n)):
+        for i, order in enumerate(redated(n, customers)):
             out.write(("," if i else "") + benchkit.dumps(order))
         out.write("]}")
 
@@ -132,13 +134,13 @@ def child(argv: list[str]) -> None:
     _bench_cli.main()
 
 
-def measure(docs: int, window: int | None) -> tuple[float, float, str, int, str]:
+def measure(docs: int, window: int | None, customers: int | None) -> tuple[float, float, str, int, str]:
     """(peak RSS in MiB, seconds of the run, the CLI's last line, exit code, sandbox request counts)."""
     with tempfile.TemporaryDirectory(prefix="ledgerlink-bench-stream-") as tmp:
         work = Path(tmp)
         seed = work / "orders.json"
         t0 = time.perf_counter()
-        write_seed(seed, docs)
+        write_seed(seed, docs, customers)
         print(f"   {docs:>7} orders: seed {seed.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
               flush=True)
         sandbox = subprocess.Popen([benchkit.python(), str(Path(__file__)), "--sandbox", str(seed)],
@@ -180,12 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--window", type=int, default=None, help="the connection's window_orders")
+    parser.add_argument("--customers", type=int, default=1_000,
+                        help="distinct customers (default 1000, as benchmark 3; 0: a quarter of the orders)")
     args = parser.parse_args(args_in)
     benchkit.header("streaming: peak RSS of a first `ledgerlink run` through the Billbee source and sandbox "
-                    f"(sandbox in its own process, counting target, window_orders {args.window or 'default'})")
+                    f"(sandbox in its own process, counting target, window_orders {args.window or 'default'}, "
+                    f"{args.customers or 'orders / 4'} customers)")
     peaks = {}
     for docs in args.docs:
-        rss, elapsed, summary, code, counts = measure(docs, args.window)
+        rss, elapsed, summary, code, counts = measure(docs, args.window, args.customers or None)
         peaks[docs] = rss
         print(f"   {docs:>7} orders: peak RSS {rss:7.1f} MiB, run {elapsed:6.1f} s ({docs / elapsed:.0f} orders/s), "
               f"exit {code}: {summary}", flush=True)

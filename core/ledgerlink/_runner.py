@@ -22,8 +22,10 @@ never passes a document that is not settled. One bad document never stops the ot
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
+from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -93,6 +95,63 @@ class VendorDown(Exception):
         """The connection whose vendor asked to wait longer than a run waits (Retry-After)."""
 Cursor = tuple[str, str]
 S, OS = DocumentState, OutcomeState
+
+
+class SeenRefs:
+    """The source refs a run has taken, so that none is processed twice in one run, exact
+    and compact: a set of str costs ~100 bytes a ref, so a first run over 100,000
+    documents held ~10 MB for it alone. The newest refs are in a set; every
+    ``RECENT`` of them are folded into a sorted run (the refs' UTF-8 bytes in one
+    ``bytes``, their offsets in an ``array``: ~length + 8 bytes a ref), and two runs of
+    similar length are merged, so there are about log2(refs / RECENT) runs to search."""
+
+    RECENT = 4096
+
+    def __init__(self) -> None:
+        self._recent: set[str] = set()
+        self._runs: list[tuple[bytes, array[int]]] = []
+
+    def __len__(self) -> int:
+        return len(self._recent) + sum(len(offsets) - 1 for _, offsets in self._runs)
+
+    def __contains__(self, ref: str) -> bool:
+        if ref in self._recent:
+            return True
+        key = ref.encode("utf-8", "surrogatepass")
+        for blob, offsets in self._runs:
+            lo, hi = 0, len(offsets) - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if blob[offsets[mid]:offsets[mid + 1]] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < len(offsets) - 1 and blob[offsets[lo]:offsets[lo + 1]] == key:
+                return True
+        return False
+
+    def add(self, ref: str) -> None:
+        self._recent.add(ref)
+        if len(self._recent) >= self.RECENT:
+            keys = sorted(r.encode("utf-8", "surrogatepass") for r in self._recent)
+            self._recent = set()
+            self._runs.append(self._pack(iter(keys)))
+            while len(self._runs) >= 2 and len(self._runs[-2][1]) <= 2 * len(self._runs[-1][1]):
+                last = self._runs.pop()
+                self._runs[-1] = self._pack(heapq.merge(self._keys(*self._runs[-1]), self._keys(*last)))
+
+    @staticmethod
+    def _keys(blob: bytes, offsets: array[int]) -> Iterator[bytes]:
+        for i in range(len(offsets) - 1):
+            yield blob[offsets[i]:offsets[i + 1]]
+
+    @staticmethod
+    def _pack(keys: Iterator[bytes]) -> tuple[bytes, array[int]]:
+        blob, offsets = bytearray(), array("Q", [0])
+        for key in keys:
+            blob += key
+            offsets.append(len(blob))
+        return bytes(blob), offsets
 
 
 class PipelineRunner:
@@ -174,7 +233,7 @@ class PipelineRunner:
             if documents is None:  # fetch
                 cursor = self.ledger.cursor(self.pipeline.name) if use_cursor else None
                 documents = self.source.documents(cursor)
-            seen: set[str] = set()
+            seen = SeenRefs()
             iterator = iter(documents)
             try:
                 for item in iterator:
@@ -186,7 +245,7 @@ class PipelineRunner:
                 result.error = self._stopped(down, iterator, seen)
             self._settle_unsettled(result)
         except VendorDown as down:  # while retrying stored documents: the listing was not started
-            result.error = self._stopped(down, iter(()), set()) + " and the source's new documents"
+            result.error = self._stopped(down, iter(()), SeenRefs()) + " and the source's new documents"
         except (ConnectionError_, ConfigError) as exc:
             result.error = str(exc)
             result.needs_config = True
@@ -381,7 +440,7 @@ class PipelineRunner:
         elif outcome is not None and outcome.state != OS.SKIPPED:
             self._down_streak = 0  # the vendor answered
 
-    def _stopped(self, down: VendorDown, rest: Iterator[SourceItem], seen: set[str]) -> str:
+    def _stopped(self, down: VendorDown, rest: Iterator[SourceItem], seen: SeenRefs) -> str:
         """The one line for a run the breaker stopped, with how many documents are left
         (counted by listing the source on for a few seconds; nothing more is tried)."""
         if down.asked_to_wait is not None:  # asking the vendor again now would only be refused
