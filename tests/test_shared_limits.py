@@ -49,10 +49,10 @@ def redis_or_skip() -> None:
 
 
 def test_a_rate_is_kept_in_the_vendors_own_granularity_with_a_margin() -> None:
-    assert window(2) == (2, 1100)        # 2 in any 1.1 s, never 120 a minute
-    assert window(2.5) == (2, 1100)      # rounded down
-    assert window(0.1) == (1, 11000)     # Cobot's 6 per minute: 1 in any 11 s
-    assert window(50) == (50, 1100)
+    assert window(2) == (2, 1200)        # 2 in any 1.2 s, never 120 a minute
+    assert window(2.5) == (2, 1200)      # rounded down
+    assert window(0.1) == (1, 12000)     # Cobot's 6 per minute: 1 in any 12 s
+    assert window(50) == (50, 1200)
     with pytest.raises(ValueError):
         window(0)
 

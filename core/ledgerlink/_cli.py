@@ -36,6 +36,7 @@ class State:
         self.verbose = verbose
         self.log_file = log_file
         self.wait = wait
+        self.log_json: bool | None = None
         self._config: Any = None
         self.ledger_url: str | None = None
         """The ledger this command opened (named in the one line of a ledger failure)."""
@@ -60,7 +61,20 @@ class State:
         return [p for p in config.pipelines if p.enabled]
 
 
-def _setup_logging(verbose: int, log_file: str | None) -> None:
+class _JsonLines(logging.Formatter):
+    """One JSON object per log record: time (UTC, ISO 8601), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _setup_logging(verbose: int, log_file: str | None, *, json_lines: bool = False) -> None:
     from ._http import RedactingFilter
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -68,12 +82,13 @@ def _setup_logging(verbose: int, log_file: str | None) -> None:
     root.setLevel(level)
     root.handlers.clear()
     handler: logging.Handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_JsonLines() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     if log_file:
         file_handler = _PrivateFileHandler(log_file)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler.setFormatter(_JsonLines() if json_lines else
+                                  logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         file_handler.addFilter(RedactingFilter())
         root.addHandler(file_handler)
     root.propagate = False
@@ -120,6 +135,8 @@ def _global_options() -> list[click.Option]:
                      help="Config file (default: ledgerlink.toml here, or $LEDGERLINK_CONFIG)."),
         click.Option(["-v", "--verbose"], count=True, help="More output: -v progress and waits, -vv debug."),
         click.Option(["--log-file"], type=click.Path(), metavar="FILE", help="Also write the log to this file."),
+        click.Option(["--log-json"], is_flag=True, default=None, envvar="LEDGERLINK_LOG_JSON",
+                     help="Log as JSON lines (time, level, logger, message) for a log collector."),
         click.Option(["--wait"], type=click.FloatRange(min=0), metavar="SECONDS",
                      help="When another command works on a pipeline, wait up to SECONDS for it "
                           "(default: say who holds it and exit 75 at once)."),
@@ -155,7 +172,7 @@ class GlobalOptionsCommand(click.Command):
             if ctx.get_parameter_source(name) in given:
                 setattr(state, name, value)
         if not isinstance(self, click.Group):
-            _setup_logging(state.verbose, state.log_file)
+            _setup_logging(state.verbose, state.log_file, json_lines=bool(state.log_json))
         return super().invoke(ctx)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -614,9 +631,12 @@ def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
               type=click.Choice([state.value for state in DocumentState] + ["changed"]),
               help="Only documents in this state (repeatable); changed: changed after transfer.")
 @click.option("--history", is_flag=True, help="Show each document's status history.")
+@click.option("--tenants", is_flag=True, help="One line per tenant of `ledgerlink serve` (and the config file's "
+              "pipelines): last run, counts, oldest pending document.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def status(state: State, pipeline: str | None, states: tuple[str, ...], history: bool, as_json: bool) -> None:
+def status(state: State, pipeline: str | None, states: tuple[str, ...], history: bool, tenants: bool,
+           as_json: bool) -> None:
     """Every document with its state and reason (and its status in the target)."""
     from ._config import config_path, load_ledger_settings
     from ._errors import ConfigError
@@ -624,6 +644,19 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
 
     ledger_url, names = load_ledger_settings(state.config_path)
     state.ledger_url = ledger_url
+    if tenants:
+        from ._worker import tenants_status
+
+        per_tenant = tenants_status(ledger_url)
+        if as_json:
+            click.echo(json.dumps(per_tenant, indent=2))
+            return
+        _table(["tenant", "pipelines", "last run", "outcome", "oldest pending", "documents"],
+               [[t["tenant"] or "(config file)", t["pipelines"], t["last_run"] or "-", (t["last_outcome"] or "-")[:40],
+                 t["oldest_pending"] or "-", ", ".join(f"{n} {k}" for k, n in sorted(t["counts"].items())) or "-"]
+                for t in per_tenant])
+        click.echo(f"{len(per_tenant)} tenants" if per_tenant else "no documents yet")
+        return
     if pipeline and pipeline not in names:
         raise ConfigError(f"no pipeline named {pipeline!r} (pipelines: {', '.join(names) or 'none'})",
                           location=str(config_path(state.config_path)))
@@ -962,6 +995,37 @@ def webhooks_unsubscribe(state: State, pipeline: str, callback_url: str) -> None
         click.echo(f"removed subscription {ident}")
     if not removed:
         click.echo("no subscriptions for that callback URL")
+
+
+# -- workers (issue 21) ------------------------------------------------------------------------
+@main.command()
+@click.option("--broker", envvar="LEDGERLINK_BROKER_URL", help="amqp://... (RabbitMQ) or redis://... (Redis); "
+              "default: [workers] broker_url, else $LEDGERLINK_BROKER_URL.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Pipeline runs at once (default [workers] "
+              "concurrency, 2).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--name", help="The worker's node name (default ledgerlink-PID@host).")
+@click.pass_obj
+def worker(state: State, broker: str | None, concurrency: int | None, metrics_port: int | None,
+           name: str | None) -> None:
+    """Run pipelines on Celery: take tasks from the broker's `ledgerlink` queue (needs
+    a PostgreSQL ledger and `pip install 'ledgerlink[celery]'`)."""
+    from ._worker import start_worker
+
+    start_worker(state.config(), broker=broker, concurrency=concurrency, metrics_port=metrics_port, name=name)
+
+
+@main.command()
+@click.option("--broker", envvar="LEDGERLINK_BROKER_URL", help="As for `worker`.")
+@click.option("--schedule-file", type=click.Path(dir_okay=False), help="Where the scheduler keeps its state "
+              "(default .ledgerlink-beat-schedule beside the config).")
+@click.pass_obj
+def scheduler(state: State, broker: str | None, schedule_file: str | None) -> None:
+    """Queue every enabled pipeline of every tenant at its own interval (pipeline key
+    `interval`, spread over it): Celery beat for `ledgerlink worker`. Run one."""
+    from ._worker import start_scheduler
+
+    start_scheduler(state.config(), broker=broker, schedule_file=schedule_file)
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> None:

@@ -40,7 +40,7 @@ from ._records import LineKind, TaxRegion, TaxTreatment, currencies
 
 DEFAULT_CONFIG = "ledgerlink.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledgerlink.db"
-TOP_LEVEL_KEYS = ("ledger", "connections", "pipelines")
+TOP_LEVEL_KEYS = ("ledger", "connections", "pipelines", "workers")
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ENV_REF = re.compile(rf"^\$\{{({_ENV_NAME})\}}$")
 _ENV_IN_TEXT = re.compile(rf"\$\{{({_ENV_NAME})\}}")
@@ -69,6 +69,25 @@ class LedgerConfig(_Strict):
         description='SQLAlchemy URL; sqlite paths are relative to the config file. A URL with a '
         'password goes in "${ENV_NAME}" or { file = "path" } (or its password as ${ENV_NAME})',
     )
+
+
+class WorkersConfig(_Strict):
+    """[workers]: running pipelines on Celery workers (``ledgerlink worker`` / ``scheduler``)."""
+
+    broker_url: str | None = Field(
+        None, description="the Celery broker: amqp://... (RabbitMQ) or redis://...; default $LEDGERLINK_BROKER_URL. "
+        "Put a password in the environment variable, not here")
+    redis_url: str | None = Field(
+        None, description="Redis for vendor rate limits shared by every process (default $LEDGERLINK_REDIS_URL; "
+        "unset: each process limits itself)")
+    queue: str = Field("ledgerlink", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$",
+                       description="the broker queue of ledgerlink's tasks (several deployments on one broker use "
+                       "a queue each)")
+    concurrency: int = Field(2, ge=1, le=64, description="pipeline runs one `ledgerlink worker` does at once")
+    max_deliveries: int = Field(5, ge=1, le=100, description="a task delivered (or retried) this often without "
+                                "finishing is given up and recorded in the ledger with its last reason")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="serve Prometheus metrics of the worker on "
+                                     "this port (127.0.0.1); unset: none")
 
 
 class RuleWhen(_Strict):
@@ -151,6 +170,9 @@ class PipelineConfig(_Strict):
     oss: bool = Field(False, description="the seller is registered for the EU One-Stop-Shop")
     small_business: bool = Field(False, description="the seller charges no VAT (§19 UStG)")
     sync_members: bool = Field(False, description="create contacts for new source customers without waiting for a document")
+    interval: int = Field(
+        300, ge=10, le=86_400, description="seconds between runs when `ledgerlink scheduler` runs the pipeline on "
+        "workers (each pipeline at its own offset within the interval, so they do not all start at once)")
     circuit_breaker: int = Field(
         3, ge=1, le=1000, description="stop the pipeline's run when this many documents in a row failed for the "
         "vendor's reasons (could not connect, server errors or timeouts past the retry budget); the rest is left "
@@ -214,12 +236,13 @@ class ConnectionConfig:
 
 class Config:
     def __init__(self, path: Path, ledger_url: str, connections: dict[str, ConnectionConfig],
-                 pipelines: list[PipelineConfig], raw: dict[str, Any]) -> None:
+                 pipelines: list[PipelineConfig], raw: dict[str, Any], workers: WorkersConfig | None = None) -> None:
         self.path = path
         self.ledger_url = ledger_url
         self.connections = connections
         self.pipelines = pipelines
         self.raw = raw
+        self.workers = workers or WorkersConfig()
 
     def pipeline(self, name: str) -> PipelineConfig:
         for pipeline in self.pipelines:
@@ -239,6 +262,12 @@ class Config:
                     data[key] = "***"
             out["connections"][name] = data
         out["pipelines"] = [p.model_dump(mode="json", exclude_none=True) for p in self.pipelines]
+        if "workers" in self.raw:
+            workers = self.workers.model_dump(mode="json", exclude_none=True)
+            for key in ("broker_url", "redis_url"):
+                if workers.get(key):
+                    workers[key] = _redact_url(workers[key])
+            out["workers"] = workers
         return out
 
 
@@ -716,7 +745,14 @@ def parse_config(raw: dict[str, Any], path: Path, *, registry: Any,
             )
         _check_rules(pipeline, path, where)
         pipelines.append(pipeline)
-    return Config(path, ledger_url, connections, pipelines, raw)
+    workers_raw = raw.get("workers", {})
+    if not isinstance(workers_raw, dict):
+        raise _error(path, "workers", "expected a table [workers]")
+    try:
+        workers = WorkersConfig.model_validate(workers_raw)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, "workers", path, WorkersConfig) from None
+    return Config(path, ledger_url, connections, pipelines, raw, workers)
 
 
 def _connection(name: str, conn_raw: Any, where: str, path: Path, registry: Any,
@@ -853,6 +889,8 @@ def json_schema(registry: Any) -> dict[str, Any]:
             },
             "pipelines": {"type": "array", "items": pipeline,
                           "description": "[[pipelines]]: a source connection into a target connection"},
+            "workers": {**_schema_of(WorkersConfig, "", defs),
+                        "description": "[workers]: Celery workers, the scheduler and shared rate limits"},
         },
         "$defs": defs,
     }

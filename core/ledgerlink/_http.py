@@ -296,6 +296,19 @@ class RateBudget:
         return f"RateBudget({self.name!r}, keys={self.keys()})"
 
 
+_observe: Callable[[str, int], None] | None = None
+
+
+def _count_request(vendor: str, status: int) -> None:
+    """Count a vendor's answer in the Prometheus metrics (a no-op without prometheus_client)."""
+    global _observe
+    if _observe is None:
+        from ._metrics import observe_response
+
+        _observe = observe_response
+    _observe(vendor, status)
+
+
 _budgets: dict[str, RateBudget] = {}
 _budgets_lock = threading.Lock()
 _default_factory: LimiterFactory | None = None
@@ -562,6 +575,7 @@ class HttpClient:
                 raise TransientError(f"{self._what(method, url)}: {redact(str(exc)) or type(exc).__name__}") from None
 
             status = response.status_code
+            _count_request(self.vendor, status)
             if 200 <= status < 300 or status in ok_codes:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s -> %s", self._what(method, url), status)

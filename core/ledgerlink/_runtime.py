@@ -151,7 +151,7 @@ class Runtime:
         # Redis is configured (LEDGERLINK_REDIS_URL); else each process spaces its own.
         from ._shared_limits import configured_url, install
 
-        install(configured_url())
+        install(configured_url(getattr(getattr(config, "workers", None), "redis_url", None)))
         self.lock_wait = lock_wait
         """How long a command waits for another one working on the same pipeline (s)."""
         self._locks: PipelineLocks | None = None

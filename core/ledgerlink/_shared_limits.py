@@ -9,7 +9,7 @@ sliding log of hits, updated by one atomic Lua script); without it each process
 spaces its own requests, as before.
 
 A rate is kept in the vendor's own granularity, with a margin: 2 per second becomes
-"2 in any 1.1 seconds" (never "120 per minute", which would allow a burst of 120).
+"2 in any 1.2 seconds" (never "120 per minute", which would allow a burst of 120).
 Requests reach the vendor a little after they took their slot (a busy process, a
 slow network), and the vendor counts arrivals; the margin keeps that from tipping
 its window over (the per-process limiter keeps 5 % for the same reason). A rate
@@ -30,8 +30,8 @@ from ._errors import ConfigError
 REDIS_ENV = "LEDGERLINK_REDIS_URL"
 NAMESPACE = "ledgerlink-vendor"
 """Prefix of every key in Redis (so a shared Redis can hold other applications' keys too)."""
-MARGIN = 0.1
-"""The vendor's window is kept 10 % longer than it is."""
+MARGIN = 0.2
+"""The vendor's window is kept 20 % longer than it is."""
 
 
 def window(rate: float) -> tuple[int, int]:
