@@ -346,3 +346,69 @@ def test_each_pipeline_runs_once_per_interval_at_its_own_moment() -> None:
     ticks = [start + 15 * k for k in range(21)]  # 300 s in 15 s ticks
     counts = Counter(name for name in names for a, b in zip(ticks, ticks[1:], strict=False) if due(name, 300, a, b))
     assert set(counts.values()) == {1} and len(counts) == len(names)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_hands_its_work_to_the_workers_and_both_serve_metrics(world: World) -> None:
+    import httpx
+
+    admin = f"admin-{secrets.token_hex(8)}"
+    serve_port, metrics_port = _free_port(), _free_port()
+    env = world.env(LEDGERLINK_ADMIN_TOKEN=admin, LEDGERLINK_BROKER_URL=RABBIT)
+    log = open(world.tmp / "serve.log", "wb")  # noqa: SIM115
+    # The service's queue is the default one unless a config file says otherwise: the
+    # worker here reads its queue from the config, so the service gets the same config.
+    serve = subprocess.Popen([LEDGERLINK, "-c", str(world.config), "serve", "--port", str(serve_port)], env=env,
+                             stdout=log, stderr=subprocess.STDOUT, cwd=world.tmp)
+    world.workers.append(serve)
+    proc = subprocess.Popen([LEDGERLINK, "-c", str(world.config), "worker", "--name", "m@test", "--metrics-port",
+                             str(metrics_port)], env=world.env(LEDGERLINK_REDIS_URL=REDIS),
+                            stdout=open(world.tmp / "m.log", "wb"), stderr=subprocess.STDOUT, cwd=world.tmp)  # noqa: SIM115
+    world.workers.append(proc)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=30,
+                          headers={"Authorization": f"Bearer {admin}"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/health").status_code == 200 and "m@test ready." in world.log("m"):
+                break
+        except httpx.TransportError:
+            pass
+        assert serve.poll() is None, (world.tmp / "serve.log").read_text()
+        time.sleep(0.2)
+    assert "work goes to Celery workers via amqp://guest:***@" in (world.tmp / "serve.log").read_text()
+    body = {"connections": {"app": {"plugin": "inbox"},
+                            "books": {"plugin": "sevdesk", "api_token": world.token, "base_url": world.sevdesk_url,
+                                      "requests_per_second": 1000, "timeout": 2}},
+            "pipelines": [{"name": "invoices", "source": "app", "target": "books", "matchers": ["email"],
+                           "rules": [{"when": {}, "account": "8400"}]}]}
+    assert client.put("/v1/tenants/acme", json=body).status_code == 201
+    document = json.loads(sample_document(7, customer="acme-c").model_dump_json(exclude={"cursor"}))
+    posted = client.post("/v1/tenants/acme/pipelines/invoices/documents", json=document)
+    assert posted.status_code == 202, posted.text
+    url = posted.json()["documents"][0]["url"]
+    deadline = time.monotonic() + 120
+    state = None
+    while time.monotonic() < deadline:
+        state = client.get(url).json().get("state")
+        if state == "pushed":
+            break
+        time.sleep(0.3)
+    assert state == "pushed", world.log("m")[-2000:]
+    assert "ledgerlink.run_pipeline" in world.log("m")  # the worker did it, not the service
+    assert client.get("/health").json()["busy"] == 0
+    worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert 'ledgerlink_documents_total{outcome="pushed"} 1.0' in worker_metrics
+    assert 'ledgerlink_vendor_requests_total{status="200",vendor="sevDesk"}' in worker_metrics
+    assert 'ledgerlink_tasks_total{kind="run_pipeline",state="done"}' in worker_metrics
+    assert "ledgerlink_queue_depth" in worker_metrics and world.token not in worker_metrics
+    service_metrics = client.get("/metrics")
+    assert service_metrics.status_code == 200 and "ledgerlink_vendor_requests_total" in service_metrics.text
+    client.close()

@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 from ._errors import ConfigError
 
 SERVICE_DB = "sqlite:///ledgerlink-service.db"
+
+
+def _hand_to_celery(service: Any, default: Any, url: str) -> str | None:
+    """With a broker configured ([workers] broker_url of the config file, or
+    $LEDGERLINK_BROKER_URL), the service queues its work for `ledgerlink worker` instead of
+    running it in-process; the broker's URL (without password), or None."""
+    from ._worker import BROKER_ENV, celery_workers, require_postgresql
+
+    configured = (default is not None and default.workers.broker_url) or os.environ.get(BROKER_ENV)
+    if not configured:
+        return None
+    if default is not None:
+        require_postgresql(default)
+    elif not url.startswith(("postgresql", "postgres")):
+        raise ConfigError("a broker is configured, so the work goes to `ledgerlink worker`, which needs a PostgreSQL "
+                          f"ledger: give serve --ledger postgresql+psycopg://..., not {url.split(':', 1)[0]}")
+    try:
+        hand_over = celery_workers(default)
+    except ImportError:
+        raise ConfigError("a broker is configured, but Celery is not installed: pip install 'ledgerlink[celery]'") \
+            from None
+    if hand_over is None:
+        return None
+    service.workers.stop()
+    service.workers = hand_over
+    from ._shared_limits import _safe
+
+    return _safe(str(configured))
 
 
 def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int, new_secret_key: bool,
@@ -36,12 +65,14 @@ def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int,
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     url = ledger_url or (default.ledger_url if default is not None else SERVICE_DB)
     service = Service(url, workers=workers, start=False, default=default)
+    handed = _hand_to_celery(service, default, url)
     rotated = service.rotate_secrets()
     queued = service.recover()
     asgi, _ = create_app(service)
     click.echo(f"ledgerlink service on http://{host}:{port}/ (OpenAPI: /openapi.json, status page: /); {rotated} "
                f"stored secrets under the first key; {queued} pipelines queued to settle"
-               + (f"; tenant 'default': {len(default.pipelines)} pipelines of the config file" if default else ""),
+               + (f"; tenant 'default': {len(default.pipelines)} pipelines of the config file" if default else "")
+               + (f"; work goes to Celery workers via {handed}" if handed else ""),
                err=True)
     try:
         uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)

@@ -368,6 +368,18 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
     def health() -> dict[str, Any]:
         return {"ok": True, "version": __version__, "busy": service.workers.busy()}
 
+    @app.get("/metrics", tags=["service"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics of this process (documents by outcome, vendor requests and
+        429s): no tenant, document or secret appears in them."""
+        from ._metrics import AVAILABLE
+
+        if not AVAILABLE:
+            raise ApiError(404, "not_found", "metrics need prometheus_client: pip install 'ledgerlink[celery]'")
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @app.put("/v1/tenants/{tenant}", tags=["tenants"], response_model=TenantView)
     def put_tenant(tenant: str, body: TenantConfig, _: Admin, response: Response) -> Any:
         try:

@@ -428,6 +428,42 @@ def _sent_at(task: Any) -> float | None:
     return None
 
 
+class CeleryWorkers:
+    """What ``ledgerlink serve`` hands its work to when a broker is configured: the same
+    ``submit`` as its in-process pool, sending tasks instead. The service's tenant
+    ``default`` (its config file) is the workers' config-file tenant ``""``: start the
+    workers with the same config file."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def submit(self, job: Any) -> None:
+        tenant = "" if job.tenant == "default" else job.tenant
+        if job.retry:
+            send(self.app, "push_documents", tenant, job.pipeline, list(job.retry))
+        send(self.app, "run_pipeline", tenant, job.pipeline)
+
+    def busy(self) -> int:
+        return 0  # the work is on the workers: see their metrics (ledgerlink_queue_depth)
+
+    def wait_idle(self, timeout: float) -> bool:
+        return True
+
+    def stop(self) -> None:
+        return None
+
+
+def celery_workers(config: Config | None) -> CeleryWorkers | None:
+    """The Celery hand-over of ``ledgerlink serve`` when a broker is configured, else None."""
+    url = (config.workers.broker_url if config is not None else None) or os.environ.get(BROKER_ENV)
+    if not url:
+        return None
+    if config is not None:
+        url = broker_url(config)
+    queue = config.workers.queue if config is not None else QUEUE
+    return CeleryWorkers(make_app(url, queue=queue))
+
+
 def send(app: Any, kind: str, tenant: str, pipeline: str, refs: list[str] | None = None) -> None:
     """Queue a task (``ledgerlink serve`` hands its work over this way when a broker is set)."""
     args: tuple[Any, ...] = (tenant, pipeline) if refs is None else (tenant, pipeline, list(refs))
@@ -539,5 +575,5 @@ def _aware(moment: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
-__all__ = ["QUEUE", "TICK", "TaskOutcome", "WorkerContext", "broker_url", "dispatch", "due", "make_app",
+__all__ = ["QUEUE", "TICK", "CeleryWorkers", "celery_workers", "TaskOutcome", "WorkerContext", "broker_url", "dispatch", "due", "make_app",
            "offset", "perform", "require_postgresql", "send", "start_scheduler", "start_worker", "tenants_status"]
