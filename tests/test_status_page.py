@@ -4,7 +4,7 @@ The service runs in this process on a loopback port (uvicorn), with the fake tar
 behind a tenant's inbox pipeline. A tenant's operator signs in with the tenant's
 token, finds the invoice at 7 % quarantined with its reason (no rule books 7 %),
 the admin adds the rule, the operator presses Retry and sees it pushed. The page is
-saved as docs/status-page.png (the README's screenshot).
+saved as docs/status-page.png (the README's screenshot) when LEDGERLINK_UPDATE_SCREENSHOT=1.
 
 Runs whenever CI=true (a missing browser is a failure there: `.ci/run` installs it);
 elsewhere it skips with one line when Chromium or Playwright is missing.
@@ -103,7 +103,7 @@ def service(tmp_path: Path) -> Iterator[Any]:
     svc.close()
 
 
-def test_sign_in_see_the_quarantined_invoice_fix_the_rule_retry_see_it_pushed(service: Any) -> None:
+def test_sign_in_see_the_quarantined_invoice_fix_the_rule_retry_see_it_pushed(service: Any, tmp_path: Path) -> None:
     sync_playwright = _browser_or_skip()
     from fastapi.testclient import TestClient
     from ledgerlink._server import create_app
@@ -167,8 +167,12 @@ def test_sign_in_see_the_quarantined_invoice_fix_the_rule_retry_see_it_pushed(se
             page.get_by_role("button", name="Filter").click()
             assert page.locator("#documents tbody tr").count() == 9
             assert "books-secret-7d1f" not in page.content()
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            # Saved beside the test's files; LEDGERLINK_UPDATE_SCREENSHOT=1 refreshes the
+            # README's copy (a test run leaves the work tree as it found it).
+            shot = SCREENSHOT if os.environ.get("LEDGERLINK_UPDATE_SCREENSHOT") == "1" else \
+                tmp_path / "status-page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
             # the cause fixed (a rule for 7 %), then Retry in the browser
             row = page.locator("#documents tbody tr[data-document='inv-9']")
             assert api.put(base, json=school("pfoten", ("19", "7")), headers=admin).status_code == 200
