@@ -412,3 +412,27 @@ def test_serve_hands_its_work_to_the_workers_and_both_serve_metrics(world: World
     service_metrics = client.get("/metrics")
     assert service_metrics.status_code == 200 and "ledgerlink_vendor_requests_total" in service_metrics.text
     client.close()
+
+
+def test_workers_on_a_redis_broker_transfer_everything_once(world: World) -> None:
+    redis_broker = "redis://127.0.0.1:6379/1"
+    world.config.write_text(world.config.read_text().replace(f'broker_url = "{RABBIT}"',
+                                                             f'broker_url = "{redis_broker}"'))
+    service = world.service()
+    tenants = [f"club-{i}" for i in range(6)]
+    numbers = []
+    for tenant in tenants:
+        world.tenant(service, tenant)
+        numbers += [world.post(service, tenant, n) for n in (1, 2)]
+    world.start_worker("r1")
+    world.start_worker("r2")
+    app = make_app(redis_broker, queue=world.queue_name)
+    for tenant in tenants:
+        app.send_task("ledgerlink.run_pipeline", args=(tenant, "invoices"), queue=world.queue_name)
+    world.wait_pushed(len(numbers), timeout=120)
+    vouchers = world.vouchers()
+    assert sum(vouchers.values()) == len(numbers) and set(vouchers.values()) == {1}
+    assert "Connected to redis://:**@127.0.0.1:6379/1" in world.log("r1")
+    import redis
+
+    redis.Redis.from_url(redis_broker).delete(world.queue_name)
