@@ -111,6 +111,11 @@ class PipelineView:
     target: str
     inbox: str | None
     counts: dict[str, int] = field(default_factory=dict)
+    last_run: str = ""
+    """When the pipeline's last run ended (or began, if it has not ended), UTC."""
+    last_outcome: str = ""
+    oldest_pending: str = ""
+    """The oldest document still pending (a write whose outcome is being settled)."""
 
     @property
     def value(self) -> str:
@@ -171,6 +176,16 @@ class StatusData:
                 counts[r.state] = counts.get(r.state, 0) + int(r.n)
                 counts["changed"] = counts.get("changed", 0) + int(r.changed or 0)
                 counts["cancelled"] = counts.get("cancelled", 0) + int(r.cancelled or 0)
+            for r in db.execute(text(
+                    "SELECT pipeline, MIN(updated_at) AS oldest FROM documents WHERE state = 'pending' AND pipeline "
+                    "IN :names GROUP BY pipeline").bindparams(bindparam("names", expanding=True)),
+                    {"names": list(by_name)}):
+                by_name[r.pipeline].oldest_pending = _when(r.oldest)
+            for pipeline, run in self.service.ledger.last_runs().items():
+                if pipeline in by_name:
+                    by_name[pipeline].last_run = _when(run.finished_at or run.started_at)
+                    by_name[pipeline].last_outcome = unscoped(by_name[pipeline].tenant,
+                                                              (run.outcome or "running"))[:60]
             for view in views:
                 if view.inbox:
                     queued = db.execute(text(

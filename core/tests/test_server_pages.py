@@ -82,7 +82,10 @@ def test_retry_needs_the_sessions_csrf_token_and_this_origin(world: World) -> No
     world.client.post("/v1/tenants/acme/pipelines/invoices/documents", json=doc(1), headers=world.admin())
     world.idle()
     browser = sign_in(world, ADMIN)
-    token = csrf(browser.get("/").text)
+    overview = browser.get("/").text
+    token = csrf(overview)
+    # each pipeline's last run and how it ended (the quarantine makes it partial), as `status --tenants`
+    assert "Last run (UTC)" in overview and '<span class="muted">partial</span>' in overview
     form = {"pipeline": "acme:invoices", "document": "order-1"}
     assert browser.post("/retry", data=form).json()["code"] == "forbidden"
     assert browser.post("/retry", data={**form, "csrf": "forged"}).status_code == 403
