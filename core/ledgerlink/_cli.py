@@ -915,7 +915,8 @@ def demo(workdir: str, fresh: bool, list_demos: bool, name: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
 @click.option("--secret-file", type=click.Path(), metavar="FILE", default=".ledgerlink-webhook-secret",
-              show_default=True, help="The random secret in the callback path (created if missing).")
+              show_default=True, help="The random secret in the callback path (created if missing); without -p, "
+              "with several pipelines taking webhooks: FILE.PIPELINE for each.")
 @click.option("--ledger", "ledger_url", envvar="LEDGERLINK_SERVICE_LEDGER", default=None,
               help="The service's database (ledger, tenants, inbox): sqlite:/// or postgresql://. Default: with -c, "
               "the config's ledger (its pipelines are the tenant 'default'); else sqlite:///ledgerlink-service.db.")
@@ -935,7 +936,7 @@ def serve(state: State, pipeline: str | None, host: str, port: int, secret_file:
 
     default = state.config() if state.config_path and not new_secret_key else None
     serve_service(ledger_url=ledger_url, host=host, port=port, workers=workers, new_secret_key=new_secret_key,
-                  default=default)
+                  default=default, secret_file=Path(secret_file))
 
 
 @main.group()

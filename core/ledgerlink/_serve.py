@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
@@ -41,9 +42,11 @@ def _hand_to_celery(service: Any, default: Any, url: str) -> str | None:
 
 
 def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int, new_secret_key: bool,
-                  default: Any = None) -> None:
+                  default: Any = None, secret_file: Path | None = None) -> None:
     """``default``: the config file of ``ledgerlink -c FILE serve``, served as the tenant ``default`` on
-    its own ledger (which is then the service's database)."""
+    its own ledger (which is then the service's database); its enabled pipelines whose source takes
+    webhooks are served at ``/webhooks/<secret>`` too, the secret in ``secret_file`` (one such
+    pipeline) or ``<secret_file>.<pipeline>`` (several), as ``serve -p`` serves them."""
     import click
 
     try:
@@ -67,14 +70,31 @@ def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int,
     service = Service(url, workers=workers, start=False, default=default)
     handed = _hand_to_celery(service, default, url)
     rotated = service.rotate_secrets()
-    queued = service.recover()
-    asgi, _ = create_app(service)
+    hooks = None
+    try:
+        if default is not None:
+            from ._tenants import DEFAULT_TENANT
+            from ._webhooks import SECRET_FILE, ServiceWebhooks
+
+            hooks = ServiceWebhooks(service.runtime(DEFAULT_TENANT), default.pipelines,
+                                    secret_file or Path(SECRET_FILE))
+        queued = service.recover()
+        asgi, _ = create_app(service, webhooks=hooks.app if hooks else None)
+    except BaseException:
+        if hooks is not None:
+            hooks.stop()
+        service.close()
+        raise
     click.echo(f"ledgerlink service on http://{host}:{port}/ (OpenAPI: /openapi.json, status page: /); {rotated} "
                f"stored secrets under the first key; {queued} pipelines queued to settle"
                + (f"; tenant 'default': {len(default.pipelines)} pipelines of the config file" if default else "")
                + (f"; work goes to Celery workers via {handed}" if handed else ""),
                err=True)
+    for name, path in (hooks.files.items() if hooks else ()):
+        click.echo(f"source webhooks of {name!r} on http://{host}:{port}/webhooks/<secret from {path}>", err=True)
     try:
         uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
     finally:
+        if hooks is not None:
+            hooks.stop()
         service.close()

@@ -279,9 +279,24 @@ class Caller:
         self.admin, self.tenant, self.key = admin, tenant, key
 
 
+class WebhookMount:
+    """Paths under ``/webhooks/`` go to the source webhooks' own app (its secret, limits and
+    answers, as ``serve -p`` serves them; not in the OpenAPI document); the rest to the API."""
+
+    def __init__(self, app: Any, webhooks: Any) -> None:
+        self.app, self.webhooks = app, webhooks
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/webhooks/"):
+            await self.webhooks(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(service: Service, *, admin: str | None = None, max_body: int = MAX_BODY,
-               rate: float = RATE, burst: int = BURST) -> Any:
-    """The ASGI app: FastAPI behind the body-size limit."""
+               rate: float = RATE, burst: int = BURST, webhooks: Any = None) -> Any:
+    """The ASGI app: FastAPI behind the body-size limit; ``webhooks``: the ASGI app of the
+    source webhooks (``ledgerlink -c FILE serve``), mounted at ``/webhooks/``."""
     admin_secret = admin if admin is not None else admin_token()
     admin_digest = hashlib.sha256(admin_secret.encode()).digest() if admin_secret else None
     limiter = RateLimiter(rate, burst)
@@ -499,7 +514,8 @@ def create_app(service: Service, *, admin: str | None = None, max_body: int = MA
     from ._pages import add_pages
 
     add_pages(app, service, authenticate, limiter, ApiError)
-    return BodyLimit(app, max_body), app
+    limited = BodyLimit(app, max_body)
+    return (limited if webhooks is None else WebhookMount(limited, webhooks)), app
 
 
 __all__ = ["create_app", "parse_documents"]

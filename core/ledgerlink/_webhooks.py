@@ -6,6 +6,11 @@ checks in ``webhook_resource(payload)`` that it points at the configured account
 says what it is (a document or a customer, with its id); the endpoint
 answers 202 at once and a worker thread re-fetches the resource with the
 connection's own token and runs it through the same engine as ``run``.
+
+``ledgerlink serve -p PIPELINE`` serves one pipeline's endpoint (:func:`make_app`);
+``ledgerlink -c FILE serve`` mounts the endpoints of all the file's enabled pipelines
+whose source takes webhooks in the service app (:class:`ServiceWebhooks`), one secret
+each, with the same limits and answers.
 """
 
 from __future__ import annotations
@@ -152,23 +157,35 @@ async def _read_body(request: Any, limit: int) -> bytes:
     return body
 
 
-def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_limit: int = QUEUE_LIMIT,
-             max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS) -> tuple[Any, WebhookWorker]:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+class _Hook:
+    """One pipeline's endpoint: its secret, its source (reads the payloads), its worker."""
 
-    worker = WebhookWorker(runtime, pipeline, limit=queue_limit)
+    def __init__(self, pipeline: PipelineConfig, secret: str, source: WebhookSource, worker: WebhookWorker) -> None:
+        self.pipeline, self.secret, self.source, self.worker = pipeline, secret.encode("utf-8"), source, worker
+
+
+def _hook(runtime: Runtime, pipeline: PipelineConfig, secret: str, queue_limit: int) -> _Hook:
     source = runtime.source(pipeline.source)
     if not isinstance(source, WebhookSource):
         source.close()
         raise LedgerlinkError(f"the source {pipeline.source!r} does not take webhooks")
+    return _Hook(pipeline, secret, source, WebhookWorker(runtime, pipeline, limit=queue_limit))
+
+
+def _receiver(hooks: list[_Hook], *, max_body: int, body_seconds: float) -> Any:
+    """The endpoint of ``/webhooks/{secret}``: the pipeline whose secret it is, else 404."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
 
     async def receive(request: Request) -> JSONResponse:
-        # Bytes, so a secret with any characters is compared in constant time (never a 500).
+        # Bytes, so a secret with any characters is compared in constant time (never a 500);
+        # every pipeline's secret is compared, whichever matches.
         given = str(request.path_params["secret"]).encode("utf-8", "surrogateescape")
-        if not secrets.compare_digest(given, secret.encode("utf-8")):
+        hook = None
+        for candidate in hooks:
+            if secrets.compare_digest(given, candidate.secret) and hook is None:
+                hook = candidate
+        if hook is None:
             return JSONResponse({"error": "not found"}, status_code=404)
         if request.method != "POST":  # told only to whoever knows the secret
             return JSONResponse({"error": "send webhooks with POST"}, status_code=405, headers={"Allow": "POST"})
@@ -187,12 +204,12 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_l
         except ValueError:
             return JSONResponse({"error": "the body is not JSON"}, status_code=400)
         try:
-            resource = source.webhook_resource(payload)
+            resource = hook.source.webhook_resource(payload)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         if resource is None:
             return JSONResponse({"ignored": True}, status_code=202)
-        outcome = worker.submit(resource)
+        outcome = hook.worker.submit(resource)
         if outcome == "full":
             return JSONResponse({"error": "too many webhooks are waiting; send it again later"}, status_code=503,
                                 headers={"Retry-After": "30"})
@@ -201,16 +218,99 @@ def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_l
             answer["duplicate"] = True  # already waiting: it is fetched once, in its newest state
         return JSONResponse(answer, status_code=202)
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": worker.handled})
+    return receive
 
+
+def _starlette(hooks: list[_Hook], extra: list[Any], *, max_body: int, body_seconds: float) -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    receive = _receiver(hooks, max_body=max_body, body_seconds=body_seconds)
     app = Starlette(routes=[
         Route("/webhooks/{secret}", receive, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-        Route("/health", health, methods=["GET"]),
+        *extra,
     ])
     # "/webhooks/<secret>/" is not found either (Starlette would redirect it, naming the path).
     app.router.redirect_slashes = False
+    return app
+
+
+def make_app(runtime: Runtime, pipeline: PipelineConfig, secret: str, *, queue_limit: int = QUEUE_LIMIT,
+             max_body: int = MAX_BODY, body_seconds: float = BODY_SECONDS) -> tuple[Any, WebhookWorker]:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    hook = _hook(runtime, pipeline, secret, queue_limit)
+    worker = hook.worker
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "queued": worker.queue.qsize(), "done": worker.handled})
+
+    app = _starlette([hook], [Route("/health", health, methods=["GET"])], max_body=max_body,
+                     body_seconds=body_seconds)
     return app, worker
+
+
+# -- inside the service (``ledgerlink -c FILE serve``) ----------------------------------
+SECRET_FILE = ".ledgerlink-webhook-secret"
+"""The default of ``serve --secret-file``."""
+
+
+def takes_webhooks(runtime: Runtime, pipeline: PipelineConfig) -> bool:
+    """Whether the pipeline's source is a :class:`WebhookSource` (as ``serve -p`` decides)."""
+    source = runtime.source(pipeline.source)
+    try:
+        return isinstance(source, WebhookSource)
+    finally:
+        source.close()
+
+
+def secret_files(secret_file: Path, names: list[str]) -> dict[str, Path]:
+    """Each pipeline's secret file: ``secret_file`` itself when one pipeline takes webhooks
+    (the file of ``serve -p``, so a subscribed callback URL stays valid), else
+    ``<secret_file>.<pipeline>`` for each."""
+    if len(names) == 1:
+        return {names[0]: secret_file}
+    return {name: secret_file.with_name(f"{secret_file.name}.{name}") for name in names}
+
+
+class ServiceWebhooks:
+    """The source webhooks of a config's pipelines, mounted in the service app: the ASGI app
+    for paths under ``/webhooks/`` (None when no pipeline takes webhooks) and its workers."""
+
+    def __init__(self, runtime: Runtime, pipelines: list[PipelineConfig], secret_file: Path, *,
+                 queue_limit: int = QUEUE_LIMIT, max_body: int = MAX_BODY,
+                 body_seconds: float = BODY_SECONDS) -> None:
+        from ._errors import ConfigError
+
+        chosen = [p for p in pipelines if p.enabled and takes_webhooks(runtime, p)]
+        self.files = secret_files(secret_file, [p.name for p in chosen])
+        secrets_by_name = {p.name: load_secret(self.files[p.name]) for p in chosen}
+        seen: dict[str, str] = {}
+        for name, secret in secrets_by_name.items():
+            if secret in seen:
+                raise ConfigError(f"the webhook secret files {self.files[seen[secret]]} and {self.files[name]} hold "
+                                  "the same secret; remove one and a new secret is made")
+            seen[secret] = name
+        self.hooks: list[_Hook] = []
+        try:
+            for pipeline in chosen:
+                self.hooks.append(_hook(runtime, pipeline, secrets_by_name[pipeline.name], queue_limit))
+        except BaseException:
+            self.stop()
+            raise
+        self.app: Any = _starlette(self.hooks, [], max_body=max_body, body_seconds=body_seconds) \
+            if self.hooks else None
+
+    @property
+    def workers(self) -> dict[str, WebhookWorker]:
+        return {hook.pipeline.name: hook.worker for hook in self.hooks}
+
+    def stop(self) -> None:
+        for hook in self.hooks:
+            hook.worker.stop()
+            hook.source.close()
 
 
 def serve_webhooks(state: Any, pipeline: PipelineConfig, *, host: str, port: int, secret_file: Path) -> None:
