@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/run_all.py`` (or ``make bench``); ``--quick``
 uses smaller sizes (a few minutes instead of about fifteen); ``--only NAME ...``
 runs some of them (overhead, ratelimit, memory, startup, matching, pipelines,
-service, workers).
+service, workers, streaming).
 Each benchmark is a separate process, so none inherits another's state (rate
 limiters, caches, memory).
 """
@@ -31,6 +31,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("pipelines", "bench_pipelines.py", [], ["--docs", "8"]),
     ("service", "bench_service.py", [], ["--docs", "200"]),
     ("workers", "bench_workers.py", [], ["--tenants", "20", "--docs", "5"]),
+    ("streaming", "bench_streaming.py", [], ["--docs", "2000", "20000"]),
 ]
 
 

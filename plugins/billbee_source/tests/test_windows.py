@@ -208,9 +208,16 @@ def test_backfill_reads_windows_of_order_date() -> None:
 
 # -- respx: the requests themselves ------------------------------------------------------
 def fixture_order(order_id: int, modified: str) -> dict[str, Any]:
-    from test_http import order
+    # Billbee's own test_http by its path: under xdist another plugin's tests folder
+    # (with its own test_http) may come first on sys.path.
+    import importlib.util
+    from pathlib import Path
 
-    return order(order_id, modified)
+    spec = importlib.util.spec_from_file_location("billbee_test_http", Path(__file__).with_name("test_http.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.order(order_id, modified)  # type: ignore[no-any-return]
 
 
 @respx.mock
