@@ -272,7 +272,9 @@ class Config:
 
 
 def _redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):([^@]+)@", r"://\1:***@", url)
+    """The URL with its password as ``***`` (also a password without a user name, as
+    Redis URLs have it: ``redis://:secret@host``)."""
+    return re.sub(r"://([^:/@]*):([^@/]+)@", r"://\1:***@", url)
 
 
 def _secret_fields(model: type[BaseModel]) -> list[str]:

@@ -36,9 +36,9 @@ def _hand_to_celery(service: Any, default: Any, url: str) -> str | None:
         return None
     service.workers.stop()
     service.workers = hand_over
-    from ._shared_limits import _safe
+    from ._config import _redact_url
 
-    return _safe(str(configured))
+    return _redact_url(str(configured))
 
 
 def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int, new_secret_key: bool,

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from ._config import _redact_url
 from ._errors import ConfigError
 
 REDIS_ENV = "LEDGERLINK_REDIS_URL"
@@ -100,7 +101,7 @@ def redis_limiter_factory(url: str) -> Any:
             client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
             client.ping()
         except (ValueError, redis.RedisError) as exc:
-            raise ConfigError(f"the Redis for shared rate limits at {_safe(url)} does not answer ({exc}): start "
+            raise ConfigError(f"the Redis for shared rate limits at {_redact_url(url)} does not answer ({exc}): start "
                               f"it, or unset {REDIS_ENV} to limit each process on its own") from None
 
         def make(key: str, rate: float) -> SharedLimiter:
@@ -108,17 +109,6 @@ def redis_limiter_factory(url: str) -> Any:
 
         _factories[url] = make
         return make
-
-
-def _safe(url: str) -> str:
-    """The URL without a password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def configured_url(config_url: str | None = None) -> str | None:

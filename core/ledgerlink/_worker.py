@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ._config import Config, PipelineConfig, load_config
+from ._config import Config, PipelineConfig, _redact_url, load_config
 from ._errors import ConfigError, LedgerlinkError
 from ._http import redact
 
@@ -69,7 +69,7 @@ def broker_url(config: Config) -> str:
         raise ConfigError(f"no Celery broker: set [workers] broker_url in {config.path} or {BROKER_ENV} "
                           "(amqp://user:password@host/ for RabbitMQ, redis://host:6379/0 for Redis)")
     if not url.startswith(("amqp://", "amqps://", "pyamqp://", "redis://", "rediss://")):
-        raise ConfigError(f"the Celery broker URL {_safe(url)} is neither amqp:// (RabbitMQ) nor redis:// (Redis)")
+        raise ConfigError(f"the Celery broker URL {_redact_url(url)} is neither amqp:// (RabbitMQ) nor redis:// (Redis)")
     return url
 
 
@@ -78,12 +78,6 @@ def require_postgresql(config: Config) -> None:
         raise ConfigError(f"workers need a PostgreSQL ledger ([ledger] url = \"postgresql+psycopg://...\" in "
                           f"{config.path}); {config.ledger_url.split(':', 1)[0]} cannot be shared by worker "
                           "processes and hosts")
-
-
-def _safe(url: str) -> str:
-    from ._shared_limits import _safe as safe
-
-    return safe(url)
 
 
 def offset(name: str, interval: int) -> float:
@@ -490,7 +484,7 @@ def start_worker(config: Config, *, broker: str | None = None, concurrency: int 
         serve(port)
     workers = concurrency or config.workers.concurrency
     node = name or f"ledgerlink-{os.getpid()}@%h"
-    log.info("worker %s on %s, %d at once", node, _safe(url), workers)
+    log.info("worker %s on %s, %d at once", node, _redact_url(url), workers)
     app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={workers}", "--pool=threads", "-Q", queue,
                      "-n", node, "--without-gossip", "--without-mingle"])
 
@@ -522,7 +516,7 @@ def start_scheduler(config: Config, *, broker: str | None = None, schedule_file:
     os.environ[CONFIG_ENV] = str(Path(config.path).resolve())
     app = make_app(url, max_deliveries=config.workers.max_deliveries, queue=config.workers.queue)
     path = schedule_file or str(Path(config.path).resolve().with_name(".ledgerlink-beat-schedule"))
-    log.info("scheduler on %s: dispatch every %g s (schedule state in %s)", _safe(url), TICK, path)
+    log.info("scheduler on %s: dispatch every %g s (schedule state in %s)", _redact_url(url), TICK, path)
     app.start(["beat", "--loglevel=INFO", "-s", path])
 
 
