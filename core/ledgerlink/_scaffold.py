@@ -94,9 +94,12 @@ class Scaffold:
     files: list[Path] = field(default_factory=list)
 
     def next_steps(self) -> list[str]:
+        """The commands to run next, as ``ledgerlink new`` prints them and the generated
+        README's "Install and test" gives them. ``'.[test]'``: the package's ``test``
+        extra carries the test tools (pytest), so the steps work in a fresh venv."""
         return [
             f"cd {self.root}",
-            "pip install -e .",
+            "pip install -e '.[test]'",
             "pytest",
             *([f"ledgerlink sandbox serve {self.name}"] if self.kind != "status-mapper" else []),
         ]

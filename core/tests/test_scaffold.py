@@ -1,11 +1,13 @@
 """``ledgerlink new``: the generated packages install and pass their own tests.
 
-Each kind is generated into a temporary directory and "installed" the way
-``pip install -e .`` installs it, without touching this venv: the package directory
-goes on ``PYTHONPATH`` together with a ``*.dist-info`` holding the entry points read
-from the generated ``pyproject.toml`` (that is what makes ``importlib.metadata``,
-and so ledgerlink's plugin manager, find the plugin). Its tests then run in a
-fresh ``python -m pytest`` process.
+Each kind is generated into a temporary directory and installed for real, without
+touching this venv or the network: ``pip install --no-deps --no-build-isolation
+--no-index --target SITE PACKAGE_DIR`` builds it with the generated ``pyproject.toml``
+(its build backend, setuptools>=77, comes from requirements-dev.txt) and writes the
+package, its data files and its ``*.dist-info`` (entry points included, which is what
+makes ledgerlink's plugin manager find the plugin) into ``SITE``. Its tests then run
+in a fresh ``python -P -m pytest`` process with ``PYTHONPATH=SITE`` (``-P``: the
+package directory is not on ``sys.path``, so the installed copy is the one tested).
 """
 
 from __future__ import annotations
@@ -50,29 +52,40 @@ def new(kind: str, name: str, directory: Path) -> Path:
     return directory
 
 
-def install_on_path(package_dir: Path, site: Path) -> dict[str, str]:
-    """What ``pip install -e`` gives the package: importable, its entry points registered.
-    Returns the environment for a subprocess."""
-    project = tomllib.loads((package_dir / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    dist_info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
-    dist_info.mkdir(parents=True)
-    requires = "".join(f"Requires-Dist: {r}\n" for r in project["dependencies"])
-    (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n{requires}", encoding="utf-8")
-    groups = project.get("entry-points", {})
-    (dist_info / "entry_points.txt").write_text(
-        "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in groups.items()),
-        encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "LEDGERLINK_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(site), str(package_dir)])
+def install(package_dir: Path, site: Path) -> dict[str, str]:
+    """Install the package into ``site`` with pip (no dependencies, no index, this venv's
+    setuptools as the build backend). Returns the environment for a subprocess that
+    sees it: ``PYTHONPATH=site`` and nothing of the calling pytest."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--no-input", "--quiet", "--target", str(site), str(package_dir)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"pip install of {package_dir.name} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "LEDGERLINK_", "PIP_")) and k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    env["PYTHONPATH"] = str(site)
     return env
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_generated_package_passes_its_own_tests(kind: str, tmp_path: Path) -> None:
     package = new(kind, "acme", tmp_path / "plugins" / "ledgerlink-acme")
-    env = install_on_path(package, tmp_path / "site")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=package,
+    site = tmp_path / "site"
+    env = install(package, site)
+    # Installed, not borrowed from the source tree: the module, its entry point and its
+    # data files come from SITE.
+    probe = subprocess.run(
+        [sys.executable, "-P", "-c",
+         "import importlib.metadata as m, ledgerlink_acme as p; print(p.__file__); "
+         "print(*sorted(f'{e.name}={e.value}' for e in m.entry_points(group='ledgerlink')), sep='\\n')"],
+        cwd=package, env=env, capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    module_file, *entry_points = probe.stdout.splitlines()
+    assert Path(module_file).is_relative_to(site), module_file
+    assert "acme=ledgerlink_acme.plugin" in entry_points, entry_points
+    if kind == "source":
+        assert (site / "ledgerlink_acme" / "data" / "demo_seed.json").is_file()
+    proc = subprocess.run([sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider"], cwd=package,
                           env=env, capture_output=True, text=True, timeout=300)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -128,11 +141,37 @@ def test_it_prints_what_it_created_and_the_next_commands(tmp_path: Path, monkeyp
     lines = result.output.splitlines()
     assert lines[0] == "created the source package ledgerlink-acme in ledgerlink-acme:"
     assert "  ledgerlink_acme/source.py" in lines and "  tests/test_contract.py" in lines
-    assert lines[-5:] == ["next:", "  cd ledgerlink-acme", "  pip install -e .", "  pytest",
+    assert lines[-5:] == ["next:", "  cd ledgerlink-acme", "  pip install -e '.[test]'", "  pytest",
                           "  ledgerlink sandbox serve acme"]
     written = sorted(p.relative_to(tmp_path / "ledgerlink-acme").as_posix()
                      for p in (tmp_path / "ledgerlink-acme").rglob("*") if p.is_file())
     assert written == sorted(line.strip() for line in lines[1:-5])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_printed_next_steps_are_the_readmes_install_and_test(kind: str, tmp_path: Path) -> None:
+    """A new author copies either; both install the test extra (pytest is not a runtime
+    dependency, so a plain ``pip install -e .`` in a fresh venv leaves ``pytest`` missing)."""
+    result = invoke_cli(["new", kind, "acme", "--directory", str(tmp_path / "out")], fakes=False)
+    assert result.exit_code == 0, result.stderr
+    printed = result.output.splitlines()
+    steps = [line.strip() for line in printed[printed.index("next:") + 1:]]
+    readme = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Install and test\n\n```sh\n(.*?)```", readme, re.S)
+    assert block, "the README has no 'Install and test' block"
+    assert block.group(1).splitlines() == steps[1:3] == ["pip install -e '.[test]'", "pytest"]
+    project = tomllib.loads((tmp_path / "out" / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert any(r.startswith("pytest") for r in project["optional-dependencies"]["test"])
+    assert not any(r.startswith("pytest") for r in project["dependencies"])
+    # what the generated tests import from outside the package, ledgerlink and the standard library
+    # is in the test extra
+    third_party = set()
+    for test_file in (tmp_path / "out" / "tests").glob("*.py"):
+        for m in re.finditer(r"^(?:from|import) (\w+)", test_file.read_text(encoding="utf-8"), re.M):
+            if m.group(1) not in sys.stdlib_module_names and m.group(1) not in ("ledgerlink", "ledgerlink_acme"):
+                third_party.add(m.group(1))
+    extra = {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in project["optional-dependencies"]["test"]}
+    assert third_party <= extra, f"the tests import {sorted(third_party - extra)}, not in the test extra"
 
 
 @pytest.mark.parametrize("name", ["Acme", "1acme", "acme-shop", "acme_", "a__b", "class", "", "x" * 41])
