@@ -282,6 +282,12 @@ def render() -> str:
         "The canonical records every source produces and every target consumes, and the"
         " enumerations they use. Import them from `ledgerlink`.",
         "",
+        "**Units.** Money amounts (line totals, unit prices, tax amounts, payments, stated"
+        " totals) are `Decimal` in the **major unit** of the document's `currency`:"
+        " `Decimal(\"12.50\")` in EUR means twelve euros fifty, never 1250 cents; a source"
+        " whose API gives minor units divides by 100 (or the currency's factor) itself."
+        " Tax rates are in **percent**: `19` means 19 %, never `0.19`.",
+        "",
         "- Models: " + ", ".join(f"[{m.__name__}](#{m.__name__.lower()})" for m in models),
         "- Enumerations: " + ", ".join(f"[{e.__name__}](#{e.__name__.lower()})" for e in enums),
         "",
