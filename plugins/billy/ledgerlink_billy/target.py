@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import httpx
 from ledgerlink import (
     ConfigError,
     ConnectorContext,
@@ -32,6 +33,8 @@ from ledgerlink import (
     Customer,
     Document,
     DocumentKind,
+    HeaderToken,
+    PageNumber,
     Plan,
     PlannedLine,
     QuarantineError,
@@ -189,8 +192,8 @@ class BillyTarget(Target):
         self.client = context.http(
             vendor="Billy",
             base_url=settings.base_url,
-            headers={"X-Access-Token": token, "Accept-Language": "en_US"},
-            secrets=[token],
+            headers={"Accept-Language": "en_US"},
+            auth=HeaderToken("X-Access-Token", token),
             rate_limits=[RateLimit(f"billy:{key_id(token)}", settings.requests_per_second)],
             auth_hint=AUTH_HINT,
             error_message=billy_error_message,
@@ -206,7 +209,10 @@ class BillyTarget(Target):
 
     # -- HTTP helpers ----------------------------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.client.request(method, path, **kwargs)
+        return self._checked(self.client.request(method, path, **kwargs), method, path)
+
+    def _checked(self, response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+        """The body of an answer; Billy's error envelope inside a 2xx is refused."""
         body = self.client.json(response)
         if not isinstance(body, dict):
             raise VendorRejected(f"Billy answered {method} {path} with {type(body).__name__}, not an object")
@@ -222,21 +228,18 @@ class BillyTarget(Target):
         return body
 
     def _list(self, path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every record of a list, page by page (``meta.paging.pageCount``)."""
-        page = 1
-        while True:
-            query = dict(params or {})
-            query.update({"page": page, "pageSize": self.settings.page_size})
-            body = self._call("GET", path, params=query)
-            records = body.get(key)
-            if not isinstance(records, list):
+        """Every record of a list, page by page (``page``/``pageSize`` up to
+        ``meta.paging.pageCount``; an answer without a page count is the only page)."""
+
+        def page(response: httpx.Response) -> dict[str, Any]:
+            body = self._checked(response, "GET", path)
+            if not isinstance(body.get(key), list):
                 raise TransientError(f"Billy GET {path}: the answer has no {key!r} list")
-            yield from records
             paging = (body.get("meta") or {}).get("paging") or {}
-            page_count = int(paging.get("pageCount") or 1)
-            if page >= page_count or not records:
-                return
-            page += 1
+            return {key: body[key], "pageCount": int(paging.get("pageCount") or 1)}
+
+        style = PageNumber(size_param="pageSize", size=self.settings.page_size, items=key, total_pages="pageCount")
+        return self.client.paginate(path, style, params=params, parse=page)
 
     @staticmethod
     def _first(body: dict[str, Any], key: str, what: str) -> dict[str, Any]:

@@ -137,6 +137,37 @@ def test_paging_follows_page_count(real):
     assert route.call_count == 3
 
 
+@respx.mock
+def test_paging_ends_without_a_page_count_or_at_an_empty_page(real):
+    # No meta.paging (or pageCount 0): the answer is the only page, as before the paging helper.
+    record = {"id": "c1", "name": "Kunde", "type": "company", "contactNo": "k1"}
+    for meta in ({}, {"paging": {"pageCount": 0}}, {"paging": None}):
+        with respx.mock:
+            route = respx.get(f"{BASE}/contacts").respond(200, json={"contacts": [record], "meta": meta})
+            assert [c.target_id for c in real(page_size=1).contacts()] == ["c1"]
+            assert route.call_count == 1
+    # An empty page ends the list even when the page count says there are more.
+    route = respx.get(f"{BASE}/contacts").mock(side_effect=[
+        httpx.Response(200, json={"contacts": [record], "meta": {"paging": {"pageCount": 9}}}),
+        httpx.Response(200, json={"contacts": [], "meta": {"paging": {"pageCount": 9}}}),
+    ])
+    assert [c.target_id for c in real(page_size=1).contacts()] == ["c1"]
+    assert route.call_count == 2
+    assert [(call.request.url.params["page"], call.request.url.params["pageSize"]) for call in route.calls] == [
+        ("1", "1"), ("2", "1")]
+
+
+@respx.mock
+def test_a_list_answer_without_its_records_or_with_an_error_envelope(real):
+    respx.get(f"{BASE}/contacts").respond(200, json={"contacts": None, "meta": {"success": True}})
+    with pytest.raises(TransientError, match=r"^Billy GET /contacts: the answer has no 'contacts' list$"):
+        list(real().contacts())
+    respx.get(f"{BASE}/accounts").respond(200, json={"meta": {"success": False}, "errorCode": "BAD",
+                                                     "errorMessage": "nope"})
+    with pytest.raises(VendorRejected, match=r"^Billy refused GET /accounts \(HTTP 200\): nope"):
+        real().accounts()
+
+
 def test_status_mapper_round_trip_and_unknown():
     from ledgerlink import MappedStatus, Status
     from ledgerlink_billy.statuses import BillyStatusMapper, raw_status
