@@ -824,15 +824,25 @@ def sandbox_list() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, type=int, help="Port (0: any free one; printed on start).")
 @click.option("--seed", "seed_file", type=click.Path(exists=True, dir_okay=False), help="Seed data in the vendor's JSON format.")
+@click.option("--demo", is_flag=True, help="Start with the sandbox's demo data (its demo_seed()); not with --seed.")
 @click.option("--state", "state_file", type=click.Path(dir_okay=False), help="Keep the state in this file across restarts.")
 @click.option("--faults", "faults_json", help='Fault injection as JSON, e.g. \'{"rate_429": 0.1}\'.')
-def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_file: str | None,
+def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, demo: bool, state_file: str | None,
                   faults_json: str | None) -> None:
-    """Serve a vendor sandbox on loopback (until Ctrl-C)."""
+    """Serve a vendor sandbox on loopback (until Ctrl-C); --demo: with its demo data."""
+    from ._errors import ConfigError
     from ._sandbox import Faults, serve
 
+    if demo and seed_file:
+        raise ConfigError("--demo and --seed exclude each other: --demo loads the sandbox's demo data, --seed FILE yours")
     cls = _sandbox_class(name)
     seed = None
+    if demo:
+        seed = cls.demo_seed()
+        if seed is None:
+            raise ConfigError(f"the {name} sandbox has no demo data (its demo_seed() is None); serve it without --demo")
+    # A state file that exists and is not empty is loaded instead of any seed.
+    state_kept = bool(state_file) and Path(str(state_file)).is_file() and Path(str(state_file)).stat().st_size > 0
     if seed_file:
         try:
             seed = json.loads(Path(seed_file).read_text(encoding="utf-8"))
@@ -849,6 +859,11 @@ def sandbox_serve(name: str, host: str, port: int, seed_file: str | None, state_
 
         root = f"http://{host}:{bound}"
         click.echo(f"{name} sandbox listening on {root} (API under {cls.base_path or '/'})", err=True)
+        if demo and state_kept:
+            click.echo(f"kept the state in {state_file} instead of the demo data (remove the file to start from "
+                       f"the demo data): {instance.describe()}", err=True)
+        elif demo:
+            click.echo(f"loaded the demo data: {instance.describe()}", err=True)
         try:
             settings, env = instance.demo_connection(root)
         except NotImplementedError:

@@ -101,7 +101,7 @@ class Scaffold:
             f"cd {self.root}",
             "pip install -e '.[test]'",
             "pytest",
-            *([f"ledgerlink sandbox serve {self.name}"] if self.kind != "status-mapper" else []),
+            *([f"ledgerlink sandbox serve {self.name} --demo"] if self.kind != "status-mapper" else []),
         ]
 
 

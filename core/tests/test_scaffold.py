@@ -142,7 +142,7 @@ def test_it_prints_what_it_created_and_the_next_commands(tmp_path: Path, monkeyp
     assert lines[0] == "created the source package ledgerlink-acme in ledgerlink-acme:"
     assert "  ledgerlink_acme/source.py" in lines and "  tests/test_contract.py" in lines
     assert lines[-5:] == ["next:", "  cd ledgerlink-acme", "  pip install -e '.[test]'", "  pytest",
-                          "  ledgerlink sandbox serve acme"]
+                          "  ledgerlink sandbox serve acme --demo"]
     written = sorted(p.relative_to(tmp_path / "ledgerlink-acme").as_posix()
                      for p in (tmp_path / "ledgerlink-acme").rglob("*") if p.is_file())
     assert written == sorted(line.strip() for line in lines[1:-5])
