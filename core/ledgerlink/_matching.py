@@ -84,9 +84,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import Any
 
 from ._connectors import Matcher, MatchResult
 from ._hookspecs import hookimpl
@@ -284,30 +284,57 @@ class NameMatcher(Matcher):
         return (key,) if key else ()
 
 
+_Held = tuple[str | None, str | None, str | None, str | None, str | None, dict[str, Any] | None]
+"""What the index keeps of a contact: customer number, first and last name, company,
+e-mail and the plugin's extra data (None when empty)."""
+
+
 class ContactIndex:
-    """Contacts indexed by every matcher's keys.
+    """Contacts indexed by every matcher's keys, holding only what a match returns.
 
     Each contact's keys are computed once, when it is added; a contact whose
-    ``target_id`` is already indexed is ignored.
+    ``target_id`` is already indexed is ignored. A run adds every contact it
+    creates, so the index grows with the target's contacts: per contact it keeps
+    its keys (each filed under the target id, a tuple of ids only where a key is
+    shared) and one tuple of the contact's own fields, never the record object.
+    A match rebuilds the :class:`Contact` it returns from that tuple.
     """
 
     def __init__(self, matchers: Sequence[Matcher], contacts: Iterable[Contact]) -> None:
         self.matchers = list(matchers)
-        self.by_id: dict[str, Contact] = {}
-        self.index: dict[str, dict[str, list[Contact]]] = {
-            m.name: defaultdict(list) for m in self.matchers
-        }
+        self._contacts: dict[str, _Held] = {}
+        self._keys: dict[str, dict[str, str | tuple[str, ...]]] = {m.name: {} for m in self.matchers}
         for contact in contacts:
             self.add(contact)
 
+    def __len__(self) -> int:
+        return len(self._contacts)
+
+    def __contains__(self, target_id: object) -> bool:
+        return target_id in self._contacts
+
     def add(self, contact: Contact) -> None:
-        if contact.target_id in self.by_id:
+        target_id = contact.target_id
+        if target_id in self._contacts:
             return
-        self.by_id[contact.target_id] = contact
+        self._contacts[target_id] = (contact.customer_number, contact.first_name, contact.last_name,
+                                     contact.company, contact.email, dict(contact.extra) or None)
         for matcher in self.matchers:
-            bucket = self.index[matcher.name]
+            bucket = self._keys[matcher.name]
             for key in set(matcher.keys_for_contact(contact)):
-                bucket[key].append(contact)
+                held = bucket.get(key)
+                if held is None:
+                    bucket[key] = target_id
+                elif isinstance(held, str):
+                    bucket[key] = (held, target_id)
+                else:
+                    bucket[key] = (*held, target_id)
+
+    def contact(self, target_id: str) -> Contact:
+        """The indexed contact with this id (KeyError when it is not indexed)."""
+        number, first, last, company, email, extra = self._contacts[target_id]
+        return Contact(target_id=target_id, customer_number=number, first_name=first, last_name=last,
+                       company=company, email=email, extra=dict(extra) if extra else {})
 
     def match(self, customer: Customer) -> MatchResult | None:
         """The first matcher with exactly one candidate wins; several is ambiguous.
@@ -316,16 +343,19 @@ class ContactIndex:
         the chain; ``None`` when no matcher found a candidate.
         """
         for matcher in self.matchers:
-            bucket = self.index[matcher.name]
-            found: dict[str, Contact] = {}
+            bucket = self._keys[matcher.name]
+            found: set[str] = set()
             for key in matcher.keys_for_customer(customer):
-                for contact in bucket.get(key, ()):
-                    found[contact.target_id] = contact
-            if len(found) == 1:
-                return MatchResult(matcher.name, list(found.values()))
+                held = bucket.get(key)
+                if isinstance(held, str):
+                    found.add(held)
+                elif held:
+                    found.update(held)
             if found:
-                return MatchResult(matcher.name, [found[k] for k in sorted(found)])
+                return MatchResult(matcher.name, [self.contact(target_id) for target_id in sorted(found)])
         return None
+
+
 
 
 @hookimpl
