@@ -24,7 +24,7 @@ from ._config import PipelineConfig
 from ._connectors import SourceItem, Target
 from ._errors import QuarantineError
 from ._ledger import DocumentRow, Ledger
-from ._records import REVERSAL_SUFFIX, Document, TargetRef
+from ._records import REVERSAL_SUFFIX, Document, DocumentKind, TargetRef
 from ._runtime import Outcome
 from ._states import DocumentState, OutcomeState
 
@@ -34,6 +34,18 @@ CANCELLED_IN_SOURCE = "cancelled in the source"
 """The skip reason of a document cancelled before transfer."""
 
 Process = Callable[[SourceItem, bool], "Outcome | None"]
+
+
+def free_standing(document: Document) -> str | None:
+    """Why a document with a negative total that names no original cannot be written (None:
+    it names one, or it is not negative). A cancellation or refund reaches the books only
+    as a credit note for the invoice it cancels, never as free-standing negative revenue."""
+    if document.reverses or document.total_gross >= 0:
+        return None
+    what = "a credit note" if document.kind == DocumentKind.CREDIT_NOTE else "a negative invoice"
+    return (f"{what} of {document.total_gross} {document.currency} that names no document it reverses: a "
+            "cancellation or refund is booked only as a credit note for the invoice it cancels, never as "
+            "negative revenue of its own; book it by hand, or have the source name the original")
 
 
 def credit_note_name(row: DocumentRow) -> str:
@@ -155,4 +167,4 @@ class Cancellations:
         return flag + f"; its reversal {credit.source_ref} was not written", OS.CANCELLED, outcome
 
 
-__all__ = ["CANCELLED_IN_SOURCE", "Cancellations", "credit_note_name"]
+__all__ = ["CANCELLED_IN_SOURCE", "Cancellations", "credit_note_name", "free_standing"]

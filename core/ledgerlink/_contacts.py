@@ -11,6 +11,7 @@ The target's customer number is written back to the source where it can store it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._config import PipelineConfig
@@ -37,13 +38,18 @@ class Contacts:
     """The contact decisions of one pipeline runner."""
 
     def __init__(self, runtime: Runtime, pipeline: PipelineConfig, source: Source, target: Target,
-                 audit: Any) -> None:
+                 audit: Any, *, trouble: Callable[[TransientError], None] = lambda error: None,
+                 count: Callable[..., None] = lambda *args, **kwargs: None) -> None:
         self.rt = runtime
         self.pipeline = pipeline
         self.ledger = runtime.ledger
         self.source = source
         self.target = target
         self._audit = audit
+        self._trouble = trouble
+        self._count = count
+        """The run's circuit breaker: told of a member whose contact failed for the vendor's
+        reasons, and counting after each member (raises when the vendor is down)."""
         """``audit(action, source_ref, target_ref, payload, outcome) -> AuditRow`` of the runner."""
 
     def resolve(self, customer: Customer, *, dry_run: bool) -> tuple[Contact | None, str]:
@@ -161,10 +167,14 @@ class Contacts:
                 contact, decision = self.resolve(customer, dry_run=False)
             except (DocumentError, TransientError) as exc:
                 self.rt.reporter.message(f"member {customer.display_name}: contact not created: {exc}")
+                if isinstance(exc, TransientError):
+                    self._trouble(exc)
+                self._count()
                 continue
             if contact is not None and "created" in decision:
                 created += 1
             self.rt.reporter.message(f"member {customer.display_name}: {decision}")
+            self._count(answered=True)
         return created
 
 

@@ -65,11 +65,19 @@ class VendorRejected(DocumentError):
 
 
 class TransientError(LedgerlinkError):
-    """Worth retrying later: rate limited, server error, connection failed before sending."""
+    """Worth retrying later: rate limited, server error, connection failed before sending.
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``vendor_down``: whether the vendor itself is in trouble (could not connect, server
+    errors or timeouts past the retry budget), which is the same for every document, so
+    the run's circuit breaker counts it. False: the vendor answered and the reason is
+    this document's own for now (an invoice still a draft, a record not found again
+    yet); the breaker leaves it alone. None (not said): counted, as the HTTP client's
+    errors are."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, vendor_down: bool | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.vendor_down = vendor_down
 
 
 class OutcomeUnknown(TransientError):
@@ -83,8 +91,9 @@ class OutcomeUnknown(TransientError):
     the vendor answered, if unreadably, so it has finished; it may be asked at once.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, in_flight: bool = False) -> None:
-        super().__init__(message, retry_after=retry_after)
+    def __init__(self, message: str, *, retry_after: float | None = None, in_flight: bool = False,
+                 vendor_down: bool | None = None) -> None:
+        super().__init__(message, retry_after=retry_after, vendor_down=vendor_down)
         self.in_flight = in_flight
 
 

@@ -167,6 +167,10 @@ class FakeTarget(Target):
         return None
 
     def create_contact(self, customer: Customer, key: str) -> Contact:
+        """``store["fail_contact"]``: exceptions raised by the next calls, one each."""
+        failures = self.store.setdefault("fail_contact", [])
+        if failures:
+            raise failures.pop(0)
         number = str(10000 + len(self.store["contacts"]) + 1)
         contact = Contact(target_id=f"c{number}", customer_number=number, first_name=customer.first_name,
                           last_name=customer.last_name, company=customer.company, email=customer.email,
@@ -198,6 +202,8 @@ class FakeTarget(Target):
             "due_date": plan.due_date.isoformat() if plan.due_date else None, "paid": plan.mark_paid,
             "kind": str(document.kind), "reverses": plan.reverses.target_id if plan.reverses else None,
             "vouchers": [(str(p.amount), plan.voucher_account) for p in document.payments if p.kind == "voucher"],
+            "currency": document.currency,
+            "exchange_rate": None if plan.exchange_rate is None else str(plan.exchange_rate),
         }
         return TargetRef(target_id=ident, number=document.number)
 
@@ -209,6 +215,10 @@ class FakeTarget(Target):
         self.store.setdefault("completed", []).append((ref.target_id, list(plan.tags)))
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
+        """``store["fail_payment"]``: exceptions raised by the next calls, one each."""
+        failures = self.store.setdefault("fail_payment", [])
+        if failures:
+            raise failures.pop(0)
         self.store["payments"].append((ref.target_id, str(document.paid_amount)))
 
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:

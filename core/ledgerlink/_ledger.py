@@ -60,7 +60,7 @@ from ._errors import ConfigError
 from ._records import Contact, Document, TargetRef
 from ._states import DocumentState, LinkState, PaymentState
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 STATES = tuple(DocumentState)
 
@@ -126,6 +126,11 @@ class DocumentRow(SQLModel, table=True):
     # added in schema version 5
     reverses: str | None = Field(default=None, index=True)
     """For a credit note that cancels an earlier document: that document's source_ref."""
+    # added in schema version 7
+    exchange_rate: str | None = None
+    """The exchange rate the target was given with the document (a decimal, as text; None:
+    the book currency, or a ledger before version 7). A credit note that reverses it is
+    written at this rate, so the two cancel out to the cent in the book currency."""
 
 
 class CustomerLink(SQLModel, table=True):
@@ -240,6 +245,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX ix_documents_reverses ON documents (reverses)"],
     6: ["CREATE TABLE backoffs (connection VARCHAR NOT NULL PRIMARY KEY, until TIMESTAMP NOT NULL,"
         " reason VARCHAR NOT NULL, since TIMESTAMP NOT NULL)"],
+    7: ["ALTER TABLE documents ADD COLUMN exchange_rate VARCHAR"],
 }
 
 
@@ -570,12 +576,15 @@ class Ledger:
             setattr(row, name, value)
         return self.save_document(row, cursor=cursor, audit=audit)
 
-    def mark_pending(self, row: DocumentRow | None, pipeline: str, document: Document) -> DocumentRow:
+    def mark_pending(self, row: DocumentRow | None, pipeline: str, document: Document, *,
+                     exchange_rate: Decimal | None = None) -> DocumentRow:
         """The intent, committed before the target is called: it is found again by
-        ``find_document(source_ref)`` whatever happens next."""
+        ``find_document(source_ref)`` whatever happens next. ``exchange_rate``: the rate
+        the target is given (None: the book currency)."""
         return self._transition(row, pipeline, document.source_ref, DocumentState.PENDING,
                                 document=document, reason=None, number=document.number,
-                                attempts=(row.attempts if row else 0) + 1, payment_state=None)
+                                attempts=(row.attempts if row else 0) + 1, payment_state=None,
+                                exchange_rate=None if exchange_rate is None else str(exchange_rate))
 
     def mark_pushed(self, row: DocumentRow, ref: TargetRef, *, note: str | None,
                     cursor: tuple[str, str] | None = None, audit: AuditRow | None = None,

@@ -30,7 +30,9 @@ class Payments:
     """The payment bookings of one pipeline runner."""
 
     def __init__(self, runtime: Runtime, pipeline: PipelineConfig, target: Target,
-                 plan: Callable[..., Plan], audit: Callable[..., Any], report: Callable[[Outcome], None]) -> None:
+                 plan: Callable[..., Plan], audit: Callable[..., Any], report: Callable[[Outcome], None], *,
+                 trouble: Callable[[TransientError], None] = lambda error: None,
+                 count: Callable[..., None] = lambda *args, **kwargs: None) -> None:
         self.rt = runtime
         self.pipeline = pipeline
         self.ledger = runtime.ledger
@@ -38,6 +40,10 @@ class Payments:
         self._plan = plan
         self._audit = audit
         self._report = report
+        self._trouble = trouble
+        """Tells the run's circuit breaker of a payment that failed for the vendor's reasons."""
+        self._count = count
+        """The breaker's count after each payment retried (raises when the vendor is down)."""
 
     def bookable(self, document: Document) -> Document:
         """The document with the payments ledgerlink books: all of them with
@@ -59,24 +65,27 @@ class Payments:
             return document.paid_amount > Decimal(row.payments_booked)
         return row.payment_state != PaymentState.BOOKED  # a ledger from before schema 4 booked only full payment
 
-    def settle(self, row: DocumentRow, document: Document | None = None) -> None:
+    def settle(self, row: DocumentRow, document: Document | None = None) -> Outcome | None:
         """Book what is still due on a pushed document (after a push, an adoption or a
-        cut-short booking), reporting the outcome."""
+        cut-short booking), reporting the outcome (also returned)."""
         if document is None:
             if not row.payload:
-                return
+                return None
             document = Document.model_validate_json(row.payload)
         if self.unbooked(row, document):
             outcome = self.book(row, document)
             if outcome is not None:
                 self._report(outcome)
+            return outcome
+        return None
 
     def retry(self) -> None:
         """Book the payments of pushed documents whose booking was cut short (a crash:
         "pending") or failed on the way ("retry"). The source may never list these
-        documents again (the cursor has passed them)."""
+        documents again (the cursor has passed them). A vendor that is down stops this
+        after the circuit breaker's count, as it stops documents."""
         for row in self.ledger.payments_to_retry(self.pipeline.name):
-            self.settle(row)
+            self._count(self.settle(row))
 
     def book(self, row: DocumentRow, document: Document) -> Outcome | None:
         document = self.bookable(document)
@@ -92,6 +101,7 @@ class Payments:
         except TransientError as exc:
             # e.g. the document is still a draft in the target, or the answer was lost:
             # the next run tries again (retry).
+            self._trouble(exc)
             self.ledger.set_payment_state(row, PaymentState.RETRY)
             return Outcome(name, row.source_ref, row.number, OutcomeState.PAYMENT_PENDING,
                            f"payment not booked yet: {redact(str(exc))}", row.target_id)

@@ -127,11 +127,33 @@ class Draft:
     book_currency: str = DEFAULT_BOOK_CURRENCY
 
 
-def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: str) -> Decimal | None:
+@dataclass(frozen=True)
+class Original:
+    """What a credit note needs of the document it reverses, from the ledger."""
+
+    label: str
+    currency: str | None
+    exchange_rate: Decimal | None
+    """The rate the original was written at (None: its currency was the book currency, or
+    the ledger did not record it)."""
+
+
+def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: str,
+                  original: Original | None = None) -> Decimal | None:
     """The rate from the document's currency into the book currency (None: the same
-    currency): the source's, else the pipeline's ``exchange_rates``, else quarantine."""
+    currency): the source's, else the pipeline's ``exchange_rates``, else quarantine.
+
+    A credit note that reverses a document in the same currency is written at the rate
+    of that document, whatever the source or the pipeline says today: only so do the
+    two cancel out to the cent in the books."""
     if document.currency == book_currency:
         return None
+    if original is not None and original.currency == document.currency:
+        if original.exchange_rate is not None:
+            return original.exchange_rate
+        raise QuarantineError(
+            f"it reverses {original.label}, a {document.currency} document whose exchange rate the ledger did not "
+            f"record (written by an older ledgerlink): reverse it by hand at {original.label}'s rate")
     rate = document.exchange_rate or pipeline.exchange_rates.get(document.currency)
     if rate is None:
         raise QuarantineError(
@@ -141,9 +163,11 @@ def exchange_rate(pipeline: PipelineConfig, document: Document, book_currency: s
 
 
 def draft(pipeline: PipelineConfig, document: Document, *, target_books_lines: bool = False,
-          book_currency: str = DEFAULT_BOOK_CURRENCY, target_books_vouchers: bool = True) -> Draft:
-    """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked."""
-    rate = exchange_rate(pipeline, document, book_currency)
+          book_currency: str = DEFAULT_BOOK_CURRENCY, target_books_vouchers: bool = True,
+          original: Original | None = None) -> Draft:
+    """Lines, dates and exchange rate; raises ``QuarantineError`` when the document cannot be booked.
+    ``original``: the document a credit note reverses, as the ledger knows it."""
+    rate = exchange_rate(pipeline, document, book_currency, original)
     vouchers = document.voucher_amount
     if vouchers and not pipeline.voucher_account and target_books_vouchers:
         raise QuarantineError(
@@ -196,5 +220,5 @@ def resolve_seller_country(pipeline: PipelineConfig, document: Document) -> tupl
     return document, None
 
 
-__all__ = ["Draft", "choose_document_date", "complete", "draft", "exchange_rate", "plan_lines", "resolve_seller_country",
+__all__ = ["Draft", "Original", "choose_document_date", "complete", "draft", "exchange_rate", "plan_lines", "resolve_seller_country",
            "rule_matches"]

@@ -56,19 +56,33 @@ def is_eu_member(country: str) -> bool:
     return normalise_country(country) in _eu_data()["members"]
 
 
-def standard_vat_rate(country: str) -> Decimal | None:
-    rate = _eu_data()["members"].get(normalise_country(country))
-    return None if rate is None else Decimal(str(rate))
-
-
-def eu_rates(country: str) -> list[Decimal]:
-    """An EU member's VAT rates, standard first, then reduced (empty outside the EU)."""
-    code = normalise_country(country)
-    standard = _eu_data()["members"].get(code)
+def _rates_on(code: str, on: date | None) -> tuple[Any, list[Any]] | None:
+    """(standard, reduced) of an EU member on a day (None: today's table); None outside the EU."""
+    data = _eu_data()
+    standard = data["members"].get(code)
     if standard is None:
+        return None
+    if on is not None:
+        day = on.isoformat()
+        for period in data.get("history", {}).get(code, []):
+            if period.get("from", "0000-01-01") <= day <= period.get("until", "9999-12-31"):
+                return period["standard"], list(period["reduced"])
+    return standard, list(data.get("reduced", {}).get(code, []))
+
+
+def standard_vat_rate(country: str, on: date | None = None) -> Decimal | None:
+    """An EU member's standard rate on a day (default: the table's current one); None outside the EU."""
+    rates = _rates_on(normalise_country(country), on)
+    return None if rates is None else Decimal(str(rates[0]))
+
+
+def eu_rates(country: str, on: date | None = None) -> list[Decimal]:
+    """An EU member's VAT rates on a day (default: the table's current ones), standard first,
+    then reduced; empty outside the EU. The table is dated data (``data/eu.json``)."""
+    rates = _rates_on(normalise_country(country), on)
+    if rates is None:
         return []
-    reduced = _eu_data().get("reduced", {}).get(code, [])
-    return [Decimal(str(standard))] + [Decimal(str(rate)) for rate in reduced]
+    return [Decimal(str(rates[0]))] + [Decimal(str(rate)) for rate in rates[1]]
 
 
 class TaxRegion(StrEnum):
@@ -575,8 +589,13 @@ class Document(_Record):
             return TaxTreatment.EXPORT
         return self._rate_treatment(line)
 
+    @property
+    def tax_date(self) -> date | None:
+        """The day whose VAT rates apply: the invoice date, else the order date."""
+        return self.invoice_date or self.order_date
+
     def _rate_treatment(self, line: Line) -> TaxTreatment:
-        standard = standard_vat_rate(self.seller_country or DEFAULT_SELLER_COUNTRY)
+        standard = standard_vat_rate(self.seller_country or DEFAULT_SELLER_COUNTRY, self.tax_date)
         if standard is not None and line.tax_rate < standard:
             return TaxTreatment.REDUCED
         return TaxTreatment.STANDARD

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _planning as planning
-from ._cancellations import CANCELLED_IN_SOURCE, Cancellations
+from ._cancellations import CANCELLED_IN_SOURCE, Cancellations, free_standing
 from ._changes import describe_changes, fingerprint
 from ._config import PipelineConfig
 from ._connectors import BrokenDocument, Plan, Source, SourceItem, Target
@@ -163,8 +163,10 @@ class PipelineRunner:
         self.ledger = runtime.ledger
         self.source: Source = runtime.source(pipeline.source)
         self.target: Target = runtime.target(pipeline.target)
-        self.contacts = Contacts(runtime, pipeline, self.source, self.target, self._audit_row)
-        self.payments = Payments(runtime, pipeline, self.target, self.plan, self._audit_row, self._report)
+        self.contacts = Contacts(runtime, pipeline, self.source, self.target, self._audit_row,
+                                 trouble=self._trouble, count=self._count)
+        self.payments = Payments(runtime, pipeline, self.target, self.plan, self._audit_row, self._report,
+                                 trouble=self._trouble, count=self._count)
         self.cancellations = Cancellations(self.ledger, pipeline, self.target, pipeline.target, self._process_derived,
                                           self._report)
         self._result: RunResult | None = None
@@ -427,17 +429,28 @@ class PipelineRunner:
                 result.report(self.rt.reporter, self._push(item.row, item.document, item.plan, None))
 
     # -- the circuit breaker ---------------------------------------------------------------
+    def _trouble(self, error: TransientError) -> None:
+        """A call failed for now; the breaker counts it unless the vendor answered and the
+        reason is the document's own (``TransientError.vendor_down`` False)."""
+        if error.vendor_down is not False:
+            self._transient = error
+
     def _breaker(self, result: RunResult, outcome: Outcome | None) -> None:
-        """Report the outcome; raise ``VendorDown`` once ``circuit_breaker`` documents in a
-        row failed for the vendor's reasons (a vendor that is down is down for all)."""
+        """Report the outcome, then count it (``_count``)."""
         result.report(self.rt.reporter, outcome)
+        self._count(outcome)
+
+    def _count(self, outcome: Outcome | None = None, *, answered: bool = False) -> None:
+        """Raise ``VendorDown`` once ``circuit_breaker`` documents (or payments, or members) in
+        a row failed for the vendor's reasons (a vendor that is down is down for all).
+        ``answered``: the vendor answered (a member's contact was made)."""
         error, self._transient = self._transient, None
         if error is not None:
             self._down_streak += 1
             asked = self._asked_to_wait()
             if asked is not None or self._down_streak >= self.pipeline.circuit_breaker:
                 raise VendorDown(error, self._down_streak, asked_to_wait=asked)
-        elif outcome is not None and outcome.state != OS.SKIPPED:
+        elif answered or (outcome is not None and outcome.state != OS.SKIPPED):
             self._down_streak = 0  # the vendor answered
 
     def _stopped(self, down: VendorDown, rest: Iterator[SourceItem], seen: SeenRefs) -> str:
@@ -532,7 +545,7 @@ class PipelineRunner:
             return self._record(row, document.source_ref, document.number, S.SKIPPED, reason, document, cursor, dry_run)
         # check, match, plan
         try:
-            problems = ([seller_problem] if seller_problem else []) + document.consistency_problems()
+            problems = [p for p in (seller_problem, free_standing(document)) if p] + document.consistency_problems()
             if problems:
                 raise QuarantineError("; ".join(problems))
             reverses: TargetRef | None = None
@@ -549,7 +562,7 @@ class PipelineRunner:
                                 cursor, dry_run)
         except (DocumentError, TransientError) as exc:
             if isinstance(exc, TransientError):
-                self._transient = exc
+                self._trouble(exc)
             return self._record(row, document.source_ref, document.number, S.FAILED, str(exc), document, cursor,
                                 dry_run, retryable=isinstance(exc, TransientError))
         if dry_run:
@@ -559,12 +572,12 @@ class PipelineRunner:
             try:
                 existing = self.target.find_document(document.source_ref, document.number)
             except TransientError as exc:
-                self._transient = exc
+                self._trouble(exc)
                 return self._record(row, document.source_ref, document.number, S.FAILED,
                                     f"could not look it up in the target before pushing it: {exc}", document, cursor,
                                     dry_run, retryable=True)
             if existing is not None:
-                row = self.ledger.mark_pending(row, self.pipeline.name, document)
+                row = self.ledger.mark_pending(row, self.pipeline.name, document, exchange_rate=plan.exchange_rate)
                 return self._adopt(row, existing, document, "found in the target: the ledger did not know it")
         return self._push(row, document, plan, cursor)
 
@@ -588,16 +601,32 @@ class PipelineRunner:
             self._prepared = True
         book_currency = self.pipeline.book_currency or self.target.book_currency() or DEFAULT_BOOK_CURRENCY
         draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules,
-                               book_currency=book_currency, target_books_vouchers=self.target.books_vouchers)
+                               book_currency=book_currency, target_books_vouchers=self.target.books_vouchers,
+                               original=self._original(document))
         contact, decision = (None, "")
         if contact_needed:
             contact, decision = self.contacts.resolve(document.customer, dry_run=dry_run)
         return planning.complete(self.pipeline, document, draft, self._options, contact=contact,
                                  decision=decision, contact_needed=contact_needed)
 
+    def _original(self, document: Document) -> planning.Original | None:
+        """The document a credit note reverses, as the ledger recorded it (None: it names none
+        or the ledger has no copy)."""
+        if not document.reverses:
+            return None
+        row = self.ledger.document(self.pipeline.name, document.reverses)
+        if row is None or not row.payload:
+            return None
+        try:
+            currency = Document.model_validate_json(row.payload).currency
+        except ValueError:
+            currency = None
+        rate = Decimal(row.exchange_rate) if row.exchange_rate else None
+        return planning.Original(row.number or row.source_ref, currency, rate)
+
     def _push(self, row: DocumentRow | None, document: Document, plan: Plan,
               cursor: Cursor | None) -> Outcome | None:
-        row = self.ledger.mark_pending(row, self.pipeline.name, document)
+        row = self.ledger.mark_pending(row, self.pipeline.name, document, exchange_rate=plan.exchange_rate)
         data = row.payload
         self.rt.checkpoint("after_pending")
         ref: TargetRef | None = None
@@ -665,7 +694,7 @@ class PipelineRunner:
                      cursor: Cursor | None, data: str | None) -> Outcome:
         state = S.QUARANTINED if isinstance(error, QuarantineError) else S.FAILED
         if isinstance(error, TransientError):
-            self._transient = error
+            self._trouble(error)
         reason = redact(str(error))
         if unsettled is not None:
             # The write may have arrived, and the target could not be asked: keep the
@@ -778,7 +807,7 @@ class PipelineRunner:
         self.ledger.keep_pending(row, reason, audit=self._audit_row("complete", row.source_ref, ref.target_id, None,
                                                                     f"error: {reason}"))
         self._cursor_held = True
-        self._transient = error
+        self._trouble(error)
         return Outcome(self.pipeline.name, row.source_ref, row.number, OS.FAILED, reason, ref.target_id)
 
     def _complete(self, row: DocumentRow, ref: TargetRef, document: Document, plan: Plan) -> None:
@@ -822,19 +851,33 @@ class PipelineRunner:
             text = f"changed after {word}: " + "; ".join(changes)
         if dry_run:
             what = text if text is not None and row.changed != text else None
-            what = what or ("would book the payment" if became_paid and text is None else None)
+            what = what or ("would book the payment" if became_paid and not document.cancelled else None)
             return Outcome(self.pipeline.name, row.source_ref, row.number, OS.PLANNED, what, row.target_id) if what else None
         outcome: Outcome | None = None
-        if became_paid and text is None:
-            outcome = self.payments.book(row, document)
+        if became_paid and not document.cancelled:
+            # Money that arrived is booked whatever else changed: on the copy the target
+            # holds (the change itself waits for a person), with the source's payments.
+            outcome = self.payments.book(row, self._as_transferred(row, document))
         if text is not None and row.changed != text:
             self.ledger.mark_changed(row, text, cursor=self._held(cursor))
+            if outcome is not None:
+                self._report(outcome)
             return Outcome(self.pipeline.name, row.source_ref, row.number, state, text, row.target_id,
                            gross=document.total_gross if state == OS.REVERSED else None,
                            currency=document.currency if state == OS.REVERSED else None)
         if outcome is None:
             self._move_cursor(cursor, dry_run)
         return outcome
+
+    @staticmethod
+    def _as_transferred(row: DocumentRow, document: Document) -> Document:
+        """The document as the target holds it (the ledger's copy), with the source's
+        payments now; the source's document when the copy cannot be read."""
+        if row.payload:
+            with suppress(ValueError):
+                stored = Document.model_validate_json(row.payload)
+                return stored.model_copy(update={"payments": document.payments, "payment_date": document.payment_date})
+        return document
 
     def _process_derived(self, document: SourceItem, dry_run: bool) -> Outcome | None:
         """A document the run writes besides the listed one (a reversal, or the cancelled

@@ -13,6 +13,7 @@ Pure functions: nothing here calls a connector or writes the ledger.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from ._records import (
@@ -50,6 +51,8 @@ def treatment_problems(document: Document, line: Line, treatment: TaxTreatment, 
     seller = normalise_country(document.seller_country or DEFAULT_SELLER_COUNTRY)
     buyer = normalise_country(document.buyer_country) if document.buyer_country else None
     vat_id = (document.customer.vat_id or "").strip()
+    day = document.tax_date
+    on_day = f" on {day.isoformat()}" if day else ""
     said = "the source marks" if document.treatment_hint == treatment else "ledgerlink derives"
     what = f"line {index} ({line.description[:40]!r}): {said} it as {WORDS.get(treatment, str(treatment))}"
     out: list[str] = []
@@ -91,10 +94,26 @@ def treatment_problems(document: Document, line: Line, treatment: TaxTreatment, 
         if buyer is None or buyer == seller or not is_eu_member(buyer):
             out.append(f"{what}, but the buyer is {'of unknown country' if buyer is None else 'in ' + buyer}, "
                        "not in another EU country")
-        elif line.tax_rate not in eu_rates(buyer):
-            rates = ", ".join(_rate(r) for r in eu_rates(buyer))
-            out.append(f"{what} at {_rate(line.tax_rate)}, but {buyer} taxes at {rates}")
+        elif line.tax_rate not in eu_rates(buyer, day):
+            out.append(f"{what} at {_rate(line.tax_rate)}, but {buyer} taxes at {_rates(buyer, day)}{on_day}")
+    elif treatment in (T.STANDARD, T.REDUCED) and line.total != 0:
+        # VAT of the seller's country: the rate must be one of that country's on the day.
+        # 0 % is none: a tax-free line needs its reason (intra-EU supply, export, small
+        # business, ...) stated by the source, which then names the treatment.
+        rates = eu_rates(seller, day)
+        if rates and line.tax_rate not in rates:
+            if line.tax_rate == 0:
+                out.append(f"line {index} ({line.description[:40]!r}) charges no VAT (0 %) and the source states no "
+                           f"reason (intra-EU supply, export, small business, ...); 0 % is not a VAT rate of "
+                           f"{seller}{on_day} ({_rates(seller, day)})")
+            else:
+                out.append(f"line {index} ({line.description[:40]!r}) charges {_rate(line.tax_rate)} VAT, but "
+                           f"{seller}'s VAT rates{on_day} are {_rates(seller, day)}")
     return out
+
+
+def _rates(country: str, day: date | None) -> str:
+    return ", ".join(_rate(r) for r in eu_rates(country, day))
 
 
 def treatment_reason(document: Document, line: Line, treatment: TaxTreatment, *, oss: bool,

@@ -256,3 +256,80 @@ def test_a_gift_voucher_is_booked_even_when_the_bookkeeper_reconciles_money(conf
     assert fake_store("books")["payments"] == [("d1", "20.00")]
     assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
     assert fake_store("books")["payments"] == [("d1", "20.00")]  # once
+
+
+def chf(n: int, cursor: str | None = None) -> None:
+    """Order n in CHF, with no rate of the source's own (the pipeline's rate applies)."""
+    order = sample_document(n)
+    fake_store("shop")["documents"][f"order-{n}"] = order.model_copy(
+        update={"currency": "CHF", "cursor": cursor or order.cursor})
+
+
+def test_a_reversal_in_a_foreign_currency_is_written_at_the_originals_rate(config, tmp_path) -> None:
+    # Audit B1: the original went out at 0.95; by the time it is cancelled the pipeline says
+    # 0.90. The credit note must take 0.95, or part of the revenue and VAT stays booked.
+    cfg = config(on_cancel="reverse")
+    with open(cfg, "a") as out:
+        out.write('exchange_rates = { CHF = "0.95" }\n')
+    chf(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    assert fake_store("books")["pushed"]["order-1"]["exchange_rate"] == "0.95"
+    text = (tmp_path / "ledgerlink.toml").read_text().replace('CHF = "0.95"', 'CHF = "0.90"')
+    (tmp_path / "ledgerlink.toml").write_text(text)
+    fake_store("shop")["documents"]["order-1"] = fake_store("shop")["documents"]["order-1"].model_copy(
+        update={"cancelled": True, "cursor": "z-order-1-cancelled"})
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    assert result.exit_code == 0, result.output
+    credit = fake_store("books")["pushed"]["order-1~reversal"]
+    assert credit["currency"] == "CHF" and credit["exchange_rate"] == "0.95"
+    # a new CHF order takes today's rate
+    chf(2, cursor="z-order-2")
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    assert fake_store("books")["pushed"]["order-2"]["exchange_rate"] == "0.90"
+
+
+def test_the_sources_cancellation_document_takes_the_originals_rate(config, tmp_path) -> None:
+    cfg = config()
+    with open(cfg, "a") as out:
+        out.write('exchange_rates = { CHF = "0.95" }\n')
+    chf(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    (tmp_path / "ledgerlink.toml").write_text((tmp_path / "ledgerlink.toml").read_text().replace("0.95", "0.90"))
+    cancellation_order(2, of=1)
+    fake_store("shop")["documents"]["order-2"].currency = "CHF"
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    assert fake_store("books")["pushed"]["order-2"]["exchange_rate"] == "0.95"
+
+
+@pytest.mark.parametrize("kind", [DocumentKind.INVOICE, DocumentKind.CREDIT_NOTE])
+def test_negative_revenue_that_names_no_original_is_quarantined(config, kind) -> None:
+    # Audit B2: an order with every amount negated and no IsCancelationFor went out as a
+    # free-standing negative voucher.
+    cfg = config()
+    order = sample_document(7)
+    fake_store("shop")["documents"]["order-7"] = order.model_copy(update={
+        "kind": kind, "lines": [line.model_copy(update={"total": -line.total}) for line in order.lines]})
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    [outcome] = result.json[0]["documents"]
+    assert outcome["state"] == "quarantined"
+    what = "a credit note" if kind == DocumentKind.CREDIT_NOTE else "a negative invoice"
+    assert outcome["reason"].startswith(f"{what} of -123.90 EUR that names no document it reverses"), outcome
+    assert pushes() == []
+
+
+def test_a_payment_that_comes_with_a_change_is_booked_and_the_change_reported(config) -> None:
+    # Audit B4: the payment arrived in the same run as a change of the customer's name;
+    # it was never booked.
+    cfg = config(payment_reconciliation="source")
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    assert invoke_cli(["-c", cfg, "run"]).exit_code == 0
+    changed = sample_document(1, paid=True)
+    changed.customer.last_name = "Musterfrau"
+    changed.cursor = "z-order-1-paid"
+    fake_store("shop")["documents"]["order-1"] = changed
+    result = invoke_cli(["-c", cfg, "run", "--json"])
+    states = sorted(o["state"] for o in result.json[0]["documents"])
+    assert states == ["changed", "payment_booked"], result.output
+    assert fake_store("books")["payments"] == [("d1", "123.90")]
+    again = invoke_cli(["-c", cfg, "run", "--json"])  # nothing twice
+    assert again.json[0]["documents"] == [] and fake_store("books")["payments"] == [("d1", "123.90")]

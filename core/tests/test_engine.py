@@ -319,7 +319,7 @@ def test_runner_reports_bad_token_as_pipeline_error(tmp_path: Path, monkeypatch:
 
 
 def test_the_pipeline_says_who_sells(tmp_path: Path) -> None:
-    danish_customer = sample_document(1, country="DK")
+    danish_customer = sample_document(1, country="DK", gross="125.00", rate="25")
     seed(danish_customer)
     raw = config(seller_country="DK")
     raw["pipelines"][0]["rules"] = [{"when": {"region": "domestic"}, "account": "1000"}]

@@ -31,7 +31,7 @@ def test_a_ledger_made_by_an_older_version_opens_and_is_migrated(tmp_path: Path)
     with sqlite3.connect(path) as conn:
         conn.executescript((DATA / "ledger_v1.sql").read_text())
     ledger = Ledger(f"sqlite:///{path}")
-    assert ledger.schema_version == SCHEMA_VERSION == 6
+    assert ledger.schema_version == SCHEMA_VERSION == 7
     assert row_payments_booked_is_empty(ledger)
     row = ledger.document("shop-to-books", "order-7")
     assert row is not None and row.state == "pushed" and row.target_id == "555"

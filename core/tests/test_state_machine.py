@@ -116,7 +116,7 @@ def test_the_cursor_does_not_pass_a_document_left_pending(tmp_path: Path, monkey
 
 
 def test_a_source_without_a_seller_country_takes_the_pipelines(tmp_path: Path) -> None:
-    seed(sample_document(1, country="DK"))
+    seed(sample_document(1, country="DK", gross="125.00", rate="25"))
     runtime = make_runtime(config(seller_country="DK"), tmp_path)
     run_pipeline(runtime)
     row = runtime.ledger.document(PIPELINE, "order-1")
@@ -124,7 +124,7 @@ def test_a_source_without_a_seller_country_takes_the_pipelines(tmp_path: Path) -
 
 
 def test_the_source_states_the_seller_country_and_the_pipeline_states_none(tmp_path: Path) -> None:
-    doc = sample_document(1, country="AT").model_copy(update={"seller_country": "AT"})
+    doc = sample_document(1, country="AT", gross="120.00", rate="20").model_copy(update={"seller_country": "AT"})
     seed(doc)
     runtime = make_runtime(config(), tmp_path)
     run_pipeline(runtime)
