@@ -670,7 +670,7 @@ class BillyTarget(Target):
         name = ref.number or ref.target_id
         invoice = self.invoice(ref.target_id)
         if invoice is None:
-            raise TransientError(f"Billy invoice {name} was not found again")
+            raise TransientError(f"Billy invoice {name} was not found again", vendor_down=False)
         kind = wanted_type(document)
         if record_type(invoice) != kind:
             raise QuarantineError(
@@ -768,9 +768,10 @@ class BillyTarget(Target):
         if invoice is None:
             raise QuarantineError(f"Billy invoice {name} is gone; cannot record its payment")
         if invoice.get("state") != "approved":
-            raise TransientError(
+            raise TransientError(  # Billy answered: not the vendor's trouble (the breaker leaves it)
                 f"Billy invoice {name} is still a {invoice.get('state')}; "
-                "a payment can be recorded once it is approved"
+                "a payment can be recorded once it is approved",
+                vendor_down=False,
             )
         problem = amount_problem(document, invoice)
         if problem:  # never book a payment against different figures
