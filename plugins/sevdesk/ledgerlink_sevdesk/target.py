@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
@@ -25,7 +26,10 @@ from ledgerlink import (
     Customer,
     Document,
     DocumentKind,
+    HeaderToken,
+    Offset,
     OutcomeUnknown,
+    Page,
     Payment,
     Plan,
     QuarantineError,
@@ -146,6 +150,20 @@ class SevdeskSettings(Settings):
         return self
 
 
+@dataclass(frozen=True)
+class _LimitOffset(Offset):
+    """sevDesk's paging: ``?limit=100&offset=0`` (limit first, as always sent), then
+    ``offset=100``, ... sevDesk states no total unless asked (``countAll``), so a page
+    shorter than ``limit`` is the last; :class:`Offset` ends only at an empty page or a
+    stated total."""
+
+    def start(self) -> dict[str, Any]:
+        return {"limit": self.limit, self.offset_param: 0}
+
+    def after(self, page: Page) -> dict[str, Any] | None:
+        return None if self.limit is not None and len(page.items) < self.limit else super().after(page)
+
+
 class SevdeskTarget(Target):
     """Books documents in sevDesk as revenue vouchers (default) or invoices."""
 
@@ -164,9 +182,9 @@ class SevdeskTarget(Target):
         self.http = context.http(
             vendor="sevDesk",
             base_url=settings.base_url.rstrip("/") + "/",
+            headers={"Content-Type": "application/json"},
             # sevDesk takes the raw token, without "Bearer" (the query parameter was removed in 2025).
-            headers={"Authorization": token, "Content-Type": "application/json"},
-            secrets=[token],
+            auth=HeaderToken("Authorization", token),
             rate_limits=[RateLimit(f"sevdesk:{key_id(token)}", settings.requests_per_second)],
             auth_hint=AUTH_HINT,
             error_message=mapping.error_message,
@@ -223,16 +241,14 @@ class SevdeskTarget(Target):
         return objects if isinstance(objects, dict) else None
 
     def _pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
-        limit = self.settings.page_size
-        offset = 0
-        while True:
-            objects = self.get(path, **params, limit=limit, offset=offset)
-            if isinstance(objects, dict):  # some endpoints answer one object instead of a list
-                objects = [objects]
-            yield from objects or []
-            if not objects or len(objects) < limit:
-                return
-            offset += limit
+        """Every object of a list, ``limit``/``offset`` page by page, to the first short page."""
+        return self.http.paginate(path.lstrip("/"), _LimitOffset(items=None, limit=self.settings.page_size),
+                                  params=params, parse=self._listed)
+
+    def _listed(self, response: httpx.Response) -> list[Any]:
+        objects = self._objects(response)
+        # Some endpoints answer one object instead of a list.
+        return [objects] if isinstance(objects, dict) else objects or []
 
     # -- account -------------------------------------------------------------------
     def check(self) -> str:

@@ -138,6 +138,36 @@ def test_html_error_page_is_a_clear_transient_error():
         real_target().check()
 
 
+
+@respx.mock
+def test_lists_page_by_limit_and_offset_to_the_first_short_page():
+    rows = [{"id": str(n), "name": f"Tag {n}"} for n in range(5)]
+
+    def page(request):
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        return httpx.Response(200, json={"objects": rows[offset:offset + limit]})
+
+    route = respx.get(f"{BASE}/Tag").mock(side_effect=page)
+    assert [t["id"] for t in real_target(page_size=2)._pages("Tag", name="x")] == ["0", "1", "2", "3", "4"]
+    # No request after the short page; the query as always: the caller's, then limit, then offset.
+    assert [call.request.url.query.decode() for call in route.calls] == [
+        "name=x&limit=2&offset=0", "name=x&limit=2&offset=2", "name=x&limit=2&offset=4"]
+    route.side_effect = None
+    for body, expected, calls in (
+        ({"objects": rows[:2]}, ["0", "1", "0", "1", "0", "1"], 3),  # full pages: on until a short one
+        ({"objects": []}, [], 1),
+        ({"objects": None}, [], 1),
+        ({"objects": rows[0]}, ["0"], 1),  # one object instead of a list
+    ):
+        route.reset()
+        route.return_value = httpx.Response(200, json=body)
+        found = []
+        for tag in real_target(page_size=2)._pages("Tag"):
+            found.append(tag["id"])
+            if len(found) == 6:
+                break
+        assert (found, route.call_count) == (expected, calls)
+
 @respx.mock
 def test_404_with_code_151_on_status_sync_reports_deleted():
     respx.get(f"{BASE}/Voucher/9").mock(return_value=httpx.Response(
