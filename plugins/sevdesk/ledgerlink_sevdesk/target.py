@@ -601,8 +601,8 @@ class SevdeskTarget(Target):
             if plan.mark_paid and ref.kind == "invoice" and not self.settings.finalize_invoices:
                 log.warning("invoice %s stays a draft (finalize_invoices = false); its payment is not booked",
                             ref.target_id)
-            elif plan.mark_paid:
-                self._book(ref, document, plan, document.payments)
+            elif plan.mark_paid and self._book(ref, document, plan, document.payments):
+                ref.payment_pending = True  # left open: book_payment on a later run says why
         except (VendorRejected, QuarantineError, TransientError) as exc:
             # The document exists (whatever failed after it, even a read or a refused
             # connection); find_document adopts it and book_payment completes it.
@@ -894,15 +894,18 @@ class SevdeskTarget(Target):
             return self.settings.check_account
         return None
 
-    def _book(self, ref: TargetRef, document: Document, plan: Plan, payments: list[Payment]) -> None:
+    def _book(self, ref: TargetRef, document: Document, plan: Plan, payments: list[Payment]) -> list[str]:
         """Each payment is its own bookAmount, with its own date and amount, on the check
         account of its method (a gift voucher: plan.voucher_account). What sevDesk shows
-        as paid already is skipped in date order, so a re-run books only the rest."""
+        as paid already is skipped in date order, so a re-run books only the rest.
+        Returns why a payment was left open (no check account, or one in another
+        currency): never booked as the same number in another currency, never said booked."""
         if document.kind == DocumentKind.CREDIT_NOTE:
             if payments:
                 log.warning("refunds on credit note %s (sevDesk %s %s) are not booked by ledgerlink; book them in "
                             "sevDesk by hand", document.number or document.source_ref, ref.kind, ref.target_id)
-            return
+            return []
+        open_: list[str] = []
         path = mapping.object_name(ref)
         current = self._one(f"{path}/{ref.target_id}")
         if current is None:
@@ -912,7 +915,7 @@ class SevdeskTarget(Target):
         total = money(mapping.number(current.get("sumGrossForeignCurrency" if foreign else "sumGross")))
         paid = money(mapping.number(current.get("paidAmount")))
         if str(current.get("status")) == "1000" or paid >= total:
-            return  # already paid (a re-run): never book twice
+            return []  # already paid (a re-run): never book twice
         already = paid
         for payment in sorted(payments, key=lambda p: p.date or date.min):
             amount = money(payment.amount)
@@ -926,19 +929,20 @@ class SevdeskTarget(Target):
             what = f"payment of {amount} {document.currency} ({payment.kind}, method {payment.method!r})"
             account = self._account_for(payment, plan)
             if account is None:
-                log.warning("%s on %s %s has no check account; the document stays open", what, ref.kind,
-                            ref.target_id)
+                open_.append(f"{what} is not booked: no sevDesk check account for it (payment_accounts); the "
+                             f"{ref.kind} stays open")
+                log.warning("%s", open_[-1])
                 continue
             if foreign:
                 currency = str(self._load_check_accounts().get(int(account), {}).get("currency") or "")
                 if currency.upper() != document.currency.upper():
                     # Never the same number in the book currency: only an account in the
                     # document's currency books it.
-                    log.warning(
-                        "%s on %s %s is not booked: sevDesk check account %s is in %s, not %s; map the method to "
-                        "a %s check account (payment_accounts) to book it; the document stays open",
-                        what, ref.kind, ref.target_id, account, currency or "an unknown currency",
-                        document.currency, document.currency)
+                    open_.append(
+                        f"{what} is not booked: sevDesk check account {account} is in "
+                        f"{currency or 'an unknown currency'}, not {document.currency}; map the method to a "
+                        f"{document.currency} check account (payment_accounts) to book it; the {ref.kind} stays open")
+                    log.warning("%s", open_[-1])
                     continue
             day = payment.date or document.payment_date or document.invoice_date
             if day is None:
@@ -951,9 +955,14 @@ class SevdeskTarget(Target):
             paid += amount
             body = mapping.payment_payload(ref, amount, day, full=paid >= total, account=account)
             self._call("PUT", f"{path}/{ref.target_id}/bookAmount", body=body)
+        return open_
 
     def book_payment(self, ref: TargetRef, document: Document, plan: Plan) -> None:
-        self._book(ref, document, plan, document.payments)
+        left_open = self._book(ref, document, plan, document.payments)
+        if left_open:
+            # The ledger must not record it as booked: the payment is reported, and booked
+            # by a later run once the operator maps an account (what was booked is skipped).
+            raise QuarantineError("; ".join(left_open))
 
     # -- status sync -----------------------------------------------------------------
     def statuses(self, refs: Iterable[TargetRef]) -> Iterator[tuple[TargetRef, str]]:

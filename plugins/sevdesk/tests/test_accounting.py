@@ -177,8 +177,14 @@ def test_foreign_payment_on_a_book_currency_account_stays_open(sev, sandbox, cap
     ref = target.push(document, sev.plan_for(document, exchange_rate=Decimal("0.95"), mark_paid=True))
     assert sandbox.state["vouchers"][ref.target_id]["status"] == "100"
     assert sandbox.state["transactions"] == {}
-    assert "payment of 119.00 CHF (money, method 'paypal') on voucher" in caplog.text
-    assert "is in EUR, not CHF" in caplog.text and "the document stays open" in caplog.text
+    assert "payment of 119.00 CHF (money, method 'paypal') is not booked" in caplog.text
+    assert "is in EUR, not CHF" in caplog.text and "the voucher stays open" in caplog.text
+    # Never said booked (the audit found the ledger saying so): the push says its payment
+    # is still to come, and booking it later names why it is left open.
+    assert ref.payment_pending
+    with pytest.raises(QuarantineError, match=r"check account \d+ is in EUR, not CHF; map the method to a CHF"):
+        target.book_payment(ref, document, sev.plan_for(document, exchange_rate=Decimal("0.95")))
+    assert sandbox.state["transactions"] == {}
 
 
 def test_foreign_payment_on_a_check_account_of_its_currency_is_booked_in_that_currency(sev):
