@@ -37,9 +37,11 @@ the docs do not say what a miss returns)."""
 PAGE_NUMBER_PARAM = "page[number]"
 PAGE_SIZE_PARAM = "page[size]"
 PAGE_SIZE = 100
-"""JSON:API style paging for ``GET /customers``; ``links.next`` is followed when
-present. If the API ignores the parameters (one full list), the connector stops
-at the first page that brings no new ids. The default of the ``page_size`` setting."""
+"""JSON:API style paging for ``GET /customers``: ``page[number]`` counts up while a
+page is full or carries ``links.next`` (the link is taken to name the next page
+number, as JSON:API ``page[number]`` links do; it is not fetched itself). If the API
+ignores the parameters (one full list), the connector stops at the first page that
+brings no new ids. The default of the ``page_size`` setting."""
 REQUESTS_PER_SECOND = 5.0
 """No rate limit is published; a conservative client-side limit. The default of the
 ``requests_per_second`` setting."""

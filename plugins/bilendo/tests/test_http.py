@@ -215,6 +215,49 @@ def test_contacts_stop_when_the_api_ignores_paging():
     assert route.call_count == 2  # the second page brought nothing new
 
 
+
+def _pages(*bodies: dict) -> list[httpx.Response]:
+    return [httpx.Response(200, json=body) for body in bodies]
+
+
+def _debtors(*ids: str) -> list[dict]:
+    return [{"id": i, "attributes": {"name": f"Debtor {i}"}} for i in ids]
+
+
+@respx.mock
+def test_contacts_page_on_while_pages_are_full_or_link_on_and_drop_repeated_ids():
+    target = make_target(api_token=TOKEN, page_size=2)
+    route = respx.get(f"{API}/customers").mock(side_effect=_pages(
+        {"data": _debtors("a", "a")},  # full, no links.next: on; the repeat is dropped
+        {"data": _debtors("a", "b")},  # full, one new id: on
+        {"data": _debtors("c"), "links": {"next": f"{API}/customers?page[number]=4&page[size]=2"}},  # short, next
+        {"data": _debtors("d"), "links": {"next": None}},  # short, no next: the last
+    ))
+    assert [c.target_id for c in target.contacts()] == ["a", "b", "c", "d"]
+    assert [(call.request.url.params["page[number]"], call.request.url.params["page[size]"])
+            for call in route.calls] == [("1", "2"), ("2", "2"), ("3", "2"), ("4", "2")]
+
+
+@respx.mock
+def test_contacts_end_at_a_short_page_or_an_empty_one():
+    for bodies, calls in ((({"data": _debtors("a")},), 1), (({"data": _debtors("a", "b")}, {"data": []}), 2)):
+        with respx.mock:
+            route = respx.get(f"{API}/customers").mock(side_effect=_pages(*bodies))
+            assert [c.target_id for c in make_target(api_token=TOKEN, page_size=2).contacts()] == ["a", "b"][:calls]
+            assert route.call_count == calls
+
+
+@respx.mock
+def test_contacts_refuse_an_error_or_an_answer_without_a_data_list():
+    respx.get(f"{API}/customers").mock(side_effect=_pages(errors(422, "page too large", "page")))
+    with pytest.raises(VendorRejected, match="^Bilendo refused the customer list: "):
+        list(make_target(api_token=TOKEN).contacts())
+    for body in ({"data": None}, {"meta": {}}, [1, 2]):
+        with respx.mock:
+            respx.get(f"{API}/customers").respond(200, json=body)
+            with pytest.raises(TransientError, match="^Bilendo answered the customer list without a data list$"):
+                list(make_target(api_token=TOKEN).contacts())
+
 @respx.mock
 def test_invoice_request_carries_amounts_dates_dispatch_language_sender_and_pdf():
     target = make_target(api_token=TOKEN, dispatch="automatic", language="en", shipping_mode="dual_shipping",
