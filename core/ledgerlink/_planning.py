@@ -203,7 +203,7 @@ def complete(pipeline: PipelineConfig, document: Document, draft: Draft, options
         options=options,
         book_currency=draft.book_currency,
         exchange_rate=draft.exchange_rate,
-        voucher_account=pipeline.voucher_account,
+        voucher_account=pipeline.voucher_account if document.voucher_amount else None,  # only where one is paid
     )
 
 
