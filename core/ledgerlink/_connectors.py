@@ -13,12 +13,14 @@ secrets and the answer-to-action table (see ``ledgerlink._http``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -51,7 +53,10 @@ class ConnectorContext:
     transport: Any = None
     """An httpx transport to use instead of the network (tests, in-process sandboxes)."""
     write_timeout: float = 0.0
-    """The longest timeout of the HTTP clients made for the connector (s); 0: none made."""
+    """The longest timeout of the HTTP clients the connector makes or will make (s); 0: it
+    talks no HTTP. Known from the connector's construction on (see :meth:`expect_http`),
+    so a connector that makes its client lazily, on its first request, has it too: the
+    runner's settle delay for a young pending write is twice this, from a run's start."""
 
     def http(self, **kwargs: Any) -> HttpClient:
         """A configured HTTP client; see :func:`ledgerlink._http.HttpClient` for arguments."""
@@ -60,6 +65,37 @@ class ConnectorContext:
         client = self.http_factory(**kwargs)
         self.write_timeout = max(self.write_timeout, float(getattr(client, "timeout", 0.0) or 0.0))
         return client
+
+    def expect_http(self, timeout: float | None = None) -> None:
+        """Note, before any client is made, the timeout the connector's HTTP client will
+        use: ``timeout`` (the connection's own setting) or, when None, the default of
+        :attr:`http_factory` (``LEDGERLINK_HTTP_TIMEOUT`` or ``HttpClient``'s 30 s)."""
+        expected = float(timeout) if timeout is not None and timeout > 0 else self.default_timeout()
+        self.write_timeout = max(self.write_timeout, expected)
+
+    def default_timeout(self) -> float:
+        """The timeout (s) a client of :attr:`http_factory` gets when the connector names none."""
+        factory: Any = self.http_factory
+        while isinstance(factory, partial):  # the outermost partial's keywords win
+            value = factory.keywords.get("timeout")
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                return float(value)
+            factory = factory.func
+        for candidate in (factory, _http_client_class()):
+            try:
+                parameter = inspect.signature(candidate).parameters.get("timeout")
+            except (TypeError, ValueError):
+                continue
+            default = parameter.default if parameter is not None else None
+            if isinstance(default, int | float) and not isinstance(default, bool) and default > 0:
+                return float(default)
+        return 0.0
+
+
+def _http_client_class() -> type[HttpClient]:
+    from ._http import HttpClient  # here: _http is heavy, and connectors are imported first
+
+    return HttpClient
 
 
 class Connector:
@@ -74,10 +110,26 @@ class Connector:
     sandbox: ClassVar[str | None] = None
     """``"module:Class"`` of the vendor's :class:`ledgerlink.Sandbox` (imported only when
     ``ledgerlink sandbox`` or a demo asks for it, so start-up stays fast)."""
+    talks_http: ClassVar[bool | None] = None
+    """Whether the connector makes HTTP requests through ``context.http``. None: guessed,
+    True for a connector with a :attr:`sandbox` or a ``timeout`` setting. Its client's
+    timeout is then known from the start (``context.write_timeout``), even when the
+    client is made only on the first request."""
 
     def __init__(self, settings: Any, context: ConnectorContext) -> None:
         self.settings = settings
         self.context = context
+        if isinstance(context, ConnectorContext) and self._talks_http():
+            own: Any = getattr(settings, "timeout", None)
+            numeric = isinstance(own, int | float) and not isinstance(own, bool)
+            context.expect_http(float(own) if numeric and own > 0 else None)
+
+    @classmethod
+    def _talks_http(cls) -> bool:
+        if cls.talks_http is not None:
+            return cls.talks_http
+        fields = getattr(cls.Settings, "model_fields", {})
+        return cls.sandbox is not None or "timeout" in fields
 
     def close(self) -> None:
         """Release connections."""
