@@ -93,7 +93,11 @@ def serve_service(*, ledger_url: str | None, host: str, port: int, workers: int,
     for name, path in (hooks.files.items() if hooks else ()):
         click.echo(f"source webhooks of {name!r} on http://{host}:{port}/webhooks/<secret from {path}>", err=True)
     try:
-        uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
+        from ._webhooks import uvicorn_options
+
+        # Slow and idle clients: a deadline for the request head, idle keep-alive
+        # connections closed, a bound on connections (503 over it).
+        uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, **uvicorn_options())
     finally:
         if hooks is not None:
             hooks.stop()

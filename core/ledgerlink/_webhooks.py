@@ -40,6 +40,85 @@ QUEUE_LIMIT = 1000
 Retry-After, so a burst neither floods the vendor nor grows memory without bound."""
 DONE_KEPT = 1000
 """How many handled webhooks /health remembers."""
+HEAD_SECONDS = 10.0
+"""A client that has not sent a whole request head (request line and headers) within this
+time of connecting, or of its previous answer, is cut off (408 when it sent part of one)."""
+HEAD_BYTES = 16 * 1024
+"""A request head over this size is refused (400), however fast it comes."""
+KEEP_ALIVE_SECONDS = 5
+"""An idle keep-alive connection is closed after this time."""
+CONNECTION_LIMIT = 100
+"""Connections (or requests in progress) at which a further request is answered 503: a
+crowd of slow or idle clients cannot hold the server's memory and sockets without bound."""
+
+
+def head_deadline_protocol(seconds: float = HEAD_SECONDS) -> type[asyncio.Protocol]:
+    """uvicorn's h11 HTTP protocol with a deadline for the request head, which uvicorn
+    lacks (``h11_max_incomplete_event_size`` bounds the head's size, not its time).
+
+    A timer starts when the connection is made and again when an answer is complete (the
+    next request of a keep-alive connection); it is cancelled once h11 has parsed the
+    whole head. When it fires, a client that sent part of a head gets 408 and the
+    connection is closed; a silent one is closed. The body has its own deadline
+    (:data:`BODY_SECONDS`, in the endpoint)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineProtocol(H11Protocol):
+        head_seconds = seconds
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._follow_head(restart=True)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._follow_head(restart=False)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._follow_head(restart=True)
+
+        def _follow_head(self, *, restart: bool) -> None:
+            """Time the head while h11 waits for one; stop once it is complete."""
+            waiting = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+            if not waiting:
+                self._stop_head_timer()
+            elif restart or self._head_timer is None:
+                self._stop_head_timer()
+                self._head_timer = self.loop.call_later(self.head_seconds, self._head_too_slow)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return
+            started = bool(getattr(self.conn, "trailing_data", (b"", False))[0])
+            if started:  # raw bytes: h11 lets a server answer only a request it has parsed
+                text = f"the request head did not arrive within {self.head_seconds:g} s".encode()
+                self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                                     b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(text), text))
+            self.transport.close()
+
+    return HeadDeadlineProtocol
+
+
+def uvicorn_options(*, head_seconds: float = HEAD_SECONDS, keep_alive: int = KEEP_ALIVE_SECONDS,
+                    limit: int = CONNECTION_LIMIT, head_bytes: int = HEAD_BYTES) -> dict[str, Any]:
+    """What ``serve`` (``-p`` and the service) gives ``uvicorn.run`` / ``uvicorn.Config``
+    against slow and idle clients: the head deadline, the keep-alive timeout and the
+    connection limit (uvicorn answers 503 over it)."""
+    return {"http": head_deadline_protocol(head_seconds), "timeout_keep_alive": keep_alive,
+            "limit_concurrency": limit, "h11_max_incomplete_event_size": head_bytes}
 
 
 def load_secret(path: Path) -> str:
@@ -326,6 +405,6 @@ def serve_webhooks(state: Any, pipeline: PipelineConfig, *, host: str, port: int
     app, worker = make_app(runtime, pipeline, secret)
     click.echo(f"listening on http://{host}:{port}/webhooks/<secret from {secret_file}>", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **uvicorn_options())
     finally:
         worker.stop()

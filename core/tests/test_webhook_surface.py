@@ -13,18 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from ledgerlink._webhooks import make_app
+from ledgerlink._webhooks import make_app, uvicorn_options
 from ledgerlink.testing import fake_store, make_runtime, sample_document
 
 SECRET = "s3cr3t-path"
 
 
 class AppServer:
-    def __init__(self, app: Any) -> None:
+    """The app on uvicorn with the options `serve` gives it (``uvicorn_options``)."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
         import uvicorn
 
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                                    access_log=False, timeout_graceful_shutdown=1))
+                                                    access_log=False, timeout_graceful_shutdown=1,
+                                                    **uvicorn_options(**options)))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> AppServer:
@@ -44,13 +47,13 @@ class AppServer:
 
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[Any]:
-    def start(**limits: Any) -> Any:
+    def start(server_options: dict[str, Any] | None = None, **limits: Any) -> Any:
         raw = {"connections": {"shop": {"plugin": "fake-webhook-source", "store": "shop"},
                                "books": {"plugin": "fake-target", "store": "books"}},
                "pipelines": [{"name": "p", "source": "shop", "target": "books"}]}
         runtime = make_runtime(raw, tmp_path)
         app, worker = make_app(runtime, runtime.config.pipelines[0], SECRET, **limits)
-        server = AppServer(app).__enter__()
+        server = AppServer(app, **(server_options or {})).__enter__()
         started.append((server, worker))
         return server, worker
 
@@ -106,7 +109,7 @@ def test_a_burst_is_bounded_and_duplicates_are_fetched_once(endpoint: Any, monke
     real = WebhookWorker.handle
 
     def held(self: WebhookWorker, kind: str, ident: str) -> dict[str, Any]:
-        gate.wait(30)  # the vendor is slow: the worker holds the first resource
+        gate.wait(120)  # the vendor is slow: the worker holds the first resource
         return real(self, kind, ident)
 
     monkeypatch.setattr(WebhookWorker, "handle", held)
@@ -120,7 +123,10 @@ def test_a_burst_is_bounded_and_duplicates_are_fetched_once(endpoint: Any, monke
         time.sleep(0.01)  # the worker took order-1 and waits
     answers = [post(server, {"document": f"order-{n}"}) for n in (2, 3, 4)]
     assert [a.status_code for a in answers] == [202, 202, 202]
-    twice = [post(server, {"document": "order-2"}) for _ in range(200)]
+    # One client (kept alive): a new client per request costs ~50 ms (its TLS context), and
+    # on a loaded machine 200 of those outlasted the held worker's wait.
+    with httpx.Client(timeout=10) as client:
+        twice = [client.post(f"{server.url}/webhooks/{SECRET}", json={"document": "order-2"}) for _ in range(200)]
     assert {a.status_code for a in twice} == {202} and all(a.json().get("duplicate") for a in twice)
     full = post(server, {"document": "order-5"})
     assert full.status_code == 503 and full.headers["Retry-After"] == "30"
@@ -195,3 +201,114 @@ def test_the_webhook_worker_keeps_bounded_lists(endpoint: Any) -> None:
     for n in range(DONE_KEPT + 50):  # handled results beyond the bound push the oldest out
         worker.done.append({"kind": "document", "id": f"order-{n}", "state": "unchanged"})
     assert len(worker.done) == DONE_KEPT and worker.done[0]["id"] == "order-50"
+
+
+# -- slow and idle clients at the HTTP level (uvicorn's options, as `serve` sets them) ------
+def _read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed (s)."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    received = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            raise AssertionError(f"the server kept the connection open for {limit} s; got {received!r}") from None
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+
+
+def test_serve_gives_uvicorn_a_head_deadline_a_keep_alive_timeout_and_a_connection_limit() -> None:
+    from ledgerlink import _serve, _webhooks
+
+    options = uvicorn_options()
+    assert options["timeout_keep_alive"] == _webhooks.KEEP_ALIVE_SECONDS <= 10
+    assert options["limit_concurrency"] == _webhooks.CONNECTION_LIMIT
+    assert options["http"].head_seconds == _webhooks.HEAD_SECONDS
+    for module in (_serve, _webhooks):  # both servers of `serve` start with these options
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        runs = [line for line in source.splitlines() if "uvicorn.run(" in line]
+        assert runs and all("**uvicorn_options()" in line for line in runs), (module.__name__, runs)
+
+
+def test_a_request_head_sent_too_slowly_is_cut_off_within_the_deadline(endpoint: Any) -> None:
+    server, worker = endpoint(server_options={"head_seconds": 0.8})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /webhooks/" + SECRET.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        for n in range(40):  # one header byte every 0.1 s: never a whole head, never idle for long
+            time.sleep(0.1)
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % n)
+            except OSError:
+                closed = True
+                break
+        received, _ = _read_until_closed(sock, 5)
+        waited = time.monotonic() - started
+    assert received.startswith(b"HTTP/1.1 408"), received
+    assert b"the request head did not arrive within 0.8 s" in received
+    assert closed or waited < 4.5
+    assert waited < 3, f"cut off only after {waited:.1f} s"
+    assert worker.handled == 0 and worker.queue.qsize() == 0
+
+
+def test_a_connection_that_sends_nothing_is_closed_within_the_head_deadline(endpoint: Any) -> None:
+    server, worker = endpoint(server_options={"head_seconds": 0.5})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        received, waited = _read_until_closed(sock, 5)
+    assert received == b""  # nothing was asked: nothing to answer, the connection is just closed
+    assert 0.4 < waited < 3
+
+
+def test_a_whole_head_in_time_is_served_however_long_the_deadline_had_run(endpoint: Any) -> None:
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    server, worker = endpoint(server_options={"head_seconds": 1.0})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        head = b"POST /webhooks/" + SECRET.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(head)
+        time.sleep(0.6)  # slow, but the head is whole before the deadline
+        body = b'{"document": "order-1"}'
+        sock.sendall(b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        time.sleep(0.6)  # the body has its own deadline: past the head's, it is not cut off
+        sock.sendall(body)
+        received, _ = _read_until_closed(sock, 10)
+    assert received.startswith(b"HTTP/1.1 202"), received
+
+
+def test_an_idle_keep_alive_connection_is_closed(endpoint: Any) -> None:
+    server, worker = endpoint(server_options={"keep_alive": 1, "head_seconds": 30})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # HTTP/1.1: kept alive
+        sock.settimeout(5)
+        received = b""
+        while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+            chunk = sock.recv(4096)
+            assert chunk, received
+            received += chunk
+        assert received.startswith(b"HTTP/1.1 200"), received
+        rest, idle = _read_until_closed(sock, 10)  # then nothing: the server closes it
+    assert rest == b""
+    assert 0.8 < idle < 4, f"closed after {idle:.1f} s idle"
+
+
+def test_a_request_over_the_connection_limit_gets_503(endpoint: Any) -> None:
+    server, worker = endpoint(server_options={"limit": 3, "head_seconds": 30})
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # two idle connections, and the request's own: three
+        over = httpx.get(f"{server.url}/health", timeout=10)
+        assert over.status_code == 503, over.text
+        assert worker.handled == 0
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while True:  # once the idle connections are gone, requests are served again
+        answer = httpx.get(f"{server.url}/health", timeout=10)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert answer.status_code == 200
+
