@@ -751,12 +751,13 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
     done = 0
     while True:
         runtime = state.runtime(reporter, keep_outcomes=False)
-        results = run_pipelines(runtime, state.pipelines(pipeline))
+        # The lock names `watch` as its holder (a second command's busy line says so).
+        results = run_pipelines(runtime, state.pipelines(pipeline), run=lambda runner: runner.run(command="watch"))
         _summarise(results, False, reporter)
         if not no_status:
             for p in state.pipelines(pipeline):
                 try:
-                    changes = sync_status(runtime, p)
+                    changes = sync_status(runtime, p, command="watch")
                 except LedgerlinkError as exc:  # a bad answer must not end the watch
                     click.echo(f"error: {exc}", err=True)
                     changes = getattr(exc, "changes", [])

@@ -116,11 +116,12 @@ class StatusChange:
         return self.__dict__.copy()
 
 
-def sync_status(runtime: Runtime, pipeline: PipelineConfig) -> list[StatusChange]:
-    """Ask the target for the status of every pushed document; record and report changes."""
+def sync_status(runtime: Runtime, pipeline: PipelineConfig, *, command: str = "sync-status") -> list[StatusChange]:
+    """Ask the target for the status of every pushed document; record and report changes.
+    ``command``: the name the pipeline's lock gives its holder (``watch`` calls it too)."""
     runner = PipelineRunner(runtime, pipeline)
     try:
-        with runtime.locks.hold(pipeline.name, "sync-status", wait=runtime.lock_wait):
+        with runtime.locks.hold(pipeline.name, command, wait=runtime.lock_wait):
             return _sync_status(runtime, pipeline, runner)
     finally:
         runner.close()

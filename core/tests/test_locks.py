@@ -173,3 +173,42 @@ def test_the_lock_file_is_private(tmp_path: Path) -> None:
     with PipelineLocks(Ledger(url)).hold("p", "run"):
         mode = (tmp_path / "ledger.db.p.lock").stat().st_mode & 0o777
     assert mode == 0o600
+
+
+SLOW_WATCH = textwrap.dedent("""
+    import sys, time
+    from ledgerlink._fakes import FakeTarget
+
+    def slow_push(self, document, plan):
+        print("pushing", flush=True)  # the watch holds the pipeline's lock now
+        time.sleep(600)
+
+    FakeTarget.push = slow_push
+    from ledgerlink._cli import main
+    main(sys.argv[1:])
+""")
+
+
+def test_a_second_command_names_watch_as_the_holder(ledger_url: str, tmp_path: Path,
+                                                    request: pytest.FixtureRequest) -> None:
+    """`watch` holds the lock as `watch` (it called the runner with the default name `run`)."""
+    import json
+
+    name = pipeline_name(request)
+    documents = [json.loads(sample_document(1).model_dump_json())]
+    (tmp_path / "documents.json").write_text(json.dumps({"documents": documents}))
+    cfg = tmp_path / "ledgerlink.toml"
+    cfg.write_text(fake_config(ledger=ledger_url, pipeline=name, source_file="documents.json"))
+    watch = subprocess.Popen([sys.executable, "-c", SLOW_WATCH, "-c", str(cfg), "watch", "--rounds", "1"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "LEDGERLINK_FAKE_PLUGINS": "1"})
+    try:
+        assert watch.stdout is not None and watch.stdout.readline().strip() == "pushing", watch.stderr
+        for command in (["run"], ["sync-status"]):
+            result = invoke_cli(["-c", str(cfg), *command])
+            assert result.exit_code == 75, (command, result.output)
+            [line] = result.stderr.strip().splitlines() or result.output.strip().splitlines()[-1:]
+            assert f"is busy: `watch` (pid {watch.pid} on " in line, (command, line)
+    finally:
+        watch.kill()
+        watch.wait(timeout=10)
