@@ -215,7 +215,11 @@ class WebhookWorker:
                     return {"kind": kind, "id": ident, "state": "not a customer to sync"}
                 if not (self.pipeline.sync_members or self.pipeline.create_contacts):
                     return {"kind": kind, "id": ident, "state": "contact creation is off"}
-                contact, decision = runner.contacts.resolve(customer, dry_run=False)
+                # It writes contacts: under the pipeline's lock, as a document webhook (a run
+                # working on the pipeline may be creating the same customer's contact).
+                with self.runtime.locks.hold(self.pipeline.name, "webhook",
+                                             wait=max(self.runtime.lock_wait, WEBHOOK_LOCK_WAIT)):
+                    contact, decision = runner.contacts.resolve(customer, dry_run=False)
                 self.runtime.reporter.message(f"webhook customer {ident}: {decision}")
                 return {"kind": kind, "id": ident, "state": decision}
             return {"kind": kind, "id": ident, "state": "ignored"}

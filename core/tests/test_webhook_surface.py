@@ -312,3 +312,79 @@ def test_a_request_over_the_connection_limit_gets_503(endpoint: Any) -> None:
         time.sleep(0.05)
     assert answer.status_code == 200
 
+
+# -- the pipeline lock covers webhooks ----------------------------------------------------
+def _customer_source_plugin() -> Any:
+    """The fake webhook source, also pointing at customers: ``{"customer": "cust-9"}``."""
+    from ledgerlink._connectors import WebhookResource
+    from ledgerlink._fakes import FakeWebhookSource
+    from ledgerlink._hookspecs import hookimpl
+    from ledgerlink._records import Customer
+
+    class CustomerWebhookSource(FakeWebhookSource):
+        def webhook_resource(self, payload: Any) -> WebhookResource | None:
+            if isinstance(payload, dict) and isinstance(payload.get("customer"), str):
+                return WebhookResource("customer", payload["customer"])
+            return super().webhook_resource(payload)
+
+        def customer(self, source_id: str) -> Customer | None:
+            raw = self._data()["customers"].get(source_id)
+            return None if raw is None else Customer.model_validate(raw)
+
+    class Plugin:
+        distribution = "customer webhooks (test)"
+
+        @staticmethod
+        @hookimpl
+        def ledgerlink_register_sources(register: Any) -> None:
+            register("customer-webhook-source", CustomerWebhookSource)
+
+    return Plugin()
+
+
+@pytest.mark.parametrize("kind", ["customer", "document"])
+def test_a_webhook_waits_for_the_command_holding_its_pipeline(tmp_path: Path, kind: str) -> None:
+    """While another command (a `run` here) holds the pipeline's lock, a webhook for the
+    pipeline is taken (202) but not processed; it is once the holder lets go. A customer
+    webhook writes contacts, as a document webhook writes documents: both wait."""
+    from ledgerlink._ledger import Ledger
+    from ledgerlink._locks import PipelineLocks
+    from ledgerlink._plugins import PluginManager
+    from ledgerlink.testing import fake_plugin
+
+    fake_store("shop")["customers"]["cust-9"] = {"source_id": "cust-9", "first_name": "Erika",
+                                                 "last_name": "Mustermann", "email": "erika@example.com"}
+    fake_store("shop")["documents"]["order-1"] = sample_document(1, customer="cust-9")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    raw = {"ledger": {"url": url},
+           "connections": {"shop": {"plugin": "customer-webhook-source", "store": "shop"},
+                           "books": {"plugin": "fake-target", "store": "books"}},
+           "pipelines": [{"name": "p", "source": "shop", "target": "books", "sync_members": True}]}
+    runtime = make_runtime(raw, tmp_path, plugins=PluginManager(extra_plugins=[fake_plugin, _customer_source_plugin()]))
+    app, worker = make_app(runtime, runtime.config.pipelines[0], SECRET)
+    held = PipelineLocks(Ledger(url))  # another command's lock, on its own connection to the ledger
+    try:
+        with AppServer(app) as server:
+            holding = held.hold("p", "run")
+            holding.__enter__()
+            try:
+                answer = post(server, {kind: "cust-9" if kind == "customer" else "order-1"})
+                assert answer.status_code == 202, answer.text
+                time.sleep(1.5)  # the worker has taken it, and waits for the lock
+                assert worker.queue.qsize() == 0 and worker.handled == 1
+                assert list(worker.done) == []
+                assert fake_store("books")["contacts"] == {} and fake_store("books")["pushed"] == {}
+            finally:
+                holding.__exit__(None, None, None)
+            deadline = time.monotonic() + 15
+            while not worker.done and time.monotonic() < deadline:
+                time.sleep(0.05)
+            [done] = list(worker.done)
+            assert "error" not in done, done
+            assert len(fake_store("books")["contacts"]) == 1  # written once the holder let go
+            if kind == "document":
+                assert list(fake_store("books")["pushed"]) == ["order-1"]
+    finally:
+        worker.stop()
+        held.ledger.close()
+        runtime.ledger.close()
