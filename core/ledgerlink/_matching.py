@@ -185,7 +185,7 @@ def _strip_titles(text: str) -> str:
     return " ".join(w.rstrip(".") for w in words if w.rstrip("."))
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=4096)
 def normalise_name(value: str | None) -> str:
     """A person's name in one field ("Dr. Hans Müller", "Müller, Hans") as a key."""
     text = normalise_text(value)
@@ -195,7 +195,7 @@ def normalise_name(value: str | None) -> str:
     return _strip_titles(text)
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=4096)
 def normalise_company(value: str | None) -> str:
     """A company name as a key: legal forms in one spelling, never removed."""
     text = normalise_text(value)
@@ -284,9 +284,9 @@ class NameMatcher(Matcher):
         return (key,) if key else ()
 
 
-_Held = tuple[str | None, str | None, str | None, str | None, str | None, dict[str, Any] | None]
-"""What the index keeps of a contact: customer number, first and last name, company,
-e-mail and the plugin's extra data (None when empty)."""
+_SEP = "\x1f"
+"""Between the fields of a contact the index keeps as one string (a unit separator, which
+no name, number or address holds)."""
 
 
 class ContactIndex:
@@ -296,13 +296,14 @@ class ContactIndex:
     ``target_id`` is already indexed is ignored. A run adds every contact it
     creates, so the index grows with the target's contacts: per contact it keeps
     its keys (each filed under the target id, a tuple of ids only where a key is
-    shared) and one tuple of the contact's own fields, never the record object.
-    A match rebuilds the :class:`Contact` it returns from that tuple.
+    shared) and one string of the contact's own fields (its ``extra`` only when it has
+    one), never the record object. A match rebuilds the :class:`Contact` it returns.
     """
 
     def __init__(self, matchers: Sequence[Matcher], contacts: Iterable[Contact]) -> None:
         self.matchers = list(matchers)
-        self._contacts: dict[str, _Held] = {}
+        self._contacts: dict[str, str] = {}
+        self._extra: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, dict[str, str | tuple[str, ...]]] = {m.name: {} for m in self.matchers}
         for contact in contacts:
             self.add(contact)
@@ -317,8 +318,10 @@ class ContactIndex:
         target_id = contact.target_id
         if target_id in self._contacts:
             return
-        self._contacts[target_id] = (contact.customer_number, contact.first_name, contact.last_name,
-                                     contact.company, contact.email, dict(contact.extra) or None)
+        fields = (contact.customer_number, contact.first_name, contact.last_name, contact.company, contact.email)
+        self._contacts[target_id] = _SEP.join((value or "").replace(_SEP, " ") for value in fields)
+        if contact.extra:
+            self._extra[target_id] = dict(contact.extra)
         for matcher in self.matchers:
             bucket = self._keys[matcher.name]
             for key in set(matcher.keys_for_contact(contact)):
@@ -332,9 +335,9 @@ class ContactIndex:
 
     def contact(self, target_id: str) -> Contact:
         """The indexed contact with this id (KeyError when it is not indexed)."""
-        number, first, last, company, email, extra = self._contacts[target_id]
+        number, first, last, company, email = (value or None for value in self._contacts[target_id].split(_SEP))
         return Contact(target_id=target_id, customer_number=number, first_name=first, last_name=last,
-                       company=company, email=email, extra=dict(extra) if extra else {})
+                       company=company, email=email, extra=dict(self._extra.get(target_id, {})))
 
     def match(self, customer: Customer) -> MatchResult | None:
         """The first matcher with exactly one candidate wins; several is ambiguous.
