@@ -35,6 +35,15 @@ class MatchRow:
         return self.__dict__.copy()
 
 
+def retry_total(runtime: Runtime, pipeline: PipelineConfig, *, quarantined: bool = False) -> int:
+    """How many documents `retry` takes up for the pipeline, as the ledger knows them
+    before it starts: the pending ones (settled first), the failed ones and, with
+    ``quarantined``, the quarantined ones. The total of its progress bar (and so its ETA)."""
+    counts = runtime.ledger.counts(pipeline.name)
+    states = [DocumentState.PENDING, DocumentState.FAILED] + ([DocumentState.QUARANTINED] if quarantined else [])
+    return sum(counts.get(str(state), 0) for state in states)
+
+
 def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool = False) -> list[MatchRow]:
     """Compare every source customer with every target contact; store unique matches."""
     runner = PipelineRunner(runtime, pipeline)

@@ -71,3 +71,31 @@ def test_a_backfill_by_id_knows_its_total(cfg: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert [line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("progress: ")] == [
         "progress: p: 1 of 2 documents", "progress: p: 2 of 2 documents"]
+
+
+def test_retry_total_is_what_the_ledger_holds_for_retry(tmp_path: Path) -> None:
+    """The total `retry` shows: pending (settled first) and failed documents, and with
+    --quarantined the quarantined ones; pushed and skipped ones are not taken up."""
+    from ledgerlink._operations import retry_total
+    from ledgerlink._records import TargetRef
+    from ledgerlink.testing import make_runtime
+
+    runtime = make_runtime({"connections": {"shop": {"plugin": "fake-source", "store": "shop"},
+                                            "books": {"plugin": "fake-target", "store": "books"}},
+                            "pipelines": [{"name": "p", "source": "shop", "target": "books"},
+                                          {"name": "q", "source": "shop", "target": "books"}]}, tmp_path)
+    ledger = runtime.ledger
+    ledger.mark_pending(None, "p", sample_document(1))
+    ledger.mark_failed(None, "p", "order-2", "refused", retryable=False)
+    ledger.mark_failed(None, "p", "order-3", "timed out", retryable=True)
+    ledger.mark_quarantined(None, "p", "order-4", "no tax rule")
+    ledger.mark_pushed(ledger.mark_pending(None, "p", sample_document(5)), TargetRef(target_id="d5"), note=None)
+    ledger.mark_skipped(None, "p", "order-6", "a draft")
+    ledger.mark_failed(None, "q", "order-7", "refused", retryable=False)  # another pipeline's
+    p, q = runtime.config.pipelines
+    try:
+        assert retry_total(runtime, p) == 3
+        assert retry_total(runtime, p, quarantined=True) == 4
+        assert retry_total(runtime, q) == 1
+    finally:
+        ledger.close()
