@@ -1,6 +1,8 @@
 """Bad input: every file of tests/bad_input/ ends as a failed or quarantined document
 (or a clear run or check error) with a reason a bookkeeper understands, the good
-documents of the same run all arrive exactly once, and nothing crashes.
+documents of the same run all arrive exactly once, and nothing crashes. Unusable
+ledger files are refused in one line with exit 2; a pipeline another command holds
+and a source that refuses connections end the command in one line (exit 75, exit 1).
 
 Broken Billbee orders are seeded into the Billbee sandbox next to three good ones;
 broken vendor answers are served for one endpoint by :class:`Intercept`, a tiny
@@ -213,7 +215,7 @@ ANSWER_CASES = [
 
 def test_every_corpus_file_has_a_case_and_a_readme_row() -> None:
     files = {p.name for p in CORPUS.iterdir() if p.is_file() and p.name not in ("README.md", "_generate.py")}
-    covered = ({c.file for c in ORDER_CASES} | {c.file for c in ANSWER_CASES}
+    covered = ({c.file for c in ORDER_CASES} | {c.file for c in ANSWER_CASES} | {c.file for c in LEDGER_CASES}
                | {"good-orders.json", "page-invalid-utf8.bin", "page-order-without-id.json"})
     assert files == covered
     assert len(files - {"good-orders.json"}) >= 30
@@ -509,3 +511,116 @@ def test_cli_check_and_run_with_broken_answers_exit_1_without_traceback(
         assert "shop-to-books: 1 failed, 2 pushed" in run.stdout, run.stdout
         assert re.search(r"failed\s+shop-to-books RE-GOOD-8002: .*HTML page", run.stdout), run.stdout
     assert setup.voucher_numbers() == Counter({"RE-GOOD-8001": 1, "RE-GOOD-8003": 1})
+
+
+# -- ledger files and situations (issue 16) -----------------------------------------------------
+@dataclass(frozen=True)
+class LedgerCase:
+    file: str
+    words: tuple[str, ...]
+
+
+LEDGER_CASES = [
+    LedgerCase("ledger-empty.sqlite", ("ledger.db is empty (0 bytes), not a ledger", "only where no file exists")),
+    LedgerCase("ledger-truncated.sqlite", ("ledger.db is cut short", "restore the ledger from a backup")),
+    LedgerCase("ledger-random-bytes.sqlite", ("ledger.db is not a SQLite database",)),
+    LedgerCase("ledger-other-program.sqlite",
+               ("ledger.db is a SQLite database of another program (tables moz_places), not a ledger",)),
+    LedgerCase("ledger-newer-schema.sqlite", ("the ledger has schema version 999, newer than this ledgerlink",
+                                              "upgrade ledgerlink")),
+]
+
+
+def _fake_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess, with the in-memory fake connectors."""
+    return subprocess.run([sys.executable, "-m", "ledgerlink._cli", "-c", str(config), *args],
+                          capture_output=True, text=True, timeout=120, cwd=config.parent,
+                          env={**os.environ, "LEDGERLINK_FAKE_PLUGINS": "1", "PYTHONIOENCODING": "utf-8"})
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """Everything the command said, which must be one line (and no traceback)."""
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-3000:]
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", LEDGER_CASES, ids=lambda c: c.file.removesuffix(".sqlite"))
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_an_unusable_ledger_file_is_refused_in_one_line_with_exit_2(case: LedgerCase, command: str,
+                                                                    tmp_path: Path) -> None:
+    from ledgerlink.testing import fake_config
+
+    config = tmp_path / "ledgerlink.toml"
+    config.write_text(fake_config(ledger="sqlite:///ledger.db"))
+    ledger = tmp_path / "ledger.db"
+    ledger.write_bytes((CORPUS / case.file).read_bytes())
+    done = _fake_cli(config, command)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = _one_line(done)
+    assert line.startswith("error: "), line
+    assert_words(line, case.words)
+    assert ledger.read_bytes() == (CORPUS / case.file).read_bytes()  # never recreated or changed
+
+
+@pytest.mark.slow
+def test_a_pipeline_held_by_another_command_is_left_alone_with_exit_75(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Situation (no file): another command (here: this process, as `run`) works on the pipeline."""
+    import socket as _socket
+
+    from ledgerlink._ledger import Ledger
+    from ledgerlink._locks import PipelineLocks
+
+    setup = make_setup(monkeypatch, [read("good-orders.json")])
+    with SandboxServer(setup.billbee) as shop, SandboxServer(setup.sevdesk) as books:
+        setup.raw["connections"]["shop"]["base_url"] = shop.url + "/api/v1"
+        setup.raw["connections"]["books"]["base_url"] = books.url + "/api/v1"
+        config = tmp_path / "ledgerlink.toml"
+        write_config(config, setup.raw)
+        locks = PipelineLocks(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}"))
+        try:
+            with locks.hold("shop-to-books", "run"):
+                for command in ("run", "retry"):
+                    done = cli(config, setup.env, command)
+                    assert done.returncode == 75, done.stdout + done.stderr
+                    line = _one_line(done)
+                    assert_words(line, ("pipeline 'shop-to-books' is busy", f"`run` (pid {os.getpid()} on "
+                                        f"{_socket.gethostname()}, since ", f"`{command}` did nothing", "--wait"))
+        finally:
+            locks.ledger.close()
+        assert setup.voucher_numbers() == Counter()  # nothing was written while it was held
+        after = cli(config, setup.env, "run")  # released: the next run does the work, once
+        assert_clean(after, 0)
+    assert setup.voucher_numbers() == Counter(GOOD_NUMBERS)
+
+
+@pytest.mark.slow
+def test_a_source_that_refuses_connections_stops_the_run_in_one_line_with_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Situation (no file): nothing listens where the source should be."""
+    import socket as _socket
+
+    with _socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    setup = make_setup(monkeypatch, [read("good-orders.json")])
+    with SandboxServer(setup.sevdesk) as books:
+        setup.raw["connections"]["shop"]["base_url"] = f"http://127.0.0.1:{closed}/api/v1"
+        setup.raw["connections"]["books"]["base_url"] = books.url + "/api/v1"
+        config = tmp_path / "ledgerlink.toml"
+        write_config(config, setup.raw)
+        done = cli(config, setup.env, "run")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+        [line] = done.stdout.strip().splitlines()  # the outcome: one line
+        assert_words(line, ("shop-to-books", "stopped: Billbee", f"127.0.0.1:{closed}", "could not connect",
+                            "gave up after", "the next run continues from here"))
+        # stderr holds only the retries while it waited (as a wait on a terminal's progress bar)
+        waits = done.stderr.strip().splitlines()
+        assert waits and all("could not connect" in w and "backoff" in w for w in waits), done.stderr
+    assert setup.voucher_numbers() == Counter()

@@ -4,8 +4,10 @@
 
 Each ``order-*.json`` is a complete Billbee order (``GET /api/v1/orders`` item)
 with one thing broken; ``good-orders.json`` holds the good orders every broken one
-is mixed with. The answer files (``billbee-*``, ``sevdesk-*``, ``page-*``) are
-written by hand and not touched here. See README.md for what each file breaks.
+is mixed with. The ``ledger-*.sqlite`` files are ledger files that cannot be used (made
+with this ledgerlink's schema, small pages). The answer files (``billbee-*``,
+``sevdesk-*``, ``page-*``) are written by hand and not touched here. See README.md
+for what each file breaks.
 """
 
 from __future__ import annotations
@@ -145,6 +147,64 @@ def main() -> None:
     (HERE / "page-invalid-utf8.bin").write_bytes(page)
     no_id = broken(deleter("BillBeeOrderId"))
     (HERE / "page-order-without-id.json").write_text(dump(envelope([*good_orders(), no_id])), "utf-8")
+    ledger_files()
+
+
+NEWER_SCHEMA = 999
+"""The schema version of ``ledger-newer-schema.sqlite``: newer than any ledgerlink for long."""
+
+
+def _small_ledger(path: Path, audit_rows: int = 0) -> None:
+    """A real ledger of this ledgerlink (WAL, as ledgerlink leaves it), on 512-byte pages
+    so the committed file stays small; ``audit_rows`` rows make it some pages long."""
+    import sqlite3
+    from contextlib import closing
+
+    from ledgerlink._ledger import Ledger
+
+    path.unlink(missing_ok=True)
+    Ledger(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("PRAGMA page_size=512")
+        conn.execute("VACUUM")
+        for n in range(audit_rows):
+            conn.execute("INSERT INTO audit (at, pipeline, target_connection, action, outcome) "
+                         "VALUES ('2026-01-01', 'p', 'books', 'push', ?)", (f"ok {n:04d} " + "x" * 100,))
+        conn.commit()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for side in ("-wal", "-shm"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+
+
+def ledger_files() -> None:
+    """Ledger files that are there but cannot be used: refused with one line, exit 2."""
+    import random
+    import sqlite3
+    from contextlib import closing
+
+    (HERE / "ledger-empty.sqlite").write_bytes(b"")
+    truncated = HERE / "ledger-truncated.sqlite"
+    _small_ledger(truncated, audit_rows=40)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])  # a copy cut off half way
+    (HERE / "ledger-random-bytes.sqlite").write_bytes(random.Random(16).randbytes(4096))
+    other = HERE / "ledger-other-program.sqlite"
+    other.unlink(missing_ok=True)
+    with closing(sqlite3.connect(other)) as conn:  # a browser's history, say
+        conn.execute("PRAGMA page_size=512")
+        conn.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+        conn.execute("INSERT INTO moz_places (url) VALUES ('https://example.org')")
+        conn.commit()
+    newer = HERE / "ledger-newer-schema.sqlite"
+    _small_ledger(newer)
+    with closing(sqlite3.connect(newer)) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (NEWER_SCHEMA,))
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for side in ("-wal", "-shm"):
+        Path(f"{newer}{side}").unlink(missing_ok=True)
 
 
 def envelope(orders: list[Any]) -> dict[str, Any]:
