@@ -348,14 +348,19 @@ PLAIN_PROGRESS_SECONDS = 30.0
 class CliReporter:
     """Prints outcomes as they come. On a terminal a progress bar per pipeline shows
     documents done (of the total where known), per second, the time left and the current
-    wait; without one, a plain progress line every 30 s; with --json nothing extra."""
+    wait; without one, a plain progress line every 30 s; with --json nothing extra.
+    ``totals``: a total per pipeline (``retry`` knows them from the ledger); ``noun``: what
+    is counted (``match-customers`` counts customers)."""
 
-    def __init__(self, *, as_json: bool, verbose: int, dry_run: bool, total: int | None = None) -> None:
+    def __init__(self, *, as_json: bool, verbose: int, dry_run: bool, total: int | None = None,
+                 totals: dict[str, int] | None = None, noun: str = "documents") -> None:
         self.as_json = as_json
         self.verbose = verbose
         self.dry_run = dry_run
         self.count = 0
         self.total = total
+        self.totals = dict(totals or {})
+        self.noun = noun
         self.started = time.monotonic()
         self.last_line = self.started
         self.tty = sys.stderr.isatty()
@@ -383,17 +388,21 @@ class CliReporter:
         with self._lock:
             done = self._counts[pipeline] = self._counts.get(pipeline, 0) + 1
             elapsed = max(time.monotonic() - self.started, 1e-6)
+            total = self.totals.get(pipeline, self.total)
+            if total:
+                total = max(total, done)  # a payment booked on the way is one more outcome
             if self._progress is not None:
                 task = self._tasks.get(pipeline)
                 if task is None:
                     task = self._tasks[pipeline] = self._progress.add_task(
-                        pipeline, total=self.total, done="", rate="", wait="")
-                shown = f"{done}/{self.total} documents" if self.total else f"{done} documents"
-                self._progress.update(task, completed=done, done=shown, rate=f"{done / elapsed:.1f}/s", wait="")
+                        pipeline, total=total, done="", rate="", wait="")
+                shown = f"{done}/{total} {self.noun}" if total else f"{done} {self.noun}"
+                self._progress.update(task, total=total, completed=done, done=shown, rate=f"{done / elapsed:.1f}/s",
+                                      wait="")
             elif not self.as_json and time.monotonic() - self.last_line >= PLAIN_PROGRESS_SECONDS:
                 self.last_line = time.monotonic()
-                of = f" of {self.total}" if self.total else ""
-                click.echo(f"progress: {pipeline}: {done}{of} documents ({done / elapsed:.1f}/s)", err=True)
+                of = f" of {total}" if total else ""
+                click.echo(f"progress: {pipeline}: {done}{of} {self.noun} ({done / elapsed:.1f}/s)", err=True)
 
     def document(self, outcome: Any) -> None:
         self.count += 1
@@ -554,10 +563,13 @@ def backfill(state: State, pipeline: str, since: Any, until: Any, ids: tuple[str
 @click.pass_obj
 def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) -> None:
     """Try failed (and quarantined) documents again."""
+    from ._operations import retry_total
     from ._pipelines import run_pipelines
 
     reporter = CliReporter(as_json=as_json, verbose=max(state.verbose, 1), dry_run=False)
     runtime = state.runtime(reporter)
+    # The ledger knows how many documents retry takes up: a total (and so an ETA) per pipeline.
+    reporter.totals = {p.name: retry_total(runtime, p, quarantined=quarantined) for p in state.pipelines(pipeline)}
     results = run_pipelines(runtime, state.pipelines(pipeline),
                             run=lambda runner: runner.run(command="retry", documents=[], retry_failed=True,
                                                           retry_quarantined=quarantined))
@@ -574,7 +586,7 @@ def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_js
     """Link source customers to existing target contacts (no duplicates later)."""
     from ._operations import match_customers
 
-    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False)
+    reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False, noun="customers")
     runtime = state.runtime(reporter)
     report = {}
     try:

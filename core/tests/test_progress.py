@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,79 @@ def test_retry_total_is_what_the_ledger_holds_for_retry(tmp_path: Path) -> None:
         assert retry_total(runtime, q) == 1
     finally:
         ledger.close()
+
+
+def _terminal(cfg: Path, *args: str) -> tuple[int, str, str]:
+    """The CLI on a pseudo-terminal (stderr, where the bar goes): exit code, stdout, what the terminal saw."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "LEDGERLINK_FAKE_PLUGINS": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "ledgerlink._cli", "-c", str(cfg), *args], cwd=cfg.parent,
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    code = proc.wait(timeout=60)
+    assert proc.stdout is not None
+    return code, proc.stdout.read().decode(), seen.decode("utf-8", "replace")
+
+
+def _fail_every_push(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose pushes the target refuses: 5 failed documents in the ledger for `retry`."""
+    from ledgerlink import VendorRejected
+
+    monkeypatch.chdir(cfg.parent)
+    fake_store("books")["fail"] = [VendorRejected("refused") for _ in range(5)]
+    result = invoke_cli(["-c", str(cfg), "run"])
+    assert "5 failed" in result.output, result.output
+    fake_store("books")["fail"] = []
+
+
+def test_retry_on_a_terminal_shows_the_total_the_ledger_knows_and_an_eta(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _fail_every_push(cfg, monkeypatch)
+    code, out, text = _terminal(cfg, "retry")
+    assert code == 0, out + text[-2000:]
+    assert "p: 5 pushed" in out, out
+    # done/total, per second, elapsed, and the time left (rich shows it only with a total)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # without the terminal's colours and moves
+    time = r"(?:\d+:\d\d:\d\d|-:--:--)"
+    assert re.search(rf"\d/5 documents\s+[\d.]+/s\s+{time}\s+{time}", plain), plain[-2000:]
+
+
+def test_retry_without_a_terminal_counts_of_its_total(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_every_push(cfg, monkeypatch)
+    monkeypatch.setattr("ledgerlink._cli.PLAIN_PROGRESS_SECONDS", 0.0)
+    result = invoke_cli(["-c", str(cfg), "retry"])
+    assert result.exit_code == 0, result.output
+    assert [line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("progress: ")] == [
+        f"progress: p: {n} of 5 documents" for n in range(1, 6)]
+
+
+@pytest.fixture
+def customers_cfg(cfg: Path) -> Path:
+    data = json.loads((cfg.parent / "documents.json").read_text())
+    data["customers"] = [{"source_id": f"cust-{n}", "first_name": "Erika", "last_name": f"Muster{n}"}
+                         for n in range(1, 4)]
+    (cfg.parent / "documents.json").write_text(json.dumps(data))
+    return cfg
+
+
+def test_match_customers_counts_customers_not_documents(customers_cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledgerlink._cli.PLAIN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.chdir(customers_cfg.parent)
+    result = invoke_cli(["-c", str(customers_cfg), "match-customers"])
+    assert result.exit_code == 0, result.output
+    assert [line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("progress: ")] == [
+        f"progress: p: {n} customers" for n in range(1, 4)]
+    code, out, text = _terminal(customers_cfg, "match-customers")
+    assert code == 0, out + text[-2000:]
+    assert "3 customers" in text and "documents" not in text, text[-2000:]
