@@ -106,3 +106,29 @@ def test_a_wait_that_has_passed_is_forgotten(sevdesk: SevdeskSandbox, tmp_path: 
 
 def test_the_cli_exits_75_for_a_pipeline_left_alone() -> None:
     assert _summarise([RunResult("p", error="books: the vendor asked to wait", deferred=True)], as_json=False) == 75
+
+
+def test_check_sync_status_and_match_customers_respect_a_remembered_wait(tmp_path: Path) -> None:
+    # Before, only `run` respected it: the other commands asked the vendor at once and
+    # were refused again (issue 22, item 6).
+    from ledgerlink._ledger import Ledger
+    from ledgerlink.testing import fake_config, invoke_cli
+
+    cfg = tmp_path / "ledgerlink.toml"
+    cfg.write_text(fake_config(ledger=f"sqlite:///{tmp_path / 'ledger.db'}"))
+    fake_store("shop")["documents"]["order-1"] = sample_document(1)
+    fake_store("shop")["customers"]["cust-1"] = {"source_id": "cust-1", "last_name": "Mustermann1"}
+    assert invoke_cli(["-c", str(cfg), "run"]).exit_code == 0
+    until = datetime.now(UTC) + timedelta(hours=1)
+    Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").set_backoff("books", until, "HTTP 429, Retry-After 3600")
+    said = until.strftime("%Y-%m-%d %H:%M")
+    check = invoke_cli(["-c", str(cfg), "check"])
+    assert check.exit_code == 75
+    assert f"FAIL books (fake-target): not asked: the vendor asked to wait until {said}" in check.output
+    assert "ok   shop (fake-source)" in check.output  # the other connection is asked as usual
+    fake_store("books")["statuses"]["d1"] = "paid"
+    sync = invoke_cli(["-c", str(cfg), "sync-status"])
+    assert sync.exit_code == 75 and f"skipped: books: the vendor asked to wait until {said}" in sync.stderr
+    assert "0 status changes" in sync.output
+    match = invoke_cli(["-c", str(cfg), "match-customers", "--dry-run"])
+    assert match.exit_code == 75 and f"the vendor asked to wait until {said}" in match.stderr

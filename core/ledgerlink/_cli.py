@@ -319,6 +319,14 @@ def check(state: State, as_json: bool) -> None:
     results = []
     worst = EXIT_OK
     for name, conn in runtime.config.connections.items():
+        backoff = runtime.ledger.backoff(name)
+        if backoff is not None:
+            # Asking now would only be refused again (and prolong the wait).
+            until = backoff.until.strftime("%Y-%m-%d %H:%M:%S UTC")
+            results.append({"connection": name, "plugin": conn.plugin, "ok": False,
+                            "detail": f"not asked: the vendor asked to wait until {until} (Retry-After)"})
+            worst = worst or EXIT_BUSY
+            continue
         try:
             connector = runtime.connector(name)
             try:
@@ -584,20 +592,24 @@ def retry(state: State, pipeline: str | None, quarantined: bool, as_json: bool) 
 @click.pass_obj
 def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_json: bool) -> None:
     """Link source customers to existing target contacts (no duplicates later)."""
-    from ._operations import match_customers
+    from ._operations import VendorBackedOff, match_customers
 
     reporter = CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False, noun="customers")
     runtime = state.runtime(reporter)
     report = {}
+    code = EXIT_OK
     try:
         for p in state.pipelines(pipeline):
-            rows = match_customers(runtime, p, dry_run=dry_run)
-            report[p.name] = rows
+            try:
+                report[p.name] = match_customers(runtime, p, dry_run=dry_run)
+            except VendorBackedOff as exc:
+                click.echo(f"skipped: {exc}", err=True)
+                code = EXIT_BUSY
     finally:
         reporter.close()
     if as_json:
         click.echo(json.dumps({name: [r.as_dict() for r in rows] for name, rows in report.items()}, indent=2))
-        return
+        sys.exit(code)
     for name, rows in report.items():
         summary: dict[str, int] = {}
         for r in rows:
@@ -607,6 +619,7 @@ def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_js
         _table(["customer", "name", "outcome", "matcher", "contact / candidates"],
                [[r.source_id, r.name[:30], r.outcome.replace("_", " "), r.matcher or "-",
                  r.contact or "; ".join(r.candidates) or "-"] for r in rows if r.outcome != "already_linked"])
+    sys.exit(code)
 
 
 @main.command("link-customer")
@@ -725,7 +738,7 @@ def _describe_run(pipeline: str, run_row: Any) -> str:
 @click.pass_obj
 def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
     """Fetch the status of pushed documents from the target; record changes; write back."""
-    from ._operations import StatusSyncStopped, sync_status
+    from ._operations import StatusSyncStopped, VendorBackedOff, sync_status
 
     runtime = state.runtime(CliReporter(as_json=as_json, verbose=state.verbose, dry_run=False))
     changes = []
@@ -737,6 +750,9 @@ def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
             changes.extend(exc.changes)
             click.echo(f"error: {exc}", err=True)
             code = EXIT_FAILED
+        except VendorBackedOff as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            code = code or EXIT_BUSY
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in changes], indent=2))
         sys.exit(code)

@@ -51,6 +51,7 @@ def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool
         nullcontext() if dry_run else runtime.locks.hold(pipeline.name, "match-customers", wait=runtime.lock_wait))
     hold.__enter__()
     try:
+        _respect_backoff(runner)
         index = runtime.contact_index(pipeline.target, pipeline.matchers, runner.target)
         rows: list[MatchRow] = []
         for customer in runner.source.customers():
@@ -104,6 +105,19 @@ def unlink_customer(runtime: Runtime, pipeline: PipelineConfig, source_id: str) 
     return True
 
 
+class VendorBackedOff(LedgerlinkError):
+    """A vendor of the pipeline asked (Retry-After, remembered in the ledger) to wait longer
+    than a command waits: the command leaves the pipeline alone until then (exit 75)."""
+
+
+def _respect_backoff(runner: PipelineRunner) -> None:
+    """Wait out a short remembered back-off of the pipeline's vendors; raise
+    ``VendorBackedOff`` for a long one, before anything asks the vendor."""
+    message = runner.vendor_wait()
+    if message is not None:
+        raise VendorBackedOff(message)
+
+
 class StatusSyncStopped(LedgerlinkError):
     """The target's answers broke off; ``changes`` were recorded before that."""
 
@@ -131,6 +145,7 @@ def sync_status(runtime: Runtime, pipeline: PipelineConfig, *, command: str = "s
     runner = PipelineRunner(runtime, pipeline)
     try:
         with runtime.locks.hold(pipeline.name, command, wait=runtime.lock_wait):
+            _respect_backoff(runner)
             return _sync_status(runtime, pipeline, runner)
     finally:
         runner.close()
