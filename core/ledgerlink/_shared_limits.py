@@ -74,13 +74,18 @@ def spacing(rate: float) -> int:
 class SharedLimiter:
     """A :class:`~ledgerlink._http.Limiter` whose budget is kept in Redis (see the
     module's docstring). Each attempt is stamped when it is made; a process's threads
-    try one at a time and sleep, between tries, as long as the library says."""
+    try one at a time and sleep, between tries, as long as the library says, or one
+    spacing after a slot of their own (one Redis call per request, not two)."""
 
     def __init__(self, redis: Any, key: str, rate: float) -> None:
         self._redis = redis
         self.key = key
         self.waited = 0.0
         self._lock = threading.Lock()
+        self._next = 0.0
+        """Monotonic time before which no slot is due, as far as this process knows:
+        its own last slot plus the spacing, or what Redis said it has to wait. Until
+        then its threads sleep without asking Redis (which would only say no)."""
         self.set_rate(rate)
 
     def set_rate(self, rate: float) -> None:
@@ -95,6 +100,8 @@ class SharedLimiter:
         with self._lock:
             self.rate = rate
             self._bucket: Any = bucket
+            self._spacing = spacing(rate) / 1000
+            self._next = 0.0
 
     def acquire(self) -> float:
         """Take one request of the shared budget, waiting until it is due."""
@@ -103,12 +110,19 @@ class SharedLimiter:
         started = time.monotonic()
         while True:
             with self._lock:
-                bucket = self._bucket
-                item = RateItem(self.key, bucket.now())
-                if bucket.put(item):
-                    break
-                wait = int(bucket.waiting(item))  # a sync Redis client: an int, not an awaitable
-            time.sleep(max(1, wait) / 1000)
+                now = time.monotonic()
+                if now >= self._next:
+                    bucket = self._bucket
+                    item = RateItem(self.key, bucket.now())
+                    if bucket.put(item):
+                        # The slot after this one is one spacing later, whoever takes it.
+                        self._next = now + self._spacing
+                        break
+                    # Another process took it: Redis says how long until the next one.
+                    wait = int(bucket.waiting(item))  # a sync Redis client: an int, not an awaitable
+                    self._next = max(self._next, now + max(1, wait) / 1000)
+                delay = self._next - now
+            time.sleep(delay)
         waited = time.monotonic() - started
         with self._lock:
             self.waited += waited

@@ -167,16 +167,14 @@ class Deliveries:
 
     def count(self, task_id: str) -> int:
         """One more delivery of ``task_id``; how many so far (this one included)."""
-        from sqlalchemy import select
         from sqlalchemy.dialects.postgresql import insert
 
         now = datetime.now(UTC)
+        statement = insert(self.table).values(task_id=task_id, attempts=1, updated_at=now)
         with self.engine.begin() as conn:
-            statement = insert(self.table).values(task_id=task_id, attempts=1, updated_at=now)
-            conn.execute(statement.on_conflict_do_update(
-                index_elements=["task_id"],
-                set_={"attempts": self.table.c.attempts + 1, "updated_at": now}))
-            return int(conn.execute(select(self.table.c.attempts).where(self.table.c.task_id == task_id)).scalar_one())
+            return int(conn.execute(statement.on_conflict_do_update(
+                index_elements=["task_id"], set_={"attempts": self.table.c.attempts + 1, "updated_at": now},
+            ).returning(self.table.c.attempts)).scalar_one())
 
     def reason(self, task_id: str, reason: str) -> None:
         from sqlalchemy import update
