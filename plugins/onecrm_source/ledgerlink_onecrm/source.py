@@ -12,6 +12,7 @@ See the plugin README for every setting, the mapping and each assumption.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -40,12 +41,17 @@ from ledgerlink import (
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .auth import OAuth2ClientCredentials
-from .mapping import InvoiceBundle, Options, document_from_bundle, documents_in_order
+from .mapping import InvoiceBundle, Options, document_from_bundle
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 MAX_LIMIT = 200
 BASE_CURRENCY_ID = "-99"
 """1CRM's id of the system's default currency."""
+CACHED_RECORDS = 1024
+"""Accounts (and users) kept for a run's later invoices; the least recently used go first."""
+STALLED_REPOSITIONS = 20
+"""Times in a row the invoice walk may lose its place (records before it changed) without
+handing out an invoice before it gives up for this run."""
 
 INVOICE_FIELDS = (
     "id", "prefix", "invoice_number", "full_number", "name", "invoice_date", "due_date", "date_modified",
@@ -210,8 +216,8 @@ class OnecrmSource(Source):
         self._http: HttpClient | None = None
         self._token_http: HttpClient | None = None
         self.oauth: OAuth2ClientCredentials | None = None
-        self._accounts: dict[str, dict[str, Any] | None] = {}
-        self._users: dict[str, dict[str, Any] | None] = {}
+        self._accounts: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._users: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._currencies: dict[str, str] = {BASE_CURRENCY_ID: settings.base_currency}
 
     # -- HTTP -------------------------------------------------------------------------------------
@@ -345,14 +351,16 @@ class OnecrmSource(Source):
             fields = ACCOUNT_FIELDS + tuple(f for f in (
                 self.settings.vat_id_field, self.settings.customer_number_field, self.settings.dispatch_field,
                 self.settings.language_field, self.settings.channel_field) if f)
-            self._accounts[ident] = self._record("Account", ident, fields, f"account {ident}")
+            _keep(self._accounts, ident, self._record("Account", ident, fields, f"account {ident}"))
+        self._accounts.move_to_end(ident)
         return self._accounts[ident]
 
     def _user(self, ident: str | None) -> dict[str, Any] | None:
         if not ident or not self.settings.sender_from_user:
             return None
         if ident not in self._users:
-            self._users[ident] = self._record("User", ident, USER_FIELDS, f"user {ident}")
+            _keep(self._users, ident, self._record("User", ident, USER_FIELDS, f"user {ident}"))
+        self._users.move_to_end(ident)
         return self._users[ident]
 
     def _currency(self, ident: str | None) -> str | None:
@@ -398,44 +406,138 @@ class OnecrmSource(Source):
         return stamp, ident
 
     def documents(self, since: str | None) -> Iterator[SourceItem]:
-        """Invoices modified after the cursor (``date_modified|id``), oldest change first.
-
-        1CRM has no documented filter on ``date_modified`` (NOTES open question 2), so the
-        list is read newest change first (``order=date_modified DESC``) and reading stops at
-        the first record older than the cursor. ``filters[view_closed]=1`` asks for paid and
-        cancelled invoices too (1CRM's list view hides them by default). A record modified
-        at the cursor's second with a greater id comes again; the cursor's own record not."""
-        mark = self._since(since)
-        found: list[dict[str, Any]] = []
-        params = {"order": "date_modified DESC", "filters[view_closed]": "1"}
-        for invoice in self._listing("data/Invoice", self._invoice_fields(), "the invoice list", params=params):
-            stamp = str(invoice.get("date_modified") or "")
-            if mark is not None:
-                if stamp < mark[0]:
-                    break
-                if stamp == mark[0] and str(invoice.get("id")) <= mark[1]:
-                    continue
-            found.append(invoice)
-        found.sort(key=lambda r: (str(r.get("date_modified") or ""), str(r.get("id"))))
-        for invoice in found:
+        """Invoices modified after the cursor (``date_modified|id``), oldest change first,
+        one list page held at a time (see :meth:`_changed`). ``filters[view_closed]=1``
+        asks for paid and cancelled invoices too (1CRM's list view hides them by default).
+        A record modified at the cursor's second with a greater id comes again; the
+        cursor's own record not."""
+        for invoice in self._changed(self._since(since)):
             yield self._map(invoice)
 
     def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
-        """Backfill: invoices dated in [start, end] (the whole list is read; filtered here)."""
+        """Backfill: invoices dated in [start, end], oldest change first. 1CRM documents no
+        filter on ``invoice_date``, so every invoice is walked (one page held at a time) and
+        the dates are compared here; an unreadable date is handed on (the mapping names it)."""
         if end < start:
             raise ValueError(f"backfill end {end} is before its start {start}")
-        items = []
-        params = {"order": "date_modified DESC", "filters[view_closed]": "1"}
-        for invoice in self._listing("data/Invoice", self._invoice_fields(), "the invoice list", params=params):
+        for invoice in self._changed(None):
             raw = str(invoice.get("invoice_date") or "")[:10]
             try:
                 day = date.fromisoformat(raw)
             except ValueError:
-                items.append(self._map(invoice))
+                yield self._map(invoice)
                 continue
             if start <= day <= end:
-                items.append(self._map(invoice))
-        yield from documents_in_order(items)
+                yield self._map(invoice)
+
+    # -- the invoice walk ---------------------------------------------------------------------
+    def _invoice_page(self, order: str, offset: int, limit: int, fields: tuple[str, ...] | None = None,
+                      ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of ``data/Invoice`` (closed ones too) in ``date_modified`` order:
+        (records, total_results or None)."""
+        params = {"fields[]": list(fields or self._invoice_fields()), "order": f"date_modified {order}",
+                  "filters[view_closed]": "1", "offset": offset, "limit": limit}
+        response = self.http.get("data/Invoice", params=params)
+        body = self.http.json(response)
+        records = body.get("records", []) if isinstance(body, dict) else None
+        if not isinstance(records, list | None):
+            raise TransientError(f"1CRM answered the invoice list without a records list (HTTP "
+                                 f"{response.status_code})")
+        total = body.get("total_results", body.get("total_count")) if isinstance(body, dict) else None
+        try:
+            count = int(total) if total is not None else None
+        except (TypeError, ValueError):
+            count = None
+        return [r for r in records or [] if isinstance(r, dict) and r.get("id") is not None], count
+
+    def _key_at(self, offset: int) -> tuple[str, str] | None:
+        """The (date_modified, id) of the invoice at ``offset`` of the oldest-first list; None
+        past its end."""
+        records, _ = self._invoice_page("ASC", offset, 1, ("id", "date_modified"))
+        return _key(records[0]) if records else None
+
+    def _first_after(self, mark: tuple[str, str], high: int) -> int:
+        """The offset of the first invoice after ``mark`` in the oldest-first list, given that
+        the one at ``high`` (or the end of the list there) is after it: galloping down from
+        ``high`` (1, 2, 4, ... records) to one at or before ``mark``, then halving between.
+        About 2 log2(distance) calls of one record each."""
+        low, step = 0, 1
+        while high > 0:
+            probe = max(high - step, 0)
+            key = self._key_at(probe)
+            if key is not None and key <= mark:
+                low = probe + 1
+                break
+            high = probe
+            step *= 2
+        while low < high:
+            middle = (low + high) // 2
+            key = self._key_at(middle)
+            if key is not None and key <= mark:
+                low = middle + 1
+            else:
+                high = middle
+        return high
+
+    def _changed(self, mark: tuple[str, str] | None) -> Iterator[dict[str, Any]]:
+        """The invoices after ``mark`` ((date_modified, id); None: all), oldest change first,
+        with at most ``page_size`` of them held at a time.
+
+        1CRM lists ``order=date_modified ASC`` as well as DESC but documents no filter on
+        ``date_modified`` (NOTES open question 2), so the walk pages by offset:
+
+        - The first call reads the newest ``page_size`` invoices (DESC). When they reach back
+          to the cursor (or are the whole list), they are every change: sorted and handed
+          out, one call as before. Their newest ``date_modified`` is the run's end: an invoice
+          changed while the run reads is newer and is left for the next run (a cursor handed
+          out now never passes its new time, and nothing comes twice).
+        - Otherwise the oldest-first list is read from the first invoice after the cursor
+          (found by :meth:`_first_after`), page by page. Each page starts one record early,
+          at the last invoice handed out: when that is no longer there, invoices before it
+          were changed or deleted (they moved to the end of the list, and everything after
+          them moved up); the walk finds its place again instead of skipping the invoices that
+          moved up. Within a page invoices are sorted by (date_modified, id), as the cursor."""
+        size = self.settings.page_size
+        top, total = self._invoice_page("DESC", 0, size)
+        if not top:
+            return
+        newest = max(_key(r)[0] for r in top)
+        whole = len(top) < size or (total is not None and len(top) >= total)
+        if whole or (mark is not None and any(_key(r)[0] < mark[0] for r in top)):
+            for invoice in sorted(top, key=_key):
+                if mark is None or _key(invoice) > mark:
+                    yield invoice
+            return
+        del top
+        offset = 0 if mark is None else self._first_after(mark, total if total is not None else 0)
+        stalled = 0
+        while True:
+            at = max(offset - 1, 0)
+            page, total = self._invoice_page("ASC", at, size)
+            if offset > 0:
+                if mark is None or not page or _key(page[0]) > mark:
+                    # The last invoice handed out moved up (or the list got shorter): find it again.
+                    stalled += 1
+                    if stalled > STALLED_REPOSITIONS:
+                        raise TransientError(
+                            f"1CRM's invoice list kept changing under the listing ({STALLED_REPOSITIONS} times in "
+                            "a row before the next invoice); the next run goes on from the cursor")
+                    offset = self._first_after(mark, offset - 1) if mark is not None else 0
+                    continue
+            read = len(page)
+            if offset > 0:
+                page = page[1:]
+            for invoice in sorted(page, key=_key):
+                key = _key(invoice)
+                if mark is not None and key <= mark:
+                    continue
+                if key[0] > newest:
+                    return  # changed since the run began: the next run's
+                yield invoice
+                mark, stalled = key, 0
+            offset = at + read
+            if read < size or (total is not None and offset >= total):
+                return
 
     def document(self, source_ref: str) -> Any:
         invoice = self._record("Invoice", source_ref, self._invoice_fields(), f"invoice {source_ref}")
@@ -479,6 +581,18 @@ class OnecrmSource(Source):
             if client is not None:
                 client.close()
         self._http = self._token_http = None
+
+
+def _key(invoice: dict[str, Any]) -> tuple[str, str]:
+    """An invoice's place in the walk and the cursor: (date_modified, id)."""
+    return str(invoice.get("date_modified") or ""), str(invoice.get("id"))
+
+
+def _keep(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` in ``cache``, letting the least recently used go beyond CACHED_RECORDS."""
+    cache[key] = value
+    while len(cache) > CACHED_RECORDS:
+        cache.popitem(last=False)
 
 
 __all__ = ["OnecrmSettings", "OnecrmSource", "onecrm_error"]
