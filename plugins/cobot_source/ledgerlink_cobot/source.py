@@ -30,6 +30,7 @@ from ledgerlink import (
     DocumentError,
     LineKind,
     NotSupported,
+    Page,
     PageNumber,
     QuarantineError,
     RateLimit,
@@ -96,8 +97,11 @@ class CobotSettings(Settings):
                                   "is set)")
     start_date: date = Field(description="invoices dated before this day and members confirmed before it are "
                              "left out (except by backfill)")
-    window_days: int = Field(31, ge=1, le=366, description="days of invoice dates per listing window, 1 to 366; "
-                             "default 31")
+    window_days: int = Field(31, ge=1, le=366, description="days of invoice dates per listing window at most, 1 to "
+                             "366 (a window holding more than window_invoices is narrowed); default 31")
+    window_invoices: int = Field(1000, ge=1, le=100_000, description="most invoices read (and held) at once: a "
+                                 "window of invoice dates that holds more is narrowed (a single day that holds more "
+                                 "is read page by page without holding it); default 1000")
     overlap_days: int = Field(3, ge=0, le=60, description="days re-read before the stored cursor (late or "
                               "back-dated invoices), 0 to 60; default 3")
     recheck_days: int = Field(92, ge=0, le=366, description="days before the stored cursor re-read on every run, "
@@ -353,23 +357,39 @@ class CobotSource(WebhookSource):
     def _line_kind(self) -> LineKind:
         return LineKind(self.settings.line_kind)
 
-    def _window_invoices(self, start: date, end: date) -> list[dict[str, Any]]:
-        """Every invoice dated in [start, end] (all pages), sorted by date, number, id."""
-        # JSON:API paging: page[number] up to meta.totalPages, while links.next is set.
-        style = PageNumber(page_param="page[number]", size_param="page[size]", size=self.settings.page_size,
+    def _pages(self, start: date, end: date, size: int) -> Iterator[Page]:
+        """The pages of the invoices dated in [start, end] (JSON:API paging: page[number] up
+        to meta.totalPages, while links.next is set), one at a time."""
+        style = PageNumber(page_param="page[number]", size_param="page[size]", size=size,
                            total_pages="meta.totalPages", next_link="links.next")
-        found = [r for r in self._client(2).paginate(
+        return self._client(2).pages(  # type: ignore[no-any-return]
             f"spaces/{self.space_id}/invoices", style,
             params={"filter[from]": start.isoformat(), "filter[to]": end.isoformat()},
             parse=lambda response: self._answer(response, 2, "listing invoices"), ok=(401, 403),
-        ) if isinstance(r, dict)]
+        )
 
-        def key(r: dict[str, Any]) -> tuple[str, str, str]:
-            day = invoice_date_of(r)
-            attrs = as_object(r.get("attributes"))
-            return (day.isoformat() if day else "", str(attrs.get("number") or ""), str(r.get("id")))
-
-        return sorted(found, key=key)
+    def _window_invoices(self, start: date, end: date, size: int, most: int) -> list[bytes] | int:
+        """Every invoice dated in [start, end] (all pages, duplicates of shifting pages
+        dropped by id), sorted by date, number and id, each kept as its compact JSON (a
+        third to a sixth of the parsed resource; parsed again when it is handed out); or,
+        when the window holds more than ``most`` (the first page's ``meta.totalPages``
+        times ``size`` says so, or the pages read do), that many or more, as a number,
+        without reading on."""
+        found: dict[str, tuple[tuple[str, str, str], bytes]] = {}
+        for page in self._pages(start, end, size):
+            meta = page.body.get("meta") if isinstance(page.body, dict) else None
+            pages = meta.get("totalPages") if isinstance(meta, dict) else None
+            if page.number == 1 and isinstance(pages, int) and not isinstance(pages, bool) and pages * size > most:
+                return pages * size
+            for r in page.items:
+                if isinstance(r, dict) and str(r.get("id") or "") not in found:
+                    day = invoice_date_of(r)
+                    attrs = as_object(r.get("attributes"))
+                    key = (day.isoformat() if day else "", str(attrs.get("number") or ""), str(r.get("id")))
+                    found[str(r.get("id") or "")] = (key, json.dumps(r, separators=(",", ":")).encode())
+            if len(found) > most:
+                return len(found)
+        return [packed for _, packed in sorted(found.values(), key=lambda kept: kept[0])]
 
     def _map(self, resource: dict[str, Any]) -> Document | BrokenDocument:
         return document_from_invoice(
@@ -381,30 +401,73 @@ class CobotSource(WebhookSource):
         space_id = space.get("id") if isinstance(space, dict) else None
         return space_id is None or str(space_id) == self.space_id
 
-    def _scan(self, start: date, end: date, *, strict: bool) -> Iterator[Document | BrokenDocument]:
-        """Invoices dated in [start, end], window by window. Windows share their
-        boundary day (whether Cobot's filter[to] is inclusive or not, nothing is
-        missed); duplicates are dropped by id."""
+    def _streamed(self, start: date, end: date, size: int, counted: list[int]) -> Iterator[dict[str, Any]]:
+        """The invoices dated in [start, end] page by page, one page held at a time
+        (``counted[0]``: how many so far); a repeat of a page that shifted while it was
+        read is dropped (by the ids of this window only)."""
         seen: set[str] = set()
-        window = timedelta(days=self.settings.window_days)
+        for page in self._pages(start, end, size):
+            for r in page.items:
+                if isinstance(r, dict) and str(r.get("id") or "") not in seen:
+                    seen.add(str(r.get("id") or ""))
+                    counted[0] += 1
+                    yield r
+
+    def _scan(self, start: date, end: date) -> Iterator[Document | BrokenDocument]:
+        """Invoices dated in [start, end], window by window, at most ``window_invoices`` of
+        them held at a time.
+
+        A window asks Cobot for [lo, hi] and hands out the invoices dated lo up to the day
+        before hi (the last window: up to ``end``); the next window starts at hi. Each day
+        is thus handed out by exactly one window whether Cobot's ``filter[to]`` is
+        inclusive or not, and no invoice ids need keeping across windows. A window is read
+        whole and sorted (date, number, id). One whose first page says it holds more than
+        ``window_invoices`` is not read on: it is narrowed (to about three quarters of the
+        bound by the count it reported, at least halved) and asked again; a window holding
+        less than a quarter of the bound is followed by a wider one (up to ``window_days``).
+        A window that hands out a single day is read page by page, each invoice handed out
+        as it comes (they share their date, so their order does not matter to the cursor):
+        a day holding more than the bound is never held."""
+        most = self.settings.window_invoices
+        size = min(self.settings.page_size, most)
+        widest = self.settings.window_days
+        width = widest
+        odd: set[str] = set()  # invoices without a readable date (none in Cobot's own data): handed out once
         lo = start
         while lo <= end:
-            hi = min(lo + window, end)
-            for resource in self._window_invoices(lo, hi):
-                inv_id = str(resource.get("id") or "")
-                if inv_id and inv_id in seen:
+            hi = min(lo + timedelta(days=width), end)
+            listed: list[bytes] | int
+            if (hi - lo).days <= 1:
+                # One day handed out: no order to keep (they share their date), nothing held.
+                counted = [0]
+                resources, upto = self._streamed(lo, hi, size, counted), lo
+            else:
+                listed = self._window_invoices(lo, hi, size, most)
+                if isinstance(listed, int):  # too full: narrower (at least halved), asked again
+                    span = (hi - lo).days  # the last window may be shorter than the width
+                    width = max(1, min(span // 2, span * most * 3 // (4 * max(listed, 1))))
                     continue
-                seen.add(inv_id)
+                # Hand out up to the day before hi (Cobot's filter[to] may be exclusive); the last window
+                # up to the end.
+                counted = [len(listed)]
+                resources, upto = _unpacked(listed), end if hi >= end else hi - timedelta(days=1)
+                del listed
+            for resource in resources:
+                day = invoice_date_of(resource)
+                inv_id = str(resource.get("id") or "")
+                if day is None:
+                    if inv_id in odd:
+                        continue
+                    odd.add(inv_id)
+                elif not lo <= day <= upto:
+                    continue  # the next window's day (or outside what was asked for)
                 if not self._belongs_here(resource):
                     self.context.logger.warning("Cobot invoice %s belongs to another space; left out", inv_id)
                     continue
-                day = invoice_date_of(resource)
-                if strict and day is not None and not (start <= day <= end):
-                    continue
                 yield self._map(resource)
-            if hi >= end:
-                break
-            lo = hi
+            lo = upto + timedelta(days=1)
+            if counted[0] * 4 < most:
+                width = min(widest, width * 2)
 
     def documents(self, since: str | None) -> Iterator[SourceItem]:
         """Invoices dated from the cursor (minus ``overlap_days`` or ``recheck_days``,
@@ -424,13 +487,13 @@ class CobotSource(WebhookSource):
             back = max(self.settings.overlap_days, self.settings.recheck_days)
             start = max(start, cursor - timedelta(days=back))
         end = datetime.now(UTC).date() + timedelta(days=1)
-        yield from self._scan(start, end, strict=True)
+        yield from self._scan(start, end)
 
     def documents_between(self, start: date, end: date) -> Iterator[SourceItem]:
         """Backfill: invoices dated in [start, end], ignoring start_date and the cursor."""
         if end < start:
             raise ValueError(f"backfill end {end} is before its start {start}")
-        yield from self._scan(start, end, strict=True)
+        yield from self._scan(start, end)
 
     def document(self, source_ref: str) -> Document | None:
         """One invoice by its Cobot id (API 2 ``GET /invoices/{id}``); None if it does
@@ -628,6 +691,13 @@ class CobotSource(WebhookSource):
             if client is not None:
                 client.close()
         self._v1 = self._v2 = None
+
+
+def _unpacked(packed: list[bytes]) -> Iterator[dict[str, Any]]:
+    """The resources of a window, parsed one at a time; each let go of once handed out."""
+    for index in range(len(packed)):
+        raw, packed[index] = packed[index], b""
+        yield json.loads(raw)
 
 
 __all__ = ["EVENTS", "CobotSettings", "CobotSource", "cobot_error_message"]
