@@ -245,7 +245,7 @@ class PipelineRunner:
                     self._breaker(result, self.process(item, dry_run=dry_run, update_cursor=use_cursor))
             except VendorDown as down:
                 result.error = self._stopped(down, iterator, seen)
-            self._settle_unsettled(result)
+            self._settle_unsettled(result, push_again=result.error is None)
         except VendorDown as down:  # while retrying stored documents: the listing was not started
             result.error = self._stopped(down, iter(()), SeenRefs()) + " and the source's new documents"
         except (ConnectionError_, ConfigError) as exc:
@@ -394,9 +394,11 @@ class PipelineRunner:
                                   f"{left:.0f} s")
             time.sleep(min(left, delay))
 
-    def _settle_unsettled(self, result: RunResult) -> None:
+    def _settle_unsettled(self, result: RunResult, *, push_again: bool = True) -> None:
         """Ask the target about each lost answer once its settle delay has passed: found,
-        it is adopted; not found, it is pushed again (a few rounds, then the next run)."""
+        it is adopted; not found, it is pushed again (a few rounds, then the next run).
+        ``push_again`` False (the breaker stopped the run): not found, it is left for the
+        next run without another write to a vendor that is down."""
         while self._unsettled:
             item = self._unsettled.pop(0)
             left = item.due - time.monotonic()
@@ -418,8 +420,10 @@ class PipelineRunner:
                     # A reversal written in this run: the news is the original's.
                     outcome = self.cancellations.written(item.document, item.row) or outcome
                 result.report(self.rt.reporter, outcome)
-            elif item.rounds >= DEFERRED_ROUNDS:
-                reason = f"its answer was lost {item.rounds} times and it is not in the target; the next run pushes it"
+            elif item.rounds >= DEFERRED_ROUNDS or not push_again:
+                reason = (f"its answer was lost {item.rounds} times and it is not in the target; the next run pushes it"
+                          if push_again else "its answer was lost and it is not in the target; the run was stopped "
+                          "(the vendor is down), the next run pushes it")
                 self.ledger.mark_failed(item.row, item.row.pipeline, source_ref, reason, number=item.row.number,
                                         retryable=True)
                 result.report(self.rt.reporter, Outcome(self.pipeline.name, source_ref, item.document.number,
@@ -473,8 +477,10 @@ class PipelineRunner:
             more = True
         retry = len([row for row in self.ledger.documents(self.pipeline.name, [S.FAILED]) if row.retryable])
         count = f"{left}{' or more' if more else ''}"
+        lost = (f"; {len(self._unsettled)} whose answer was lost are looked up after the settle delay"
+                if self._unsettled else "")
         return (f"{down.error}; stopped after {down.streak} failures in a row for the vendor's reasons: "
-                f"{count} documents not tried and {retry} failed ones left for the next run")
+                f"{count} documents not tried and {retry} failed ones left for the next run{lost}")
 
     def _report(self, outcome: Outcome) -> None:
         """An outcome besides the document's own (a payment booked on it) goes into the run's result."""
@@ -642,7 +648,10 @@ class PipelineRunner:
                 delay = self._settle_delay() if exc.in_flight else 0.0
                 if delay > 0:
                     # The vendor may still be finishing it: ask only after the settle delay.
+                    # A write that hangs counts for the breaker: a vendor whose writes all
+                    # hang would otherwise cost one timeout per document.
                     self._defer(row, document, plan, exc, delay)
+                    self._trouble(exc)
                     return None
                 self.rt.reporter.wait(f"{document.source_ref}: {exc}; asking the target whether it arrived")
                 try:
