@@ -37,10 +37,13 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import json
 import logging
+import os
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -437,6 +440,21 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR as httpx.Client does
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every :class:`HttpClient` of the process uses: the one
+    ``httpx.Client()`` would make (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``),
+    made once per set of those variables instead of once per client. Making it loads
+    the CA bundle, ~30 ms of CPU: a run makes a client per connection, and a worker
+    that runs thousands of tenant pipelines a client per run (see bench/README.md).
+    An ``SSLContext`` may be shared by threads and connections."""
+    return _ssl_context_for(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+
+
 class HttpClient:
     """A configured httpx client for one connection.
 
@@ -506,6 +524,7 @@ class HttpClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             follow_redirects=False,
+            verify=shared_ssl_context(),
         )
         # The vendor APIs authenticate every request by header; none needs cookies.
         # Keeping none means no session a vendor hands out is carried along (or
