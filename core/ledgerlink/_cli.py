@@ -74,8 +74,33 @@ class _JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_STDERR_JSON = False
+"""``--log-json`` given: every line the CLI writes to stderr is a JSON object (see ``_say``)."""
+
+
+def _say(text: str, level: str = "info") -> None:
+    """One line for a person on stderr (a wait, progress, an error); with ``--log-json``
+    the same line as a JSON object like the log's, so a log collector reads stderr whole."""
+    if _STDERR_JSON:
+        record = logging.LogRecord("ledgerlink.cli", getattr(logging, level.upper()), __file__, 0, text, None, None)
+        click.echo(_JsonLines().format(record), err=True)
+    else:
+        click.echo(text, err=True)
+
+
+class _NotShownTwice(logging.Filter):
+    """Drops a record the CLI's reporter already shows as its own line (an HTTP
+    back-off is a ``wait:`` line); a log file keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "ledgerlink_shown", False)
+
+
 def _setup_logging(verbose: int, log_file: str | None, *, json_lines: bool = False) -> None:
     from ._http import RedactingFilter
+
+    global _STDERR_JSON
+    _STDERR_JSON = json_lines
 
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     root = logging.getLogger("ledgerlink")
@@ -84,6 +109,7 @@ def _setup_logging(verbose: int, log_file: str | None, *, json_lines: bool = Fal
     handler: logging.Handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLines() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
+    handler.addFilter(_NotShownTwice())
     root.addHandler(handler)
     if log_file:
         file_handler = _PrivateFileHandler(log_file)
@@ -124,7 +150,7 @@ def _ledger_failure(ctx: click.Context, exc: BaseException) -> str | None:
 def _fail(message: str, code: int) -> None:
     from ._http import redact
 
-    click.echo(f"error: {redact(message)}", err=True)
+    _say(f"error: {redact(message)}", "error")
     sys.exit(code)
 
 
@@ -274,7 +300,7 @@ def plugins(as_json: bool) -> None:
              "; ".join(f"{k}: {', '.join(v)}" for k, v in i["provides"].items())] for i in items]
     _table(["plugin", "distribution", "version", "kinds", "provides"], rows)
     for problem in pm.registry.problems:
-        click.echo(f"warning: {problem}", err=True)
+        _say(f"warning: {problem}", "warning")
 
 
 # -- config ------------------------------------------------------------------------------
@@ -376,7 +402,7 @@ class CliReporter:
         self._counts: dict[str, int] = {}
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
-        if self.tty and not as_json and not dry_run:
+        if self.tty and not as_json and not dry_run and not _STDERR_JSON:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -410,7 +436,7 @@ class CliReporter:
             elif not self.as_json and time.monotonic() - self.last_line >= PLAIN_PROGRESS_SECONDS:
                 self.last_line = time.monotonic()
                 of = f" of {total}" if total else ""
-                click.echo(f"progress: {pipeline}: {done}{of} {self.noun} ({done / elapsed:.1f}/s)", err=True)
+                _say(f"progress: {pipeline}: {done}{of} {self.noun} ({done / elapsed:.1f}/s)")
 
     def document(self, outcome: Any) -> None:
         self.count += 1
@@ -425,11 +451,13 @@ class CliReporter:
             reason = f": {outcome.reason}" if outcome.reason else ""
             self._echo(f"{outcome.state:<11} {outcome.pipeline} {outcome.number or outcome.source_ref}{where}{reason}")
 
-    def _echo(self, text: str, *, err: bool = False) -> None:
+    def _echo(self, text: str, *, err: bool = False, level: str = "info") -> None:
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        elif err:
+            _say(text, level)
         else:
-            click.echo(text, err=err)
+            click.echo(text)
 
     def message(self, text: str) -> None:
         if not self.as_json or self.verbose:
@@ -441,7 +469,7 @@ class CliReporter:
                 for task in self._tasks.values():
                     self._progress.update(task, wait=f"wait: {text[:80]}")
             return
-        self._echo(f"wait: {text}", err=True)
+        self._echo(f"wait: {text}", err=True, level="warning")
 
     def tick(self, pipeline: str) -> None:
         """One more item of long work that is not a document (a customer matched)."""
@@ -603,7 +631,7 @@ def match_customers_cmd(state: State, pipeline: str | None, dry_run: bool, as_js
             try:
                 report[p.name] = match_customers(runtime, p, dry_run=dry_run)
             except VendorBackedOff as exc:
-                click.echo(f"skipped: {exc}", err=True)
+                _say(f"skipped: {exc}", "warning")
                 code = EXIT_BUSY
     finally:
         reporter.close()
@@ -748,10 +776,10 @@ def sync_status_cmd(state: State, pipeline: str | None, as_json: bool) -> None:
             changes.extend(sync_status(runtime, p))
         except StatusSyncStopped as exc:
             changes.extend(exc.changes)
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}", "error")
             code = EXIT_FAILED
         except VendorBackedOff as exc:
-            click.echo(f"skipped: {exc}", err=True)
+            _say(f"skipped: {exc}", "warning")
             code = code or EXIT_BUSY
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in changes], indent=2))
@@ -787,7 +815,7 @@ def watch(state: State, pipeline: str | None, interval: int, rounds: int, no_sta
                 try:
                     changes = sync_status(runtime, p, command="watch")
                 except LedgerlinkError as exc:  # a bad answer must not end the watch
-                    click.echo(f"error: {exc}", err=True)
+                    _say(f"error: {exc}", "error")
                     changes = getattr(exc, "changes", [])
                 for c in changes:
                     click.echo(f"{c.pipeline} {c.source_ref}: {c.old or '-'} -> {c.new}")

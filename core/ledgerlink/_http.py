@@ -669,7 +669,8 @@ class HttpClient:
         self.stats["retries"] += 1
         self.stats["waited"] += wait
         message = f"{what}: {reason}{said}; waiting {wait:.1f} s ({why}), attempt {attempt + 1} of {self.retries + 1}"
-        log.warning(message)
+        # Shown once: as the reporter's `wait:` line when there is one (a log file keeps both).
+        log.warning(message, extra={"ledgerlink_shown": self.on_wait is not None})
         if self.on_wait:
             self.on_wait(message)
         time.sleep(wait)
