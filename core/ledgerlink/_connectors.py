@@ -369,6 +369,12 @@ class Target(Connector):
     books_vouchers: ClassVar[bool] = True
     """False when the target cannot take a payment by gift voucher at all (a dunning
     service): the pipeline's voucher_account does not help, so ``validate`` decides."""
+    needs_exchange_rate: ClassVar[bool] = True
+    """False when the target takes a document in its own currency and books nothing in
+    another (a dunning service collects the receivable in the invoice's currency): a
+    foreign-currency document is then planned without a rate and never quarantined for
+    lacking one. True: a rate into the book currency is required (the source's, else the
+    pipeline's ``exchange_rates``)."""
     books_without_rules: ClassVar[bool] = False
     """True when the target's own settings book every line (e.g. per-region templates), so
     a pipeline's rules are optional overrides and unmatched lines are not quarantined."""

@@ -605,7 +605,10 @@ class PipelineRunner:
         if not self._prepared:
             self.target.prepare(self._options)
             self._prepared = True
-        book_currency = self.pipeline.book_currency or self.target.book_currency() or DEFAULT_BOOK_CURRENCY
+        if self.target.needs_exchange_rate:
+            book_currency = self.pipeline.book_currency or self.target.book_currency() or DEFAULT_BOOK_CURRENCY
+        else:
+            book_currency = document.currency  # collected in its own currency: no rate
         draft = planning.draft(self.pipeline, document, target_books_lines=self.target.books_without_rules,
                                book_currency=book_currency, target_books_vouchers=self.target.books_vouchers,
                                original=self._original(document))

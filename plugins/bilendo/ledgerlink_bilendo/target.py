@@ -148,6 +148,9 @@ class BilendoTarget(Target):
     # Once exported, Bilendo sends and dunns the invoice: changes in the source are flagged.
     locks_exported: ClassVar[bool] = True
     books_vouchers: ClassVar[bool] = False  # no payment call: validate() quarantines voucher-paid invoices
+    # Bilendo collects the receivable in the invoice's own currency and books nothing:
+    # a CHF invoice goes as CHF, and no exchange rate is needed (none is sent).
+    needs_exchange_rate: ClassVar[bool] = False
 
     settings: BilendoSettings
 

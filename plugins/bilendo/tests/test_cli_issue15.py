@@ -215,3 +215,18 @@ def test_validate_explains_credit_notes_and_vouchers(target_for: Any) -> None:
         target.validate(paid, plan_for(paid, Contact(target_id="c")))
     money = crm_invoice(9, cursor="x", payments=[Payment(amount=D("100.00"), date=date(2026, 3, 2))])
     target.validate(money, plan_for(money, Contact(target_id="c")))  # money payments: unchanged
+
+
+def test_a_foreign_invoice_goes_in_its_own_currency_without_a_rate(start: Any) -> None:
+    """Bilendo collects in the invoice's currency and books nothing: a CHF invoice needs no
+    exchange rate (it used to be quarantined for lacking one, with nothing to use it for)."""
+    world = start()
+    chf = crm_invoice(7, cursor="2026-03-02T10:00:07").model_copy(update={"currency": "CHF"})
+    world.write(chf)
+    code, report = world.run()
+    assert code == 0, report
+    assert outcome(report, "inv-7")["state"] == "pushed"
+    sent = world.invoices()["inv-7"]
+    assert (sent["currency"], D(sent["amount"]), D(sent["net_amount"]), D(sent["tax_amount"])) == (
+        "CHF", D("238.00"), D("200.00"), D("38.00"))
+    assert not any("rate" in key for key in sent)  # no rate is sent
