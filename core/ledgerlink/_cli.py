@@ -681,8 +681,9 @@ def unlink_customer_cmd(state: State, pipeline: str, source_id: str) -> None:
 @main.command()
 @click.option("-p", "--pipeline")
 @click.option("--state", "states", multiple=True,
-              type=click.Choice([state.value for state in DocumentState] + ["changed"]),
-              help="Only documents in this state (repeatable); changed: changed after transfer.")
+              type=click.Choice([state.value for state in DocumentState] + ["changed", "payment-refused"]),
+              help="Only documents in this state (repeatable); changed: changed after transfer; payment-refused: "
+                   "pushed, with a payment the target refused (`retry` books it once fixed).")
 @click.option("--history", is_flag=True, help="Show each document's status history.")
 @click.option("--tenants", is_flag=True, help="One line per tenant of `ledgerlink serve` (and the config file's "
               "pipelines): last run, counts, oldest pending document.")
@@ -714,10 +715,11 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
         raise ConfigError(f"no pipeline named {pipeline!r} (pipelines: {', '.join(names) or 'none'})",
                           location=str(config_path(state.config_path)))
     ledger = Ledger(ledger_url)
-    want = [s for s in states if s != "changed"]
+    want = [s for s in states if s not in ("changed", "payment-refused")]
     rows = ledger.documents(pipeline, want or None)
-    if "changed" in states:
-        rows = [r for r in rows if r.changed or r.state in want]
+    if "changed" in states or "payment-refused" in states:
+        rows = [r for r in rows if r.state in want or ("changed" in states and r.changed)
+                or ("payment-refused" in states and _payment_refused(r))]
     histories: dict[tuple[str, str], list[Any]] = {}
     for h in ledger.status_history(pipeline):
         histories.setdefault((h.pipeline, h.source_ref), []).append(h)
@@ -726,7 +728,7 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
         item: dict[str, Any] = {"pipeline": r.pipeline, "source_ref": r.source_ref, "number": r.number, "state": r.state,
                 "reason": r.reason, "target_id": r.target_id, "target_number": r.target_number,
                 "attempts": r.attempts, "status": r.status, "status_raw": r.status_raw,
-                "changed": r.changed, "updated_at": r.updated_at.isoformat()}
+                "changed": r.changed, "payment": r.payment_state, "updated_at": r.updated_at.isoformat()}
         item["history"] = [{"at": h.at.isoformat(), "old": h.old, "new": h.new, "raw": h.raw,
                             "written_back": h.written_back} for h in histories.get((r.pipeline, r.source_ref), [])]
         items.append(item)
@@ -738,16 +740,31 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
         counts[r.state] = counts.get(r.state, 0) + 1
     _table(["pipeline", "document", "state", "target", "status", "reason / changes"],
            [[i["pipeline"], i["number"] or i["source_ref"], i["state"], i["target_number"] or i["target_id"] or "-",
-             i["status"] or "-", (i["changed"] or i["reason"] or "")[:90]] for i in items])
+             i["status"] or "-", (i["changed"] or _payment_refused(i) or i["reason"] or "")[:90]] for i in items])
     if history:
         for i in items:
             for entry in i["history"]:
                 click.echo(f"  {i['number'] or i['source_ref']}: {entry['at']} {entry['old'] or '-'} -> "
                            f"{entry['new']} (raw {entry['raw']!r})"
                            f"{' written back: ' + entry['written_back'] if entry['written_back'] else ''}")
-    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no documents yet")
+    refused = sum(1 for r in rows if _payment_refused(r))
+    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + (
+        f" ({refused} with a payment the target refused: see above; `ledgerlink retry` books it once fixed)"
+        if refused else "") if counts else "no documents yet")
     for name, run_row in sorted(ledger.last_runs(pipeline).items()):
         click.echo(_describe_run(name, run_row))
+
+
+def _payment_refused(row: Any) -> str:
+    """"payment not booked: <why>" for a pushed document whose payment the target refused; else ""."""
+    value: str | None = row.get("payment") if isinstance(row, dict) else row.payment_state
+    if _row_state(row) == DocumentState.PUSHED and value and value.startswith("refused"):
+        return "payment not booked: " + value.partition(": ")[2]
+    return ""
+
+
+def _row_state(row: Any) -> str:
+    return str(row["state"] if isinstance(row, dict) else row.state)
 
 
 def _describe_run(pipeline: str, run_row: Any) -> str:

@@ -42,11 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Table,
     UniqueConstraint,
     event,
     func,
     inspect,
+    or_,
     text,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -643,22 +645,44 @@ class Ledger:
                                 changed=text)
 
     def set_payment_state(self, row: DocumentRow, state: PaymentState | None, *, booked: Decimal | None = None,
-                          audit: AuditRow | None = None) -> DocumentRow:
-        """The booking of a pushed document's payments: pending (sent), retry, booked, or None."""
+                          audit: AuditRow | None = None, why: str | None = None,
+                          payload: str | None = None) -> DocumentRow:
+        """The booking of a pushed document's payments: pending (sent), retry, booked,
+        refused (``why``: the target's reason, kept as ``refused: <why>``), or None.
+        ``payload``: the stored copy with the payments being booked (payments are not
+        content, so the copy still says what was transferred)."""
         if row.state != DocumentState.PUSHED:
             raise TransitionError(f"document {row.source_ref!r} is {row.state}, not pushed: no payment to book")
         row.payment_state = None if state is None else state.value
+        if state == PaymentState.REFUSED and why:
+            row.payment_state = f"{state.value}: {why}"
+        if payload is not None:
+            row.payload = payload
         if booked is not None:
             row.payments_booked = str(booked)
         return self.save_document(row, audit=audit)
 
-    def payments_to_retry(self, pipeline: str) -> list[DocumentRow]:
-        """Pushed documents whose payment booking was cut short or must be tried again."""
+    def payments_to_retry(self, pipeline: str, *, refused: bool = False) -> list[DocumentRow]:
+        """Pushed documents whose payment booking was cut short or must be tried again;
+        ``refused``: also those the target refused (``retry``, after a person's fix)."""
+        state = col(DocumentRow.payment_state)
+        wanted: ColumnElement[bool] = state.in_([PaymentState.PENDING.value, PaymentState.RETRY.value])
+        if refused:
+            wanted = or_(wanted, state.startswith(PaymentState.REFUSED.value))
         with self.session() as session:
             return list(session.exec(select(DocumentRow).where(
-                DocumentRow.pipeline == pipeline, DocumentRow.state == DocumentState.PUSHED.value,
-                DocumentRow.payment_state.in_([PaymentState.PENDING.value, PaymentState.RETRY.value]),  # type: ignore[union-attr]
+                DocumentRow.pipeline == pipeline, DocumentRow.state == DocumentState.PUSHED.value, wanted,
             ).order_by(col(DocumentRow.id))))
+
+    def payments_refused(self, pipeline: str | None = None) -> int:
+        """How many pushed documents have a payment the target refused."""
+        query = select(func.count()).select_from(DocumentRow).where(
+            DocumentRow.state == DocumentState.PUSHED.value,
+            col(DocumentRow.payment_state).startswith(PaymentState.REFUSED.value))
+        if pipeline:
+            query = query.where(DocumentRow.pipeline == pipeline)
+        with self.session() as session:
+            return int(session.exec(query).one())
 
     def counts(self, pipeline: str | None = None) -> dict[str, int]:
         with self.session() as session:

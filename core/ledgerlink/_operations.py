@@ -41,7 +41,8 @@ def retry_total(runtime: Runtime, pipeline: PipelineConfig, *, quarantined: bool
     ``quarantined``, the quarantined ones. The total of its progress bar (and so its ETA)."""
     counts = runtime.ledger.counts(pipeline.name)
     states = [DocumentState.PENDING, DocumentState.FAILED] + ([DocumentState.QUARANTINED] if quarantined else [])
-    return sum(counts.get(str(state), 0) for state in states)
+    refused = runtime.ledger.payments_refused(pipeline.name) if quarantined else 0
+    return sum(counts.get(str(state), 0) for state in states) + refused
 
 
 def match_customers(runtime: Runtime, pipeline: PipelineConfig, *, dry_run: bool = False) -> list[MatchRow]:

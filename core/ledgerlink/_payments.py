@@ -79,19 +79,38 @@ class Payments:
             return outcome
         return None
 
-    def retry(self) -> None:
+    def retry(self, *, refused: bool = False) -> None:
         """Book the payments of pushed documents whose booking was cut short (a crash:
-        "pending") or failed on the way ("retry"). The source may never list these
-        documents again (the cursor has passed them). A vendor that is down stops this
-        after the circuit breaker's count, as it stops documents."""
-        for row in self.ledger.payments_to_retry(self.pipeline.name):
+        "pending") or failed on the way ("retry"); ``refused``: also those the target
+        refused for a reason a person fixed since (``ledgerlink retry``). The source may
+        never list these documents again (the cursor has passed them). A vendor that is
+        down stops this after the circuit breaker's count, as it stops documents."""
+        for row in self.ledger.payments_to_retry(self.pipeline.name, refused=refused):
             self._count(self.settle(row))
 
+    @staticmethod
+    def _with_payments(row: DocumentRow, document: Document) -> str | None:
+        """The ledger's copy of the document with ``document``'s payments (None: unchanged)."""
+        if not row.payload:
+            return None
+        try:
+            stored = Document.model_validate_json(row.payload)
+        except ValueError:
+            return None
+        if stored.payments == document.payments and stored.payment_date == document.payment_date:
+            return None
+        return stored.model_copy(update={"payments": document.payments,
+                                         "payment_date": document.payment_date}).model_dump_json()
+
     def book(self, row: DocumentRow, document: Document) -> Outcome | None:
+        # The stored copy gets the source's payments: a later run books them from it
+        # (``retry``) when the source does not list the document again (a newer one moved
+        # the cursor past it).
+        payload = self._with_payments(row, document)
         document = self.bookable(document)
         ref = TargetRef(target_id=row.target_id or "", number=row.target_number)
         name = self.pipeline.name
-        self.ledger.set_payment_state(row, PaymentState.PENDING)
+        self.ledger.set_payment_state(row, PaymentState.PENDING, payload=payload)
         try:
             plan = self._plan(document, dry_run=False, contact_needed=False)
             self.target.book_payment(ref, document, plan)
@@ -106,10 +125,14 @@ class Payments:
             return Outcome(name, row.source_ref, row.number, OutcomeState.PAYMENT_PENDING,
                            f"payment not booked yet: {redact(str(exc))}", row.target_id)
         except DocumentError as exc:
-            self.ledger.set_payment_state(row, None, audit=self._audit(
+            # A reason a person must fix (an account to map): kept, so `status` shows it
+            # until then and `retry` books it afterwards; the source may never list the
+            # document again.
+            why = redact(str(exc))
+            self.ledger.set_payment_state(row, PaymentState.REFUSED, why=why, audit=self._audit(
                 "book_payment", row.source_ref, row.target_id, document.model_dump_json(), f"error: {exc}"))
-            return Outcome(name, row.source_ref, row.number, OutcomeState.FAILED, f"payment not booked: {exc}",
-                           row.target_id)
+            return Outcome(name, row.source_ref, row.number, OutcomeState.FAILED,
+                           f"payment not booked: {why}; `ledgerlink retry` books it once that is fixed", row.target_id)
         self.ledger.set_payment_state(row, PaymentState.BOOKED, booked=document.paid_amount, audit=self._audit(
             "book_payment", row.source_ref, row.target_id, [str(p.amount) for p in document.payments], "ok"))
         return Outcome(name, row.source_ref, row.number, OutcomeState.PAYMENT_BOOKED, None, row.target_id,

@@ -225,7 +225,7 @@ class PipelineRunner:
                 account = self._check_account()
                 self.settle_pending(result)
                 self.contacts.settle()
-                self.payments.retry()
+                self.payments.retry(refused=bool(retry_quarantined))
                 self.contacts.retry_write_backs()
                 if retry_failed or retry_quarantined:
                     self.retry_stored(result, quarantined=retry_quarantined,

@@ -437,7 +437,7 @@ class Service:
         if conn.plugin == "inbox":
             params["inbox"] = getattr(conn.settings, "inbox", "")
             sql = ("SELECT i.id AS pos, i.source_ref AS ref, COALESCE(d.state, 'queued') AS state, d.reason, "
-                   "d.number, d.target_id, d.target_number, d.status, d.changed, "
+                   "d.number, d.target_id, d.target_number, d.status, d.changed, d.payment_state, "
                    "COALESCE(d.updated_at, i.changed_at) AS updated_at "
                    "FROM inbox i LEFT JOIN documents d ON d.pipeline = :p AND d.source_ref = i.source_ref "
                    "WHERE i.inbox = :inbox AND i.id > :after")
@@ -445,7 +445,7 @@ class Service:
             order = "i.id"
         else:
             sql = ("SELECT d.id AS pos, d.source_ref AS ref, d.state, d.reason, d.number, d.target_id, "
-                   "d.target_number, d.status, d.changed, d.updated_at FROM documents d "
+                   "d.target_number, d.status, d.changed, d.payment_state, d.updated_at FROM documents d "
                    "WHERE d.pipeline = :p AND d.id > :after")
             state_col, time_col, order = "d.state", "d.updated_at", "d.id"
         if state:
@@ -467,8 +467,13 @@ class Service:
         updated = r.get("updated_at")
         if isinstance(updated, str):
             updated = datetime.fromisoformat(updated)
+        reason = r.get("reason")
+        payment = r.get("payment_state") or ""
+        if r["state"] == "pushed" and payment.startswith("refused"):
+            # A payment the target refused for a reason a person must fix outweighs the note.
+            reason = "payment not booked: " + payment.partition(": ")[2]
         return {
-            "id": r["ref"], "state": r["state"], "reason": unscoped(tenant, r["reason"]) if r.get("reason") else None,
+            "id": r["ref"], "state": r["state"], "reason": unscoped(tenant, reason) if reason else None,
             "number": r.get("number"),
             "target": ({"id": r["target_id"], "number": r.get("target_number")} if r.get("target_id") else None),
             "target_status": r.get("status"), "changed": r.get("changed"),
@@ -487,7 +492,8 @@ class Service:
         summary = self._summary(tenant, {"ref": row.source_ref, "state": row.state, "reason": row.reason,
                                          "number": row.number, "target_id": row.target_id,
                                          "target_number": row.target_number, "status": row.status,
-                                         "changed": row.changed, "updated_at": row.updated_at})
+                                         "changed": row.changed, "payment_state": row.payment_state,
+                                         "updated_at": row.updated_at})
         history: list[dict[str, Any]] = []
         for entry in runtime.ledger.audit(pipeline.name):
             if entry.source_ref == source_ref:

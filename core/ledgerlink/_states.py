@@ -43,6 +43,9 @@ class PaymentState(StrEnum):
     RETRY = "retry"
     """Not booked yet (the document is a draft there, or the answer was lost)."""
     BOOKED = "booked"
+    REFUSED = "refused"
+    """The target refused it for a reason a person must fix (an account to map): stored
+    as ``refused: <why>``, shown by ``status``, booked by ``retry`` once fixed."""
 
 
 class WritebackState(StrEnum):
