@@ -50,7 +50,7 @@ from ._http import (  # noqa: E402
     key_id,
     redact,
 )
-from ._paging import Cursor, Offset, Page, PageNumber, Pagination  # noqa: E402
+from ._paging import Cursor, NextLink, Offset, Page, PageNumber, Pagination  # noqa: E402
 from ._records import (  # noqa: E402
     REVERSAL_SUFFIX,
     Address,
@@ -94,6 +94,7 @@ __all__ = [
     "PageNumber",
     "Page",
     "Offset",
+    "NextLink",
     "HeaderToken",
     "Cursor",
     "BearerToken",

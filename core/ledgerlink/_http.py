@@ -55,7 +55,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 
 from ._errors import ConnectionError_, OutcomeUnknown, TransientError, VendorRejected
-from ._paging import Page, Pagination, items, walk
+from ._paging import NEXT_URL, Page, Pagination, items, walk
 from ._version import __version__
 
 log = logging.getLogger("ledgerlink._http")
@@ -709,8 +709,24 @@ class HttpClient:
         envelope check goes here). Other keyword arguments go to :meth:`request`
         (``extra_limits``, ``headers``). A generator: each page is asked for when the
         one before has been taken."""
+        first = self._full_url(url)
+        last: list[httpx.URL] = [first]
+
         def fetch(query: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
-            response = self.request(method, url, params=query, **kwargs)
+            if NEXT_URL in query:  # NextLink: the page's own URL, relative to the page that named it
+                target = last[0].join(str(query[NEXT_URL]))
+                if (target.scheme, target.host, target.port) != (first.scheme, first.host, first.port):
+                    raise TransientError(
+                        f"{self._what(method.upper(), url)}: the next page is linked on another host "
+                        f"({target.scheme}://{target.host}); this connection sends its credentials only to "
+                        f"{first.scheme}://{first.host}")
+                response = self.request(method, str(target), **kwargs)
+            else:
+                response = self.request(method, url, params=query, **kwargs)
+            try:
+                last[0] = response.request.url
+            except RuntimeError:  # an answer built without its request (a test's)
+                pass
             return (self.json(response) if parse is None else parse(response)), response.headers
 
         return walk(fetch, style, params, what=self._what(method.upper(), url))

@@ -1,6 +1,6 @@
 """Declarative pagination: say how a vendor pages, get its items one by one.
 
-A *style* (:class:`PageNumber`, :class:`Offset`, :class:`Cursor`) describes the
+A *style* (:class:`PageNumber`, :class:`Offset`, :class:`Cursor`, :class:`NextLink`) describes the
 query parameters of a page, where the items are in an answer and how the last
 page shows. :meth:`ledgerlink.HttpClient.paginate` (items) and
 :meth:`~ledgerlink.HttpClient.pages` (whole pages, for totals a source checks
@@ -22,6 +22,7 @@ page just read (``Page.params``), so one style can serve every call of a source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -224,6 +225,53 @@ class Cursor(Pagination):
         return {**page.params, self.cursor_param: cursor}
 
 
+NEXT_URL = "__next_url__"
+"""The query key by which :class:`NextLink` hands the fetch the URL of the next page
+(the fetch requests that URL as it is, with no other parameters)."""
+
+_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,]+)*)')
+
+
+def link_header_next(value: str | None) -> str | None:
+    """The ``rel="next"`` target of an RFC 8288 ``Link`` header (GitHub's style); None."""
+    for match in _LINK.finditer(value or ""):
+        for parameter in match.group(2).split(";"):
+            name, _, rel = parameter.partition("=")
+            if name.strip().lower() == "rel" and "next" in rel.strip().strip('"').lower().split():
+                return match.group(1).strip()
+    return None
+
+
+@dataclass(frozen=True)
+class NextLink(Pagination):
+    """Follows the URL of the next page that each page hands out: the body field
+    ``next_field`` (dotted path; ``"links.next"``, ``"next"``) or the ``Link`` header's
+    ``rel="next"`` (RFC 8288). The first page is the URL asked with the caller's
+    parameters; each next one is exactly the URL given (absolute, or relative to the
+    page that named it), its own query included. None or empty ends the walk, as does
+    an empty page; a link repeated is an error (the walk would never end), and
+    :meth:`ledgerlink.HttpClient.pages` refuses a link to another host (the
+    connection's credentials go to the vendor only)."""
+
+    next_field: str | None = "next"
+    link_header: bool = True
+
+    def start(self) -> dict[str, Any]:
+        return {}
+
+    def after(self, page: Page) -> dict[str, Any] | None:
+        link = field(page.body, self.next_field) if self.next_field else None
+        if link in (None, "") and self.link_header:
+            link = link_header_next(page.headers.get("link"))
+        if link in (None, "") or not page.items:
+            return None
+        if not isinstance(link, str):
+            raise TransientError(f"page {page.number}: the next page's link {link!r} is not a string")
+        if link == page.params.get(NEXT_URL):
+            raise TransientError(f"page {page.number} links to itself as the next page ({link[:80]!r})")
+        return {NEXT_URL: link}
+
+
 def walk(fetch: Fetch, style: Pagination, params: Mapping[str, Any] | None = None, *,
          what: str = "the API") -> Iterator[Page]:
     """Read page after page with ``fetch`` (see :data:`Fetch`) as ``style`` says;
@@ -262,4 +310,5 @@ def items(pages: Iterable[Page], *, dedupe: Callable[[Any], Any] | None = None) 
             yield item
 
 
-__all__ = ["Cursor", "Fetch", "Offset", "Page", "PageNumber", "Pagination", "field", "items", "walk"]
+__all__ = ["NEXT_URL", "Cursor", "Fetch", "NextLink", "Offset", "Page", "PageNumber", "Pagination", "field", "items",
+           "link_header_next", "walk"]
