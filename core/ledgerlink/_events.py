@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._http import redact
+from ._schema import create_tables
 from ._secrets_store import SecretBox
 
 log = logging.getLogger("ledgerlink.events")
@@ -116,7 +117,7 @@ class Outbox:
         self.engine = engine_for(url)
         self.box = box
         self.t = tables()
-        self.t.metadata.create_all(self.engine)
+        create_tables(self.engine, self.t.metadata)
         self.wake = threading.Event()
         """Set when an event is recorded: the sender looks at once."""
 

@@ -32,6 +32,7 @@ from pydantic import Field
 from ._connectors import BrokenDocument, Settings, Source, SourceItem
 from ._hookspecs import hookimpl
 from ._records import Customer, Document
+from ._schema import create_tables
 
 CURSOR_WIDTH = 12
 
@@ -103,7 +104,7 @@ def engine_for(url: str) -> Any:
             cursor.close()
 
         event.listen(engine, "connect", pragmas)
-    tables().metadata.create_all(engine)
+    create_tables(engine, tables().metadata)
     with _GUARD:
         return _ENGINES.setdefault(url, engine)
 

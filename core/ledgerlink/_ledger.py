@@ -60,6 +60,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from ._changes import fingerprint
 from ._errors import ConfigError
 from ._records import Contact, Document, TargetRef
+from ._schema import lock_schema
 from ._states import DocumentState, LinkState, PaymentState
 
 SCHEMA_VERSION = 7
@@ -991,6 +992,7 @@ def _migrate(engine: Engine) -> None:
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # DDL inside the transaction; one writer at a time
+        lock_schema(conn)  # PostgreSQL: processes starting at once take turns (``_schema``)
         existing = set(inspect(conn).get_table_names())
         if "documents" not in existing:
             SQLModel.metadata.create_all(conn)

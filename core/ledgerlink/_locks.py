@@ -38,6 +38,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from ._errors import LedgerlinkError
 from ._ledger import Ledger, _table, utcnow
+from ._schema import create_tables
 
 POLL_SECONDS = 0.2
 
@@ -70,7 +71,7 @@ class PipelineLocks:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        SQLModel.metadata.create_all(ledger.engine, tables=[_table(PipelineLockRow)])
+        create_tables(ledger.engine, SQLModel.metadata, [_table(PipelineLockRow)])
         url = ledger.url
         self._dir: Path | None = None
         self._db_name = ""

@@ -25,6 +25,7 @@ from typing import Any
 
 from ._config import Config, _secret_fields, parse_config
 from ._errors import ConfigError
+from ._schema import create_tables
 from ._secrets_store import SecretBox
 
 TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -106,7 +107,7 @@ class TenantStore:
         self.box = box
         self.registry = registry
         self.engine = engine_for(url)
-        _tables().metadata.create_all(self.engine)
+        create_tables(self.engine, _tables().metadata)
         self.t = _tables()
 
     # -- config ------------------------------------------------------------------------

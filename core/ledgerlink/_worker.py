@@ -49,6 +49,7 @@ from typing import Any
 from ._config import Config, PipelineConfig, _redact_url, load_config
 from ._errors import ConfigError, LedgerlinkError
 from ._http import redact
+from ._schema import create_tables
 
 log = logging.getLogger("ledgerlink.worker")
 
@@ -163,7 +164,7 @@ class Deliveries:
             Column("last_reason", Text),
             Column("updated_at", DateTime(timezone=True), nullable=False),
         )
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     def count(self, task_id: str) -> int:
         """One more delivery of ``task_id``; how many so far (this one included)."""
