@@ -170,13 +170,16 @@ class Offset(Pagination):
 
     The next offset is this one plus the items received (a vendor that caps ``limit``
     loses nothing). The last page is the first empty one, or the one that reaches
-    ``total_items`` (body field) / ``total_items_header``."""
+    ``total_items`` (body field) / ``total_items_header``. ``short_page_ends``: a page
+    with fewer than ``limit`` items is the last (only for vendors that never send
+    fewer than asked, such as sevDesk; many cap the limit and would be cut short)."""
 
     offset_param: str = "offset"
     limit_param: str | None = "limit"
     limit: int | None = None
     total_items: str | None = None
     total_items_header: str | None = None
+    short_page_ends: bool = False
 
     def start(self) -> dict[str, Any]:
         params: dict[str, Any] = {self.offset_param: 0}
@@ -191,6 +194,8 @@ class Offset(Pagination):
         total = _count(field(page.body, self.total_items)) if self.total_items else None
         total = total if total is not None else _header(page.headers, self.total_items_header)
         if total is not None and offset >= total:
+            return None
+        if self.short_page_ends and self.limit and len(page.items) < self.limit:
             return None
         return {**page.params, self.offset_param: offset}
 

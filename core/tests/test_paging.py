@@ -115,6 +115,21 @@ def test_without_totals_the_first_empty_page_ends_the_listing(mock: Any) -> None
     assert len(asked) == 3
 
 
+def test_offset_ends_at_a_short_page_only_when_told(mock: Any) -> None:
+    asked, answer = served(list(range(25)), by="offset", size_param="limit")
+    mock.get("/items").mock(side_effect=answer)
+    assert list(client().paginate("/items", Offset(limit=10))) == list(range(25))
+    assert [r.url.params["offset"] for r in asked] == ["0", "10", "20", "25"]  # a short page is not trusted
+    asked.clear()
+    assert list(client().paginate("/items", Offset(limit=10, short_page_ends=True))) == list(range(25))
+    assert [r.url.params["offset"] for r in asked] == ["0", "10", "20"]
+    asked.clear()
+    capped, answer = served(list(range(25)), by="offset", size_param="ignored")  # sends 10, asked for 100
+    mock.get("/items").mock(side_effect=answer)
+    assert list(client().paginate("/items", Offset(limit=100, short_page_ends=True))) == list(range(10))
+    assert len(capped) == 1  # why it is off by default: a capping vendor is cut short
+
+
 def test_a_vendor_that_caps_the_page_size_loses_nothing(mock: Any) -> None:
     # Asked for 100 a page, the vendor sends 10: the short pages are not the end.
     asked, answer = served(list(range(25)), size_param="ignored")

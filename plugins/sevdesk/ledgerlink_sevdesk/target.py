@@ -29,7 +29,6 @@ from ledgerlink import (
     HeaderToken,
     Offset,
     OutcomeUnknown,
-    Page,
     Payment,
     Plan,
     QuarantineError,
@@ -153,15 +152,13 @@ class SevdeskSettings(Settings):
 @dataclass(frozen=True)
 class _LimitOffset(Offset):
     """sevDesk's paging: ``?limit=100&offset=0`` (limit first, as always sent), then
-    ``offset=100``, ... sevDesk states no total unless asked (``countAll``), so a page
-    shorter than ``limit`` is the last; :class:`Offset` ends only at an empty page or a
-    stated total."""
+    ``offset=100``, ... sevDesk states no total unless asked (``countAll``) and never
+    sends fewer than asked, so a page shorter than ``limit`` is the last."""
+
+    short_page_ends: bool = True
 
     def start(self) -> dict[str, Any]:
         return {"limit": self.limit, self.offset_param: 0}
-
-    def after(self, page: Page) -> dict[str, Any] | None:
-        return None if self.limit is not None and len(page.items) < self.limit else super().after(page)
 
 
 class SevdeskTarget(Target):
