@@ -163,7 +163,10 @@ class HistoryEntry(BaseModel):
 class DocumentStatus(BaseModel):
     id: str
     state: str = Field(description="queued, pending, pushed, skipped, failed, quarantined")
-    reason: str | None = None
+    reason: str | None = Field(None, description='why it is not pushed, or for a pushed one its note; '
+                               '"payment not booked: ..." when the target refused its payment')
+    payment_refused: bool = Field(False, description="pushed, but the target refused its payment for a reason a "
+                                  "person must fix; POST .../retry books it once fixed")
     number: str | None = None
     target: TargetRefView | None = None
     target_status: str | None = None

@@ -469,11 +469,13 @@ class Service:
             updated = datetime.fromisoformat(updated)
         reason = r.get("reason")
         payment = r.get("payment_state") or ""
-        if r["state"] == "pushed" and payment.startswith("refused"):
+        refused = r["state"] == "pushed" and payment.startswith("refused")
+        if refused:
             # A payment the target refused for a reason a person must fix outweighs the note.
             reason = "payment not booked: " + payment.partition(": ")[2]
         return {
             "id": r["ref"], "state": r["state"], "reason": unscoped(tenant, reason) if reason else None,
+            "payment_refused": refused,
             "number": r.get("number"),
             "target": ({"id": r["target_id"], "number": r.get("target_number")} if r.get("target_id") else None),
             "target_status": r.get("status"), "changed": r.get("changed"),
@@ -487,8 +489,8 @@ class Service:
         if row is None and body is None:
             raise NotFound(f"pipeline {pipeline_name!r} has no document {source_ref!r}")
         if row is None:
-            return {"id": source_ref, "state": "queued", "reason": None, "number": body.get("number") if body else None,
-                    "target": None, "target_status": None, "changed": None, "updated_at": None, "history": []}
+            return {"id": source_ref, "state": "queued", "reason": None, "payment_refused": False,
+                    "number": body.get("number") if body else None, "target": None, "target_status": None, "changed": None, "updated_at": None, "history": []}
         summary = self._summary(tenant, {"ref": row.source_ref, "state": row.state, "reason": row.reason,
                                          "number": row.number, "target_id": row.target_id,
                                          "target_number": row.target_number, "status": row.status,

@@ -13,6 +13,7 @@ pytest.importorskip("jinja2", reason="the status page needs ledgerlink[server]")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from ledgerlink._pages import COOKIE  # noqa: E402
+from ledgerlink.testing import fake_store  # noqa: E402
 
 from .test_server_api import ADMIN, SECRET, World, doc, tenant_body  # noqa: E402
 
@@ -119,3 +120,34 @@ def test_revoking_the_token_or_signing_out_ends_the_session(world: World) -> Non
     assert admin.post("/logout", data={"csrf": csrf(page)}, follow_redirects=False).status_code == 303
     assert admin.cookies.get(COOKIE) is None
     assert admin.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_a_refused_payment_is_shown_and_booked_again_from_the_page(world: World) -> None:
+    from ledgerlink import QuarantineError
+
+    body = tenant_body("acme")
+    body["pipelines"][0]["payment_reconciliation"] = "source"
+    assert world.client.put("/v1/tenants/acme", json=body, headers=world.admin()).status_code in (200, 201)
+    url = "/v1/tenants/acme/pipelines/invoices/documents"
+    world.client.post(url, json=doc(1), headers=world.admin())
+    world.idle()
+    why = "a CHF payment needs a check account in CHF: map one"
+    fake_store("acme")["fail_payment"] = [QuarantineError(why)]
+    world.client.post(url, json=doc(1, paid=True), headers=world.admin())  # paid later
+    world.idle()
+    status = world.client.get(f"{url}/order-1", headers=world.admin()).json()
+    assert status["state"] == "pushed" and status["payment_refused"] is True
+    assert status["reason"] == f"payment not booked: {why}"
+    assert fake_store("acme")["payments"] == []
+
+    browser = sign_in(world, ADMIN)
+    page = browser.get("/?pipeline=acme:invoices").text
+    assert f"payment not booked: {why}" in page and 'aria-label="Book the payment of order-1 again"' in page
+    booked = browser.post("/retry", data={"csrf": csrf(page), "pipeline": "acme:invoices", "document": "order-1"},
+                          follow_redirects=False)
+    assert booked.status_code == 303
+    world.idle()
+    assert len(fake_store("acme")["payments"]) == 1
+    after = world.client.get(f"{url}/order-1", headers=world.admin()).json()
+    assert after["payment_refused"] is False and "payment not booked" not in (after["reason"] or "")
+    assert "Book the payment of order-1" not in browser.get("/?pipeline=acme:invoices").text
