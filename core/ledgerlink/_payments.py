@@ -7,7 +7,11 @@ existing target document as soon as the source lists it. The ledger keeps the su
 booked so far (``payments_booked``); ``Target.book_payment`` books only the payments
 the target does not have yet, so repeating it is harmless. The write protocol is
 the documents': ``pending`` before the call, ``booked`` after; ``retry`` when the
-target cannot take it yet (a draft), settled on the next run.
+target cannot take it yet (a draft), settled on the next run; ``refused: <why>``
+when the target refused it for a reason a person must fix, booked by ``ledgerlink
+retry``. The ledger's copy of the document gets the source's payments when a
+booking starts, so a later run books them even when the source never lists the
+document again.
 """
 
 from __future__ import annotations
