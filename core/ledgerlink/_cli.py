@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ._states import DocumentState, OutcomeState
+from ._states import DocumentState, OutcomeState, payment_refusal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BUSY = 75
@@ -719,7 +719,7 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
     rows = ledger.documents(pipeline, want or None)
     if "changed" in states or "payment-refused" in states:
         rows = [r for r in rows if r.state in want or ("changed" in states and r.changed)
-                or ("payment-refused" in states and _payment_refused(r))]
+                or ("payment-refused" in states and payment_refusal(r.state, r.payment_state))]
     histories: dict[tuple[str, str], list[Any]] = {}
     for h in ledger.status_history(pipeline):
         histories.setdefault((h.pipeline, h.source_ref), []).append(h)
@@ -740,31 +740,21 @@ def status(state: State, pipeline: str | None, states: tuple[str, ...], history:
         counts[r.state] = counts.get(r.state, 0) + 1
     _table(["pipeline", "document", "state", "target", "status", "reason / changes"],
            [[i["pipeline"], i["number"] or i["source_ref"], i["state"], i["target_number"] or i["target_id"] or "-",
-             i["status"] or "-", (i["changed"] or _payment_refused(i) or i["reason"] or "")[:90]] for i in items])
+             i["status"] or "-", (i["changed"] or payment_refusal(i["state"], i["payment"]) or i["reason"] or "")[:90]]
+            for i in items])
     if history:
         for i in items:
             for entry in i["history"]:
                 click.echo(f"  {i['number'] or i['source_ref']}: {entry['at']} {entry['old'] or '-'} -> "
                            f"{entry['new']} (raw {entry['raw']!r})"
                            f"{' written back: ' + entry['written_back'] if entry['written_back'] else ''}")
-    refused = sum(1 for r in rows if _payment_refused(r))
-    click.echo(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + (
-        f" ({refused} with a payment the target refused: see above; `ledgerlink retry` books it once fixed)"
-        if refused else "") if counts else "no documents yet")
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no documents yet"
+    refused = sum(1 for r in rows if payment_refusal(r.state, r.payment_state))
+    if refused:
+        summary += f" ({refused} with a payment the target refused: see above; `ledgerlink retry` books it once fixed)"
+    click.echo(summary)
     for name, run_row in sorted(ledger.last_runs(pipeline).items()):
         click.echo(_describe_run(name, run_row))
-
-
-def _payment_refused(row: Any) -> str:
-    """"payment not booked: <why>" for a pushed document whose payment the target refused; else ""."""
-    value: str | None = row.get("payment") if isinstance(row, dict) else row.payment_state
-    if _row_state(row) == DocumentState.PUSHED and value and value.startswith("refused"):
-        return "payment not booked: " + value.partition(": ")[2]
-    return ""
-
-
-def _row_state(row: Any) -> str:
-    return str(row["state"] if isinstance(row, dict) else row.state)
 
 
 def _describe_run(pipeline: str, run_row: Any) -> str:

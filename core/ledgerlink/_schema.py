@@ -13,7 +13,6 @@ there. SQLite serialises writers itself; its schema changes run as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table, text
 from sqlalchemy.engine import Engine
@@ -34,8 +33,7 @@ def create_tables(engine: Engine, metadata: MetaData, tables: Sequence[Table] | 
     transaction."""
     with engine.connect() as conn:
         lock_schema(conn)
-        kwargs: dict[str, Any] = {} if tables is None else {"tables": list(tables)}
-        metadata.create_all(conn, **kwargs)
+        metadata.create_all(conn, tables=None if tables is None else list(tables))
         conn.commit()
 
 

@@ -32,7 +32,7 @@ from ._records import Customer, Document
 from ._runner import PipelineRunner
 from ._runtime import Outcome, Reporter, Runtime, SimulatedCrash
 from ._secrets_store import SecretBox
-from ._states import LinkState, OutcomeState
+from ._states import LinkState, OutcomeState, payment_refusal
 from ._tenants import DEFAULT_TENANT, TenantStore, scoped, unscoped
 
 log = logging.getLogger("ledgerlink.service")
@@ -467,15 +467,12 @@ class Service:
         updated = r.get("updated_at")
         if isinstance(updated, str):
             updated = datetime.fromisoformat(updated)
-        reason = r.get("reason")
-        payment = r.get("payment_state") or ""
-        refused = r["state"] == "pushed" and payment.startswith("refused")
-        if refused:
-            # A payment the target refused for a reason a person must fix outweighs the note.
-            reason = "payment not booked: " + payment.partition(": ")[2]
+        # A payment the target refused for a reason a person must fix outweighs the note.
+        refused = payment_refusal(r["state"], r.get("payment_state"))
+        reason = refused or r.get("reason")
         return {
             "id": r["ref"], "state": r["state"], "reason": unscoped(tenant, reason) if reason else None,
-            "payment_refused": refused,
+            "payment_refused": refused is not None,
             "number": r.get("number"),
             "target": ({"id": r["target_id"], "number": r.get("target_number")} if r.get("target_id") else None),
             "target_status": r.get("status"), "changed": r.get("changed"),
@@ -490,7 +487,8 @@ class Service:
             raise NotFound(f"pipeline {pipeline_name!r} has no document {source_ref!r}")
         if row is None:
             return {"id": source_ref, "state": "queued", "reason": None, "payment_refused": False,
-                    "number": body.get("number") if body else None, "target": None, "target_status": None, "changed": None, "updated_at": None, "history": []}
+                    "number": body.get("number") if body else None, "target": None, "target_status": None,
+                    "changed": None, "updated_at": None, "history": []}
         summary = self._summary(tenant, {"ref": row.source_ref, "state": row.state, "reason": row.reason,
                                          "number": row.number, "target_id": row.target_id,
                                          "target_number": row.target_number, "status": row.status,

@@ -76,4 +76,12 @@ class OutcomeState(StrEnum):
     PAYMENT_PENDING = "payment_pending"
 
 
-__all__ = ["DocumentState", "LinkState", "OutcomeState", "PaymentState", "WritebackState"]
+def payment_refusal(state: str, payment_state: str | None) -> str | None:
+    """"payment not booked: <why>" for a pushed document whose payment the target refused
+    (``payment_state`` ``refused: <why>``, as the ledger stores it); else None."""
+    if state != DocumentState.PUSHED or not payment_state or not payment_state.startswith(PaymentState.REFUSED):
+        return None
+    return "payment not booked: " + payment_state.partition(": ")[2]
+
+
+__all__ = ["DocumentState", "LinkState", "OutcomeState", "PaymentState", "WritebackState", "payment_refusal"]
