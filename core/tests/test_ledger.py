@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,8 @@ from ledgerlink._ledger import (
     LedgerRowGone,
 )
 from sqlalchemy import event, inspect
+
+from .pg import postgres_url
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,23 +72,9 @@ def test_audit_log_exports_as_csv(tmp_path: Path) -> None:
     assert lines[1].endswith(",p,books,order-1,push,v1,h,ok")
 
 
-def _postgres_url() -> str:
-    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    return url
-
-
 @pytest.mark.postgres
 def test_the_ledger_works_on_postgresql() -> None:
-    url = _postgres_url()
+    url = postgres_url()
     ledger = Ledger(url)
     with ledger.engine.begin() as conn:
         for table in ("status_history", "audit", "runs", "cursors", "customer_links", "documents", "schema_version"):

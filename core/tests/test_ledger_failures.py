@@ -42,6 +42,8 @@ import pytest
 from ledgerlink._ledger import Ledger
 from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
+from .pg import postgres_url
+
 SETPRIV = shutil.which("setpriv")
 WITHOUT_ROOT_POWERS = [SETPRIV or "setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
@@ -194,22 +196,9 @@ def test_postgresql_refusing_the_password(tmp_path: Path, refusing_postgres: Pos
     assert password not in ran.stdout + ran.stderr
 
 
-def postgres_server() -> str:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    return "postgresql+psycopg://postgres@127.0.0.1:5432"
-
-
 @pytest.mark.postgres
 def test_postgresql_without_the_database(tmp_path: Path) -> None:
-    server = postgres_server()
+    server = postgres_url(None)
     cfg = write_config(tmp_path, f"{server}/ledgerlink_no_such_db_22")
     ran = in_process(["-c", str(cfg), "status"])
     assert ran.code == 2

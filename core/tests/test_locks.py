@@ -21,32 +21,16 @@ from ledgerlink._ledger import Ledger
 from ledgerlink._locks import PipelineBusy, PipelineLocks
 from ledgerlink.testing import fake_config, fake_store, invoke_cli, sample_document
 
+from .pg import postgres_url
+
 PG_DATABASE = "ledgerlink_locks"
-
-
-def postgres_url() -> str:
-    """A database of its own on the machine's PostgreSQL (other tests drop tables in `test`)."""
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3,
-                             autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
-            if not exists:
-                with __import__("contextlib").suppress(psycopg.errors.DuplicateDatabase):
-                    conn.execute(f"CREATE DATABASE {PG_DATABASE}")
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
-    return postgres_url()
+    return postgres_url(PG_DATABASE)
 
 
 def pipeline_name(request: pytest.FixtureRequest) -> str:

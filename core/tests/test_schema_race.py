@@ -9,32 +9,20 @@ now takes one advisory lock first (``ledgerlink._schema``).
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect
 
+from .pg import postgres_url
+
 pytestmark = pytest.mark.postgres
 
 DATABASE = "ledgerlink_schema_race"
+"""A database per test and round (``_service_0`` ...): xdist runs the rounds side by side,
+and one dropping the database another is creating tables in would fail both."""
 STARTERS = 8
-
-
-def fresh_database() -> str:
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3,
-                             autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE}"
 
 
 def start_at_once(work: Any) -> list[BaseException]:
@@ -61,7 +49,7 @@ def test_the_service_and_worker_tables_are_created_once_by_starters_at_once(roun
     from ledgerlink import _events, _inbox, _tenants
     from ledgerlink._schema import create_tables
 
-    url = fresh_database()
+    url = postgres_url(f"{DATABASE}_service_{round_}", fresh=True)
     metadatas = [_tenants._tables().metadata, _inbox.tables().metadata, _events.tables().metadata]
 
     def start() -> None:
@@ -83,7 +71,7 @@ def test_ledgers_opened_at_once_on_a_new_database_all_open(round_: int) -> None:
     from ledgerlink._ledger import Ledger
     from ledgerlink._locks import PipelineLocks
 
-    url = fresh_database()
+    url = postgres_url(f"{DATABASE}_ledger_{round_}", fresh=True)
     opened: list[Any] = []
 
     def start() -> None:

@@ -25,6 +25,8 @@ from ledgerlink._server import create_app  # noqa: E402
 from ledgerlink._service import Service  # noqa: E402
 from ledgerlink.testing import fake_plugin, fake_store, reset_fake_stores, sample_document  # noqa: E402
 
+from .pg import postgres_url  # noqa: E402
+
 ADMIN = "admin-token-for-tests-0123456789"
 SECRET = "books-secret-token-9f8e7d"
 
@@ -153,20 +155,10 @@ def test_twenty_concurrent_posts_of_one_document_land_once(world: World) -> None
 
 @pytest.mark.postgres
 def test_the_service_works_on_postgresql(tmp_path: Path) -> None:
-    import os
     import secrets
 
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
-            pass
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            raise AssertionError(f"CI needs PostgreSQL on 127.0.0.1:5432: {exc}") from None
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    url = postgres_url()
     reset_fake_stores()
-    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     service = Service(url, box=SecretBox([new_key()]), plugins=PluginManager([fake_plugin]), workers=2)
     try:
         client = TestClient(create_app(service, admin=ADMIN)[0])
