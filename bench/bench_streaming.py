@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -143,32 +142,16 @@ def measure(docs: int, window: int | None, customers: int | None) -> tuple[float
         write_seed(seed, docs, customers)
         print(f"   {docs:>7} orders: seed {seed.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t0:.0f} s",
               flush=True)
-        sandbox = subprocess.Popen([benchkit.python(), str(Path(__file__)), "--sandbox", str(seed)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert sandbox.stdout is not None and sandbox.stdin is not None
+        with benchkit.sandbox_process(str(Path(__file__)), "--sandbox", str(seed)) as sandbox:
+            assert sandbox.stdout is not None
             url, username, key, password = sandbox.stdout.readline().split()
             path = work / "ledgerlink.toml"
             path.write_text(config(work, url, username, window), encoding="utf-8")
             env = {**os.environ, "BILLBEE_API_KEY": key, "BILLBEE_API_PASSWORD": password}
-            started = time.perf_counter()
-            with tempfile.TemporaryFile() as out:
-                proc = subprocess.Popen([benchkit.python(), str(Path(__file__)), "--child", "-c", str(path), "run"],
-                                        stdout=out, stderr=subprocess.STDOUT, env=env)
-                _, status, usage = os.wait4(proc.pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                elapsed = time.perf_counter() - started
-                out.seek(0)
-                text = out.read().decode("utf-8", "replace").strip()
-            sandbox.stdin.close()
-            counts = sandbox.stdout.readline().strip()
-        finally:
-            try:
-                sandbox.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                sandbox.kill()
-                sandbox.wait()
-    return usage.ru_maxrss / 1024, elapsed, text.splitlines()[-1] if text else "", code, counts
+            rss, elapsed, code, text = benchkit.run_measured([str(Path(__file__)), "--child", "-c", str(path), "run"],
+                                                             env)
+            counts = benchkit.sandbox_report(sandbox)
+    return rss, elapsed, text.splitlines()[-1] if text else "", code, counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -201,27 +200,20 @@ def run_child(plugin: str, url: str, settings: dict[str, Any], limit: int, code:
     if code is not None:
         path = str(code / "plugins" / PLUGINS[plugin])
         env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile(prefix="ledgerlink-bench-refs-") as refs:
-        proc = subprocess.Popen([benchkit.python(), str(Path(__file__)), "--child", plugin, url, json.dumps(settings),
-                                 str(limit), refs.name], stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - started
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace").strip()
+    with tempfile.NamedTemporaryFile(prefix="ledgerlink-bench-refs-") as refs:
+        rss, elapsed, status, text = benchkit.run_measured(
+            [str(Path(__file__)), "--child", plugin, url, json.dumps(settings), str(limit), refs.name], env)
         listed = Path(refs.name).read_text(encoding="utf-8").split()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if status != 0:
         raise SystemExit(f"the listing child failed:\n{text[-3000:]}")
     said = json.loads(text.splitlines()[-1])
     said["repeated"] = len(listed) - len(set(listed))
-    return usage.ru_maxrss / 1024, elapsed, said
+    return rss, elapsed, said
 
 
 def measure(plugin: str, docs: int, code: Path | None, extra: dict[str, Any]) -> dict[str, Any]:
-    sandbox = subprocess.Popen([benchkit.python(), str(Path(__file__)), "--sandbox", plugin, str(docs)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert sandbox.stdout is not None and sandbox.stdin is not None
+    with benchkit.sandbox_process(str(Path(__file__)), "--sandbox", plugin, str(docs)) as sandbox:
+        assert sandbox.stdout is not None
         started = sandbox.stdout.readline().split()
         if not started:
             raise SystemExit("the sandbox did not start")
@@ -229,14 +221,7 @@ def measure(plugin: str, docs: int, code: Path | None, extra: dict[str, Any]) ->
         settings = settings_for(plugin, url, extra)
         base_rss, _, _ = run_child(plugin, url, settings, 0, code)
         rss, elapsed, said = run_child(plugin, url, settings, docs, code)
-        sandbox.stdin.close()
-        counts = sandbox.stdout.readline().strip()
-    finally:
-        try:
-            sandbox.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
-            sandbox.wait()
+        counts = benchkit.sandbox_report(sandbox)
     return {"docs": docs, "rss": rss, "baseline": base_rss, "seconds": elapsed, "seed_seconds": made,
             "requests": counts, **said}
 

@@ -13,8 +13,12 @@ import os
 import platform
 import statistics
 import string
+import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -242,3 +246,40 @@ def to_toml(raw: dict[str, Any]) -> str:
 def python() -> str:
     exe = VENV_BIN / "python"
     return str(exe) if exe.exists() else sys.executable
+
+
+@contextmanager
+def sandbox_process(*argv: str) -> Iterator[subprocess.Popen[str]]:
+    """A sandbox in a process of its own: ``python ARGV`` (a bench script in its sandbox
+    mode), its stdin and stdout as text pipes. The script prints where it listens, then
+    waits for its stdin to close and prints what it counted as one last line (read it
+    with :func:`sandbox_report`). On leaving, it is given 120 s to end, then killed."""
+    proc = subprocess.Popen([python(), *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def sandbox_report(proc: subprocess.Popen[str]) -> str:
+    """Close the sandbox's stdin (it stops serving) and return its last line."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()
+    return proc.stdout.readline().strip()
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
+    """Run ``python ARGV`` to its end: (its peak RSS in MiB, seconds, exit code, its output
+    with stderr, stripped). Peak RSS from ``wait4``: the child's own, not this process's."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([python(), *argv], stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace").strip()
+    return usage.ru_maxrss / 1024, elapsed, os.waitstatus_to_exitcode(status), text
