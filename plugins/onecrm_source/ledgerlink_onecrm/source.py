@@ -274,20 +274,21 @@ class OnecrmSource(Source):
         total_results; visual4's total_count is read too)."""
         style = Offset(offset_param="offset", limit_param="limit", limit=self.settings.page_size,
                        items="records", total_items="total_results")
-
-        def parse(response: httpx.Response) -> Any:
-            body = self.http.json(response)
-            if not isinstance(body, dict) or not isinstance(body.get("records", []), list | None):
-                raise TransientError(f"1CRM answered {what} without a records list (HTTP {response.status_code})")
-            if "total_results" not in body and "total_count" in body:
-                body["total_results"] = body["total_count"]
-            return body
-
         query = {"fields[]": list(fields), **(params or {})}
-        for record in self.http.paginate(path, style, params=query, parse=parse,
+        for record in self.http.paginate(path, style, params=query, parse=lambda r: self._list_body(r, what),
                                          dedupe=lambda r: r.get("id") if isinstance(r, dict) else None):
             if isinstance(record, dict):
                 yield record
+
+    def _list_body(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """The body of a list call: an object with a records list (or null); visual4's
+        ``total_count`` read as ``total_results``."""
+        body = self.http.json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("records", []), list | None):
+            raise TransientError(f"1CRM answered {what} without a records list (HTTP {response.status_code})")
+        if "total_results" not in body and "total_count" in body:
+            body["total_results"] = body["total_count"]
+        return body
 
     def _record(self, model: str, ident: str, fields: tuple[str, ...] | None, what: str) -> dict[str, Any] | None:
         params = {"fields[]": list(fields)} if fields else None
@@ -437,13 +438,8 @@ class OnecrmSource(Source):
         (records, total_results or None)."""
         params = {"fields[]": list(fields or self._invoice_fields()), "order": f"date_modified {order}",
                   "filters[view_closed]": "1", "offset": offset, "limit": limit}
-        response = self.http.get("data/Invoice", params=params)
-        body = self.http.json(response)
-        records = body.get("records", []) if isinstance(body, dict) else None
-        if not isinstance(records, list | None):
-            raise TransientError(f"1CRM answered the invoice list without a records list (HTTP "
-                                 f"{response.status_code})")
-        total = body.get("total_results", body.get("total_count")) if isinstance(body, dict) else None
+        body = self._list_body(self.http.get("data/Invoice", params=params), "the invoice list")
+        records, total = body.get("records"), body.get("total_results")
         try:
             count = int(total) if total is not None else None
         except (TypeError, ValueError):
